@@ -3,9 +3,9 @@
 
 use crate::expr::{BinaryOp, Expr, ExprId, InputId, UnaryOp};
 use crate::validate::{validate, ValidationError};
-use crate::variant::{Hierarchy, InputDecl, InputKind, Transition, Variant, Write, DEFAULT_CHUNK_SIZE};
+use crate::variant::{Hierarchy, InputDecl, InputKind, Transition, VariantIr, Write, DEFAULT_CHUNK_SIZE};
 
-/// Incremental constructor of a [`Variant`].
+/// Incremental constructor of a [`VariantIr`].
 #[derive(Clone, Debug)]
 pub struct VariantBuilder {
     name: String,
@@ -99,9 +99,9 @@ impl VariantBuilder {
     }
 
     /// Validates and returns the variant.
-    pub fn finish(&self) -> Result<Variant, ValidationError> {
+    pub fn finish(&self) -> Result<VariantIr, ValidationError> {
         let missing = |part| ValidationError::Missing { variant: self.name.clone(), part };
-        let v = Variant {
+        let v = VariantIr {
             name: self.name.clone(),
             inputs: self.inputs.clone(),
             exprs: self.exprs.clone(),

@@ -5,13 +5,13 @@
 //! or scaling of q, k or λ. Tensor names: `q`, `k`, `v`, `g` (log decay), `beta`, `lam`.
 
 use crate::builder::VariantBuilder;
-use crate::variant::{InputKind, Transition, Variant};
+use crate::variant::{InputKind, Transition, VariantIr};
 
 /// Names of the six base variants; each also exists as `loglinear_<name>`.
 pub const BASE_NAMES: [&str; 6] = ["linear_attention", "retnet", "mamba2", "gla", "deltanet", "gated_deltanet"];
 
 /// Builds the log-linear form of base variant `base` (one of [`BASE_NAMES`]).
-pub fn loglinear(base: &str) -> Option<Variant> {
+pub fn loglinear(base: &str) -> Option<VariantIr> {
     let mut b = VariantBuilder::new(format!("loglinear_{base}"));
     let q = b.input("q", InputKind::Key);
     let k = b.input("k", InputKind::Key);
@@ -38,7 +38,7 @@ pub fn loglinear(base: &str) -> Option<Variant> {
 }
 
 /// Builds a built-in by its full name (`mamba2`, `loglinear_mamba2`, ...).
-pub fn by_name(name: &str) -> Option<Variant> {
+pub fn by_name(name: &str) -> Option<VariantIr> {
     match name.strip_prefix("loglinear_") {
         Some(base) => loglinear(base),
         None => loglinear(name).map(|v| v.linear_base()),
@@ -46,9 +46,9 @@ pub fn by_name(name: &str) -> Option<Variant> {
 }
 
 /// All twelve built-ins: the six log-linear forms, then the six linear ones.
-pub fn all() -> Vec<Variant> {
-    let ll: Vec<Variant> = BASE_NAMES.iter().map(|n| loglinear(n).expect("known")).collect();
-    let lin: Vec<Variant> = ll.iter().map(|v| v.linear_base()).collect();
+pub fn all() -> Vec<VariantIr> {
+    let ll: Vec<VariantIr> = BASE_NAMES.iter().map(|n| loglinear(n).expect("known")).collect();
+    let lin: Vec<VariantIr> = ll.iter().map(|v| v.linear_base()).collect();
     ll.into_iter().chain(lin).collect()
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Handle of an expression in a [`crate::Variant`]'s arena. Operands always have smaller handles than their users.
+/// Handle of an expression in a [`crate::VariantIr`]'s arena. Operands always have smaller handles than their users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExprId(pub u32);
 
@@ -18,7 +18,7 @@ impl ExprId {
 pub struct InputId(pub u32);
 
 impl InputId {
-    /// The index of this input in [`crate::Variant::inputs`].
+    /// The index of this input in [`crate::VariantIr::inputs`].
     pub fn index(self) -> usize {
         self.0 as usize
     }

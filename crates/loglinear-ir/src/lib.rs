@@ -1,12 +1,12 @@
 //! # loglinear-ir: the variant algebra
 //!
-//! A [`Variant`] is the *algorithm* of a linear-attention model: its inputs, preprocessing expressions over them,
+//! A [`VariantIr`] is the *algorithm* of a linear-attention model: its inputs, preprocessing expressions over them,
 //! the transition `A_t`, the write `W_t = scale · k vᵀ`, the read-out `q`, and the hierarchy (none: the linear
 //! base model; Fenwick: log-linear, spec §2). It says nothing about how it is scheduled, apart from a default
 //! chunk size.
 //!
 //! ## Invariants
-//! A `Variant` obtained from [`VariantBuilder::finish`] has passed [`validate()`](validate::validate):
+//! A `VariantIr` obtained from [`VariantBuilder::finish`] has passed [`validate()`](validate::validate):
 //! names are unique identifiers, the expression arena is topologically ordered (operands precede users), every
 //! expression is well typed ([`Ty`]), each role holds an expression of the right type, λ exists iff the hierarchy
 //! is Fenwick, every input is used, and the chunk size is a power of two in `1..=256`. Later stages may assume
@@ -22,6 +22,7 @@
 
 pub mod builder;
 pub mod builtins;
+pub mod declare;
 pub mod expr;
 pub mod level;
 pub mod print;
@@ -32,10 +33,11 @@ pub mod validate;
 pub mod variant;
 
 pub use builder::VariantBuilder;
+pub use declare::Variant;
 pub use expr::{BinaryOp, Expr, ExprId, InputId, Ty, UnaryOp};
 pub use problem::{resolve, HeadProblem, HeadTransition, Resolved};
 pub use tensor::{check_inputs, Dims, HostTensor, InputError, TensorMap};
 pub use validate::{validate, ValidationError};
 pub use variant::{
-    Hierarchy, InputDecl, InputKind, Transition, TransitionClass, Variant, Write, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
+    Hierarchy, InputDecl, InputKind, Transition, TransitionClass, VariantIr, Write, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };

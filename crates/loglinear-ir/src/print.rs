@@ -16,7 +16,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::expr::{BinaryOp, Expr, ExprId, UnaryOp};
-use crate::variant::{Hierarchy, Transition, Variant};
+use crate::variant::{Hierarchy, Transition, VariantIr};
 
 fn prec(e: &Expr) -> u8 {
     match e {
@@ -27,7 +27,7 @@ fn prec(e: &Expr) -> u8 {
     }
 }
 
-fn write_expr(v: &Variant, id: ExprId, out: &mut String) {
+fn write_expr(v: &VariantIr, id: ExprId, out: &mut String) {
     let Some(e) = v.exprs.get(id.index()) else {
         let _ = write!(out, "%{}", id.0);
         return;
@@ -73,14 +73,14 @@ fn write_expr(v: &Variant, id: ExprId, out: &mut String) {
 }
 
 /// Prints one expression in infix form, e.g. `softplus(a + dt_bias) * -2.0`.
-pub fn expr_to_string(v: &Variant, id: ExprId) -> String {
+pub fn expr_to_string(v: &VariantIr, id: ExprId) -> String {
     let mut s = String::new();
     write_expr(v, id, &mut s);
     s
 }
 
 /// Prints the transition as the DSL writes it, e.g. `exp(g) * (I - beta * outer(k, k))`.
-pub fn transition_to_string(v: &Variant) -> String {
+pub fn transition_to_string(v: &VariantIr) -> String {
     let e = |id: ExprId| {
         let s = expr_to_string(v, id);
         match v.exprs.get(id.index()) {
@@ -108,7 +108,7 @@ pub fn transition_to_string(v: &Variant) -> String {
 }
 
 /// Prints the write, e.g. `beta * outer(k, v)`.
-pub fn write_to_string(v: &Variant) -> String {
+pub fn write_to_string(v: &VariantIr) -> String {
     let o = format!("outer({}, {})", expr_to_string(v, v.write.key), expr_to_string(v, v.write.value));
     match v.write.scale {
         Some(s) => {
@@ -122,7 +122,7 @@ pub fn write_to_string(v: &Variant) -> String {
     }
 }
 
-impl fmt::Display for Variant {
+impl fmt::Display for VariantIr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "variant {} {{", self.name)?;
         for d in &self.inputs {

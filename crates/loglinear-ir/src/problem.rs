@@ -5,7 +5,7 @@
 use crate::expr::{Expr, ExprId, Ty, UnaryOp, L2NORM_EPS};
 use crate::level::num_levels;
 use crate::tensor::{check_inputs, Dims, HostTensor, InputError, TensorMap};
-use crate::variant::{Hierarchy, Transition, TransitionClass, Variant};
+use crate::variant::{Hierarchy, Transition, TransitionClass, VariantIr};
 
 fn shape_of(ty: Ty, d: &Dims) -> Vec<usize> {
     match ty {
@@ -32,7 +32,7 @@ fn index(ty: Ty, d: &Dims, bth: usize, h: usize, c: usize) -> usize {
 }
 
 /// Evaluates every expression of `v` on validated inputs; element `i` is expression `%i` with the shape of its type.
-pub fn eval_all(v: &Variant, inputs: &TensorMap, d: &Dims) -> Vec<HostTensor> {
+pub fn eval_all(v: &VariantIr, inputs: &TensorMap, d: &Dims) -> Vec<HostTensor> {
     let tys = crate::validate::infer_types(v).expect("eval_all needs a validated variant");
     let mut vals: Vec<HostTensor> = Vec::with_capacity(v.exprs.len());
     for (i, e) in v.exprs.iter().enumerate() {
@@ -261,7 +261,7 @@ pub struct Resolved {
 }
 
 /// Checks inputs ([`check_inputs`]) and evaluates the variant's preprocessing.
-pub fn resolve(variant: &Variant, inputs: &TensorMap) -> Result<Resolved, InputError> {
+pub fn resolve(variant: &VariantIr, inputs: &TensorMap) -> Result<Resolved, InputError> {
     let dims = check_inputs(variant, inputs)?;
     let tys = crate::validate::infer_types(variant).expect("resolve needs a validated variant");
     let vals = eval_all(variant, inputs, &dims);

@@ -3,7 +3,7 @@
 use crate::expr::{Expr, ExprId};
 use crate::level::num_levels;
 use crate::tensor::{HostTensor, TensorMap};
-use crate::variant::{Hierarchy, InputKind, Transition, Variant};
+use crate::variant::{Hierarchy, InputKind, Transition, VariantIr};
 
 /// SplitMix64: small, fast, deterministic.
 #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ enum Role {
     Plain,
 }
 
-fn direct_input(v: &Variant, id: ExprId) -> Option<usize> {
+fn direct_input(v: &VariantIr, id: ExprId) -> Option<usize> {
     match v.expr(id) {
         Expr::Input(i) => Some(i.index()),
         _ => None,
@@ -63,7 +63,7 @@ fn direct_input(v: &Variant, id: ExprId) -> Option<usize> {
 /// Log decays are `−softplus(N(0,1))·0.5`, β and write scales `sigmoid(N(0,1))`, λ `softplus(N(0,1))`, other
 /// inputs `N(0,1)` with key vectors scaled to norm ≈ 1 (exactly unit norm for delta variants).
 pub fn random_inputs(
-    variant: &Variant,
+    variant: &VariantIr,
     (b, t, h, k, v): (usize, usize, usize, usize, usize),
     extra_levels: usize,
     seed: u64,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::level::num_levels;
-use crate::variant::{InputKind, Variant};
+use crate::variant::{InputKind, VariantIr};
 
 /// A dense row-major f64 tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +91,7 @@ pub enum InputError {
     /// A declared input is absent.
     #[error("missing tensor `{name}`: variant `{variant}` needs `{name}` ({kind}) with shape {layout}")]
     Missing {
-        /// Variant.
+        /// VariantIr.
         variant: String,
         /// Tensor.
         name: String,
@@ -103,7 +103,7 @@ pub enum InputError {
     /// A tensor the variant does not take.
     #[error("tensor `{name}` (shape {shape}) is not an input of variant `{variant}`; its inputs are: {expected}")]
     Unexpected {
-        /// Variant.
+        /// VariantIr.
         variant: String,
         /// Tensor.
         name: String,
@@ -194,7 +194,7 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 /// The first token tensor in declaration order fixes B, T and H; the first key-dimension tensor fixes K; the first
 /// value tensor fixes V. Every other tensor must agree. λ needs at least `num_levels(T)` levels; extra levels are
 /// allowed and ignored.
-pub fn check_inputs(variant: &Variant, inputs: &TensorMap) -> Result<Dims, InputError> {
+pub fn check_inputs(variant: &VariantIr, inputs: &TensorMap) -> Result<Dims, InputError> {
     let names = variant.inputs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
     for (name, t) in inputs {
         if variant.input_by_name(name).is_none() {

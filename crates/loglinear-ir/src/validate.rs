@@ -1,4 +1,4 @@
-//! The validator. A [`Variant`] that passes it satisfies these invariants, on which every later stage relies:
+//! The validator. A [`VariantIr`] that passes it satisfies these invariants, on which every later stage relies:
 //!
 //! 1. input names are non-empty identifiers and unique;
 //! 2. every operand handle is smaller than its user's handle (the arena is topologically ordered) and every
@@ -12,7 +12,7 @@
 //! 7. the chunk size is a power of two in `1..=256`.
 
 use crate::expr::{Expr, ExprId, Ty, UnaryOp};
-use crate::variant::{Hierarchy, InputKind, Transition, Variant, MAX_CHUNK_SIZE};
+use crate::variant::{Hierarchy, InputKind, Transition, VariantIr, MAX_CHUNK_SIZE};
 
 /// Why a variant is rejected. Every message names the offending part and what was expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,7 +20,7 @@ pub enum ValidationError {
     /// Two inputs share a name.
     #[error("variant `{variant}`: input `{name}` is declared twice")]
     DuplicateInput {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The repeated name.
         name: String,
@@ -28,7 +28,7 @@ pub enum ValidationError {
     /// An input name is not an identifier.
     #[error("variant `{variant}`: input name `{name}` is not an identifier (expected [A-Za-z_][A-Za-z0-9_]*)")]
     BadInputName {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The name.
         name: String,
@@ -39,7 +39,7 @@ pub enum ValidationError {
     /// A handle points outside the arena or forward.
     #[error("variant `{variant}`: expression %{expr} refers to {what}, which does not precede it")]
     BadHandle {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The expression holding the handle.
         expr: u32,
@@ -49,7 +49,7 @@ pub enum ValidationError {
     /// Operands whose types do not mix.
     #[error("variant `{variant}`: `{expr}` combines {lhs} with {rhs}; vectors of different dimensions (or levels with vectors) do not mix")]
     TypeMismatch {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The expression, printed.
         expr: String,
@@ -61,7 +61,7 @@ pub enum ValidationError {
     /// `l2norm` of something that is not a vector.
     #[error("variant `{variant}`: `{expr}` takes l2norm of {found}; l2norm needs a key or value vector")]
     NormOfScalar {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The expression, printed.
         expr: String,
@@ -71,7 +71,7 @@ pub enum ValidationError {
     /// A role (query, write key, β, ...) filled by an expression of the wrong type.
     #[error("variant `{variant}`: the {role} `{expr}` is {found}; expected {expected}")]
     WrongRole {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// Which role.
         role: &'static str,
@@ -85,7 +85,7 @@ pub enum ValidationError {
     /// A `levels` input on a variant without hierarchy.
     #[error("variant `{variant}`: input `{name}` is per-level weights (λ) but the variant has no hierarchy; declare `hierarchy = fenwick(...)` or remove it")]
     LevelsWithoutHierarchy {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The input.
         name: String,
@@ -93,7 +93,7 @@ pub enum ValidationError {
     /// An input that nothing reads.
     #[error("variant `{variant}`: input `{name}` is declared but never used")]
     UnusedInput {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The input.
         name: String,
@@ -101,7 +101,7 @@ pub enum ValidationError {
     /// A bad chunk size.
     #[error("variant `{variant}`: chunk size {chunk} is not a power of two in 1..={max}")]
     BadChunkSize {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The value given.
         chunk: usize,
@@ -111,7 +111,7 @@ pub enum ValidationError {
     /// A builder was finished without a required part.
     #[error("variant `{variant}`: no {part} was declared")]
     Missing {
-        /// Variant name.
+        /// VariantIr name.
         variant: String,
         /// The missing part.
         part: &'static str,
@@ -125,7 +125,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// Infers the type of every expression; fails on the first ill-typed or ill-formed one.
-pub fn infer_types(v: &Variant) -> Result<Vec<Ty>, ValidationError> {
+pub fn infer_types(v: &VariantIr) -> Result<Vec<Ty>, ValidationError> {
     let mut tys: Vec<Ty> = Vec::with_capacity(v.exprs.len());
     for (i, e) in v.exprs.iter().enumerate() {
         let bad = |what: String| ValidationError::BadHandle { variant: v.name.clone(), expr: i as u32, what };
@@ -169,7 +169,7 @@ pub fn infer_types(v: &Variant) -> Result<Vec<Ty>, ValidationError> {
 }
 
 /// Checks every invariant listed in the module documentation.
-pub fn validate(v: &Variant) -> Result<(), ValidationError> {
+pub fn validate(v: &VariantIr) -> Result<(), ValidationError> {
     let name = &v.name;
     if !is_ident(name) {
         return Err(ValidationError::BadVariantName(name.clone()));

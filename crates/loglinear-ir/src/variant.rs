@@ -173,10 +173,10 @@ pub const MAX_CHUNK_SIZE: usize = 256;
 
 /// A linear-attention variant: the algorithm, with no schedule in it but a default chunk size.
 ///
-/// Built with [`crate::VariantBuilder`], which validates; a `Variant` obtained from it is well-formed:
+/// Built with [`crate::VariantBuilder`], which validates; a `VariantIr` obtained from it is well-formed:
 /// see [`crate::validate`] for the invariants.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Variant {
+pub struct VariantIr {
     /// The variant's name (as listed by `loglinear list`).
     pub name: String,
     /// Declared inputs, in declaration order.
@@ -195,7 +195,7 @@ pub struct Variant {
     pub chunk_size: usize,
 }
 
-impl Variant {
+impl VariantIr {
     /// The expression behind a handle.
     pub fn expr(&self, id: ExprId) -> &Expr {
         &self.exprs[id.index()]
@@ -293,7 +293,7 @@ impl Variant {
 
     /// The same variant with the hierarchy removed: its linear base model (`λ ≡ 1`). Inputs that only fed λ
     /// are dropped, so one declaration gives both forms.
-    pub fn linear_base(&self) -> Variant {
+    pub fn linear_base(&self) -> VariantIr {
         let mut v = self.clone();
         if !self.is_log_linear() {
             return v;
