@@ -1,0 +1,11 @@
+use loglinear_macros::log_linear;
+
+#[log_linear(crate = ::loglinear_ir)]
+fn la(q: Key, k: Key, v: Value, g: Scalar) {
+    query(q);
+    transition(exp(g) * I);
+    transition(I);
+    write(outer(k, v));
+}
+
+fn main() {}

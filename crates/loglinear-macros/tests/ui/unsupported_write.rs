@@ -1,0 +1,9 @@
+use loglinear_macros::log_linear;
+
+#[log_linear(crate = ::loglinear_ir)]
+fn la(q: Key, k: Key, v: Value) {
+    query(q);
+    write(k * v);
+}
+
+fn main() {}

@@ -1,0 +1,330 @@
+//! Safetensors files in and out.
+//!
+//! Inputs may be stored as F64, F32, F16 or BF16; they are converted to f64 [`HostTensor`]s and remember their
+//! [`Dtype`] so that outputs can be written back in the caller's precision. Outputs are written to a temporary
+//! file in the destination directory which is then renamed over the destination, so a failure never leaves a
+//! partial file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use loglinear_ir::tensor::ShapeFmt;
+use loglinear_ir::{HostTensor, TensorMap};
+use safetensors::tensor::TensorView;
+use safetensors::SafeTensors;
+
+use crate::error::RuntimeError;
+
+/// The element types the runtime reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// IEEE binary64.
+    F64,
+    /// IEEE binary32.
+    F32,
+    /// IEEE binary16.
+    F16,
+    /// bfloat16.
+    BF16,
+}
+
+impl Dtype {
+    /// Every supported dtype.
+    pub const ALL: [Dtype; 4] = [Dtype::F64, Dtype::F32, Dtype::F16, Dtype::BF16];
+
+    /// The dtype's name as safetensors writes it (`F64`, `F32`, `F16`, `BF16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F64 => "F64",
+            Dtype::F32 => "F32",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F64 => 8,
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+        }
+    }
+
+    /// The supported dtype for a safetensors dtype, if any.
+    pub fn from_safetensors(d: safetensors::Dtype) -> Option<Dtype> {
+        match d {
+            safetensors::Dtype::F64 => Some(Dtype::F64),
+            safetensors::Dtype::F32 => Some(Dtype::F32),
+            safetensors::Dtype::F16 => Some(Dtype::F16),
+            safetensors::Dtype::BF16 => Some(Dtype::BF16),
+            _ => None,
+        }
+    }
+
+    /// The safetensors dtype.
+    pub fn to_safetensors(self) -> safetensors::Dtype {
+        match self {
+            Dtype::F64 => safetensors::Dtype::F64,
+            Dtype::F32 => safetensors::Dtype::F32,
+            Dtype::F16 => safetensors::Dtype::F16,
+            Dtype::BF16 => safetensors::Dtype::BF16,
+        }
+    }
+
+    /// Decodes little-endian elements of this dtype to f64. `bytes.len()` must be a multiple of [`Dtype::size`].
+    pub fn decode(self, bytes: &[u8]) -> Vec<f64> {
+        match self {
+            Dtype::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            Dtype::F32 => {
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64).collect()
+            }
+            Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        }
+    }
+
+    /// Encodes f64 values as little-endian elements of this dtype (rounding to nearest).
+    pub fn encode(self, data: &[f64]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() * self.size());
+        for &x in data {
+            match self {
+                Dtype::F64 => out.extend_from_slice(&x.to_le_bytes()),
+                Dtype::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
+                Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
+                Dtype::BF16 => out.extend_from_slice(&half::bf16::from_f64(x).to_le_bytes()),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One tensor read from a file: its values in f64 and the dtype it was stored in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedTensor {
+    /// The values, converted to f64.
+    pub tensor: HostTensor,
+    /// The dtype in the file.
+    pub dtype: Dtype,
+}
+
+/// The tensors of one safetensors file, by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedTensors {
+    /// The file they came from.
+    pub path: PathBuf,
+    /// The tensors, by name.
+    pub tensors: BTreeMap<String, LoadedTensor>,
+}
+
+impl LoadedTensors {
+    /// A tensor by name.
+    pub fn get(&self, name: &str) -> Option<&LoadedTensor> {
+        self.tensors.get(name)
+    }
+
+    /// The dtype a tensor was stored in.
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.tensors.get(name).map(|t| t.dtype)
+    }
+
+    /// The tensor names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.tensors.keys().map(String::as_str).collect()
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether the file held no tensor.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The f64 tensors as a [`TensorMap`] (copied).
+    pub fn tensor_map(&self) -> TensorMap {
+        self.tensors.iter().map(|(n, t)| (n.clone(), t.tensor.clone())).collect()
+    }
+
+    /// The f64 tensors as a [`TensorMap`].
+    pub fn into_tensor_map(self) -> TensorMap {
+        self.tensors.into_iter().map(|(n, t)| (n, t.tensor)).collect()
+    }
+}
+
+/// Reads every tensor of a safetensors file.
+///
+/// # Errors
+/// [`RuntimeError::FileMissing`] when `path` does not exist, [`RuntimeError::Unreadable`] when it cannot be read
+/// as a file (a directory, no permission), [`RuntimeError::NotSafetensors`] when its contents are not in the
+/// format, [`RuntimeError::UnsupportedDtype`] for a tensor that is not F64, F32, F16 or BF16.
+pub fn read_safetensors(path: impl AsRef<Path>) -> Result<LoadedTensors, RuntimeError> {
+    let path = path.as_ref();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RuntimeError::FileMissing { path: path.to_path_buf() })
+        }
+        Err(e) => return Err(RuntimeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() }),
+    };
+    if meta.is_dir() {
+        return Err(RuntimeError::Unreadable { path: path.to_path_buf(), reason: "it is a directory".into() });
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| RuntimeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| RuntimeError::NotSafetensors { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut views: Vec<(String, TensorView<'_>)> = st.tensors();
+    views.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tensors = BTreeMap::new();
+    for (name, view) in views {
+        let shape = view.shape().to_vec();
+        let dtype = Dtype::from_safetensors(view.dtype()).ok_or_else(|| RuntimeError::UnsupportedDtype {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            dtype: view.dtype().to_string(),
+            shape: ShapeFmt(&shape).to_string(),
+        })?;
+        let data = dtype.decode(view.data());
+        if data.len() != shape.iter().product::<usize>() {
+            return Err(RuntimeError::NotSafetensors {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "tensor `{name}` has shape {} but {} bytes of {dtype} data",
+                    ShapeFmt(&shape),
+                    view.data().len()
+                ),
+            });
+        }
+        tensors.insert(name, LoadedTensor { tensor: HostTensor { shape, data }, dtype });
+    }
+    tracing::debug!(path = %path.display(), tensors = tensors.len(), "read safetensors file");
+    Ok(LoadedTensors { path: path.to_path_buf(), tensors })
+}
+
+/// Writes tensors to a safetensors file atomically: the bytes go to a temporary file in the destination
+/// directory, which is then renamed over `path`. On any failure nothing is left at `path` (an existing file there
+/// is left untouched) and the temporary file is removed.
+///
+/// # Errors
+/// [`RuntimeError::Write`] when the directory does not exist or the file cannot be written or renamed;
+/// [`RuntimeError::Internal`] for a tensor whose data does not fill its shape.
+pub fn write_safetensors_atomic(
+    path: impl AsRef<Path>,
+    tensors: &[(&str, &HostTensor, Dtype)],
+) -> Result<(), RuntimeError> {
+    let path = path.as_ref();
+    let werr = |reason: String| RuntimeError::Write { path: path.to_path_buf(), reason };
+    let mut encoded = Vec::with_capacity(tensors.len());
+    for (name, t, dtype) in tensors {
+        if t.data.len() != t.shape.iter().product::<usize>() {
+            return Err(RuntimeError::Internal(format!(
+                "tensor `{name}` has {} elements but shape {}",
+                t.data.len(),
+                ShapeFmt(&t.shape)
+            )));
+        }
+        encoded.push((name.to_string(), t.shape.clone(), *dtype, dtype.encode(&t.data)));
+    }
+    let views = encoded
+        .iter()
+        .map(|(name, shape, dtype, bytes)| {
+            TensorView::new(dtype.to_safetensors(), shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| RuntimeError::Internal(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| RuntimeError::Internal(format!("serialising: {e}")))?;
+    if path.is_dir() {
+        return Err(werr("it is a directory; expected a file path".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(werr(format!("directory `{}` does not exist", dir.display())));
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(|e| werr(format!("cannot create a temporary file in `{}`: {e}", dir.display())))?;
+    tmp.write_all(&bytes).map_err(|e| werr(e.to_string()))?;
+    tmp.as_file().sync_all().map_err(|e| werr(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // NamedTempFile is created 0600; an output file is an ordinary file.
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| werr(e.to_string()))?;
+    }
+    // On error the returned NamedTempFile is dropped, which deletes the temporary file.
+    tmp.persist(path).map_err(|e| werr(e.error.to_string()))?;
+    tracing::debug!(path = %path.display(), tensors = tensors.len(), bytes = bytes.len(), "wrote safetensors file");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_every_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = HostTensor::new(vec![2, 3], vec![0.5, -1.25, 2.0, 3.0, -0.0, 1024.0]);
+        for d in Dtype::ALL {
+            let p = dir.path().join(format!("{d}.safetensors"));
+            write_safetensors_atomic(&p, &[("x", &t, d), ("y", &t, Dtype::F64)]).unwrap();
+            let l = read_safetensors(&p).unwrap();
+            assert_eq!(l.names(), vec!["x", "y"]);
+            assert_eq!(l.dtype("x"), Some(d));
+            assert_eq!(l.get("x").unwrap().tensor, t, "{d}: values exactly representable");
+        }
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 4, "no temporary files left");
+    }
+
+    #[test]
+    fn write_failure_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = HostTensor::zeros(vec![2]);
+        let p = dir.path().join("nope").join("o.safetensors");
+        let e = write_safetensors_atomic(&p, &[("o", &t, Dtype::F32)]).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let e = write_safetensors_atomic(dir.path(), &[("o", &t, Dtype::F32)]).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn read_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.safetensors");
+        let e = read_safetensors(&missing).unwrap_err();
+        assert!(matches!(e, RuntimeError::FileMissing { .. }) && e.to_string().contains("missing.safetensors"));
+        let e = read_safetensors(dir.path()).unwrap_err();
+        assert!(matches!(e, RuntimeError::Unreadable { .. }) && e.to_string().contains("directory"), "{e}");
+        let junk = dir.path().join("junk.bin");
+        std::fs::write(&junk, b"\xff\xff\xff\xff\xff\xff\xff\x7f not safetensors").unwrap();
+        let e = read_safetensors(&junk).unwrap_err();
+        assert!(matches!(e, RuntimeError::NotSafetensors { .. }) && e.to_string().contains("junk.bin"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_dtype_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i32.safetensors");
+        let bytes = [1u8, 0, 0, 0, 2, 0, 0, 0];
+        let v = TensorView::new(safetensors::Dtype::I32, vec![2], &bytes).unwrap();
+        std::fs::write(&p, safetensors::serialize([("idx", v)], None).unwrap()).unwrap();
+        let e = read_safetensors(&p).unwrap_err().to_string();
+        assert!(e.contains("`idx`") && e.contains("I32") && e.contains("F64, F32, F16, BF16"), "{e}");
+    }
+}

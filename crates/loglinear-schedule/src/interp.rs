@@ -1,0 +1,633 @@
+//! A reference interpreter of the Kernel IR, generic over the element type ([`Float`]: f64 or f32).
+//!
+//! It executes the ops of the IR one by one, with no knowledge of variants or transition classes; it is the
+//! model every compiled backend is compared with.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+
+use loglinear_ir::expr::L2NORM_EPS;
+use loglinear_ir::level::bitlen;
+use loglinear_ir::{check_inputs, HostTensor, InputError, TensorMap};
+
+use crate::kernel::*;
+use crate::verify::{check_bounds, dim_value};
+use crate::{Compiled, SizeEnv};
+
+/// The element type of an interpretation.
+pub trait Float:
+    Copy
+    + Debug
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + 'static
+{
+    /// Zero.
+    const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// Negative infinity (the masked entries before `exp_nonpos`).
+    const NEG_INF: Self;
+    /// Conversion from f64 (rounding).
+    fn from_f64(x: f64) -> Self;
+    /// Conversion to f64 (exact).
+    fn to_f64(self) -> f64;
+    /// `e^x`.
+    fn exp(self) -> Self;
+    /// `ln(1 + x)`.
+    fn ln_1p(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const NEG_INF: Self = f64::NEG_INFINITY;
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln_1p(self) -> Self {
+        f64::ln_1p(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const NEG_INF: Self = f32::NEG_INFINITY;
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn ln_1p(self) -> Self {
+        f32::ln_1p(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+}
+
+/// Element type of an interpretation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Double precision.
+    F64,
+    /// Single precision (inputs rounded to f32, all arithmetic in f32).
+    F32,
+}
+
+#[derive(Clone, Debug)]
+struct Tile<F> {
+    r: usize,
+    c: usize,
+    d: Vec<F>,
+}
+
+impl<F: Float> Tile<F> {
+    fn zeros(r: usize, c: usize) -> Self {
+        Tile { r, c, d: vec![F::ZERO; r * c] }
+    }
+    #[inline]
+    fn at(&self, i: usize, j: usize) -> F {
+        // Size-1 dimensions broadcast.
+        let i = if self.r == 1 { 0 } else { i };
+        let j = if self.c == 1 { 0 } else { j };
+        self.d[i * self.c + j]
+    }
+}
+
+fn exp_nonpos<F: Float>(x: F) -> F {
+    if x > F::ZERO {
+        F::ONE
+    } else {
+        x.exp()
+    }
+}
+
+fn softplus<F: Float>(x: F) -> F {
+    if x > F::ZERO {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+fn sigmoid<F: Float>(x: F) -> F {
+    if x >= F::ZERO {
+        F::ONE / (F::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (F::ONE + e)
+    }
+}
+
+struct Machine<'a, F> {
+    p: &'a Program,
+    env: SizeEnv,
+    bufs: Vec<Vec<F>>,
+    shapes: Vec<Vec<usize>>,
+}
+
+fn ieval(e: &IExpr, vars: &[i64], env: &SizeEnv) -> i64 {
+    match e {
+        IExpr::Lit(n) => *n,
+        IExpr::Var(v) => vars[v.0 as usize],
+        IExpr::Sym(s) => env.get(*s) as i64,
+        IExpr::Add(a, b) => ieval(a, vars, env) + ieval(b, vars, env),
+        IExpr::Mul(a, b) => ieval(a, vars, env) * ieval(b, vars, env),
+        IExpr::Tz(a) => {
+            let x = ieval(a, vars, env);
+            if x > 0 {
+                x.trailing_zeros() as i64
+            } else {
+                0
+            }
+        }
+    }
+}
+
+fn low_mask(bits: i64) -> i64 {
+    if bits >= 63 {
+        i64::MAX
+    } else if bits <= 0 {
+        0
+    } else {
+        (1i64 << bits) - 1
+    }
+}
+
+pub(crate) fn eval_cond(c: &Cond, vars: &[i64], env: &SizeEnv) -> bool {
+    match c {
+        Cond::Bit { x, bit } => {
+            let b = ieval(bit, vars, env);
+            (0..63).contains(&b) && (ieval(x, vars, env) >> b) & 1 == 1
+        }
+        Cond::LowOnes { x, bits } => {
+            let m = low_mask(ieval(bits, vars, env));
+            ieval(x, vars, env) & m == m
+        }
+        Cond::LowZeros { x, bits } => ieval(x, vars, env) & low_mask(ieval(bits, vars, env)) == 0,
+        Cond::Ge(a, b) => ieval(a, vars, env) >= ieval(b, vars, env),
+        Cond::Not(a) => !eval_cond(a, vars, env),
+        Cond::And(a, b) => eval_cond(a, vars, env) && eval_cond(b, vars, env),
+    }
+}
+
+impl<F: Float> Machine<'_, F> {
+    /// The region of an access: fixed offset, the (stride, start, len, extent) of up to two kept dimensions.
+    fn region(&self, buf: BufId, index: &[Index], vars: &[i64]) -> (i64, Vec<(usize, i64, usize, i64)>) {
+        let shape = &self.shapes[buf.0 as usize];
+        let mut strides = vec![1usize; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * shape[i + 1];
+        }
+        let mut base = 0i64;
+        let mut kept = Vec::new();
+        for (n, ix) in index.iter().enumerate() {
+            match ix {
+                Index::At(e) => base += ieval(e, vars, &self.env) * strides[n] as i64,
+                Index::Block { start, len } => {
+                    kept.push((strides[n], ieval(start, vars, &self.env), dim_value(*len, &self.env), shape[n] as i64))
+                }
+                Index::Full => kept.push((strides[n], 0, shape[n], shape[n] as i64)),
+            }
+        }
+        (base, kept)
+    }
+
+    fn load(&self, buf: BufId, index: &[Index], vars: &[i64]) -> Tile<F> {
+        let (base, kept) = self.region(buf, index, vars);
+        let one = (1usize, 0i64, 1usize, 1i64);
+        let (d0, d1) = match kept.len() {
+            0 => (one, one),
+            1 => (kept[0], one),
+            _ => (kept[0], kept[1]),
+        };
+        let data = &self.bufs[buf.0 as usize];
+        let mut t = Tile::zeros(d0.2, d1.2);
+        for r in 0..d0.2 {
+            let i0 = d0.1 + r as i64;
+            if i0 < 0 || i0 >= d0.3 {
+                continue;
+            }
+            for c in 0..d1.2 {
+                let i1 = d1.1 + c as i64;
+                if i1 < 0 || i1 >= d1.3 {
+                    continue;
+                }
+                let off = base + i0 * d0.0 as i64 + if kept.len() > 1 { i1 * d1.0 as i64 } else { 0 };
+                t.d[r * t.c + c] = data[off as usize];
+            }
+        }
+        t
+    }
+
+    fn store(&mut self, buf: BufId, index: &[Index], vars: &[i64], t: &Tile<F>) {
+        let (base, kept) = self.region(buf, index, vars);
+        let one = (1usize, 0i64, 1usize, 1i64);
+        let (d0, d1) = match kept.len() {
+            0 => (one, one),
+            1 => (kept[0], one),
+            _ => (kept[0], kept[1]),
+        };
+        let data = &mut self.bufs[buf.0 as usize];
+        for r in 0..d0.2.min(t.r) {
+            let i0 = d0.1 + r as i64;
+            if i0 < 0 || i0 >= d0.3 {
+                continue;
+            }
+            for c in 0..d1.2.min(t.c) {
+                let i1 = d1.1 + c as i64;
+                if i1 < 0 || i1 >= d1.3 {
+                    continue;
+                }
+                let off = base + i0 * d0.0 as i64 + if kept.len() > 1 { i1 * d1.0 as i64 } else { 0 };
+                data[off as usize] = t.d[r * t.c + c];
+            }
+        }
+    }
+
+    fn op(&self, op: &Op, vars: &[i64], tiles: &[Option<Tile<F>>]) -> Tile<F> {
+        let g = |t: &TileId| tiles[t.0 as usize].as_ref().expect("verified: assigned before use");
+        let dv = |x: Dim| dim_value(x, &self.env);
+        match op {
+            Op::Load { buf, index } => self.load(*buf, index, vars),
+            Op::Zeros(s) => Tile::zeros(dv(s[0]), dv(s[1])),
+            Op::Eye(n) => {
+                let n = dv(*n);
+                let mut t = Tile::zeros(n, n);
+                for i in 0..n {
+                    t.d[i * n + i] = F::ONE;
+                }
+                t
+            }
+            Op::Const(c) => Tile { r: 1, c: 1, d: vec![F::from_f64(*c)] },
+            Op::Unary(u, a) => {
+                let a = g(a);
+                let f: fn(F) -> F = match u {
+                    UnOp::Neg => |x: F| -x,
+                    UnOp::Exp => |x: F| x.exp(),
+                    UnOp::ExpNonpos => exp_nonpos,
+                    UnOp::Softplus => softplus,
+                    UnOp::Sigmoid => sigmoid,
+                };
+                Tile { r: a.r, c: a.c, d: a.d.iter().map(|x| f(*x)).collect() }
+            }
+            Op::Binary(b, x, y) => {
+                let (x, y) = (g(x), g(y));
+                let (r, c) = (x.r.max(y.r), x.c.max(y.c));
+                let mut t = Tile::zeros(r, c);
+                for i in 0..r {
+                    for j in 0..c {
+                        let (p, q) = (x.at(i, j), y.at(i, j));
+                        t.d[i * c + j] = match b {
+                            BinOp::Add => p + q,
+                            BinOp::Sub => p - q,
+                            BinOp::Mul => p * q,
+                        };
+                    }
+                }
+                t
+            }
+            Op::L2Norm(a) => {
+                let mut t = g(a).clone();
+                let eps = F::from_f64(L2NORM_EPS);
+                for row in t.d.chunks_mut(t.c.max(1)) {
+                    let mut s = F::ZERO;
+                    for x in row.iter() {
+                        s += *x * *x;
+                    }
+                    let n = (s + eps).sqrt();
+                    row.iter_mut().for_each(|x| *x = *x / n);
+                }
+                t
+            }
+            Op::Matmul { a, b, ta, tb } => {
+                let (a, b) = (g(a), g(b));
+                let (m, k) = if *ta { (a.c, a.r) } else { (a.r, a.c) };
+                let n = if *tb { b.r } else { b.c };
+                let ea = |i: usize, l: usize| if *ta { a.d[l * a.c + i] } else { a.d[i * a.c + l] };
+                let eb = |l: usize, j: usize| if *tb { b.d[j * b.c + l] } else { b.d[l * b.c + j] };
+                let mut t = Tile::zeros(m, n);
+                for i in 0..m {
+                    for l in 0..k {
+                        let x = ea(i, l);
+                        for j in 0..n {
+                            t.d[i * n + j] += x * eb(l, j);
+                        }
+                    }
+                }
+                t
+            }
+            Op::MatmulGatedCausal { a, b, ga, gb } => {
+                let (a, b, ga, gb) = (g(a), g(b), g(ga), g(gb));
+                let (n, k) = (a.r, a.c);
+                let mut t = Tile::zeros(n, b.r);
+                for r in 0..n {
+                    for s in 0..=r.min(b.r.saturating_sub(1)) {
+                        let mut acc = F::ZERO;
+                        for i in 0..k {
+                            acc += a.d[r * k + i] * b.d[s * k + i] * exp_nonpos(ga.d[r * k + i] - gb.d[s * k + i]);
+                        }
+                        t.d[r * b.r + s] = acc;
+                    }
+                }
+                t
+            }
+            Op::CumSum(a) => {
+                let mut t = g(a).clone();
+                for i in 1..t.r {
+                    for j in 0..t.c {
+                        let prev = t.d[(i - 1) * t.c + j];
+                        t.d[i * t.c + j] += prev;
+                    }
+                }
+                t
+            }
+            Op::DiffCausal(a, b) => {
+                let (a, b) = (g(a), g(b));
+                let n = a.r;
+                let mut t = Tile { r: n, c: n, d: vec![F::NEG_INF; n * n] };
+                for r in 0..n {
+                    for s in 0..=r {
+                        t.d[r * n + s] = a.d[r] - b.d[s];
+                    }
+                }
+                t
+            }
+            Op::Row(a, r) => {
+                let a = g(a);
+                let r = ieval(r, vars, &self.env);
+                if r < 0 || r as usize >= a.r {
+                    return Tile::zeros(1, a.c);
+                }
+                let r = r as usize;
+                Tile { r: 1, c: a.c, d: a.d[r * a.c..(r + 1) * a.c].to_vec() }
+            }
+            Op::Col(a, j) => {
+                let a = g(a);
+                let j = ieval(j, vars, &self.env);
+                let mut t = Tile::zeros(a.r, 1);
+                if j >= 0 && (j as usize) < a.c {
+                    for i in 0..a.r {
+                        t.d[i] = a.d[i * a.c + j as usize];
+                    }
+                }
+                t
+            }
+            Op::Transpose(a) => {
+                let a = g(a);
+                let mut t = Tile::zeros(a.c, a.r);
+                for i in 0..a.r {
+                    for j in 0..a.c {
+                        t.d[j * a.r + i] = a.d[i * a.c + j];
+                    }
+                }
+                t
+            }
+            Op::Tril { a, strict } => {
+                let mut t = g(a).clone();
+                for i in 0..t.r {
+                    for j in 0..t.c {
+                        if j > i || (*strict && j == i) {
+                            t.d[i * t.c + j] = F::ZERO;
+                        }
+                    }
+                }
+                t
+            }
+            Op::LevelMask { lam, n } => {
+                let n = dv(*n);
+                let lam = lam.as_ref().map(g);
+                let mut t = Tile::zeros(n, n);
+                for r in 0..n {
+                    for s in 0..=r {
+                        t.d[r * n + s] = match lam {
+                            None => F::ONE,
+                            Some(l) => {
+                                let lv = bitlen((r ^ s) as u64) as usize;
+                                if lv < l.c {
+                                    l.d[r * l.c + lv]
+                                } else {
+                                    F::ZERO
+                                }
+                            }
+                        };
+                    }
+                }
+                t
+            }
+            Op::TriSolve { a, b } => {
+                let (a, b) = (g(a), g(b));
+                let mut x = b.clone();
+                let c = x.c;
+                for r in 0..x.r {
+                    for s in 0..r {
+                        let f = a.d[r * a.c + s];
+                        if f != F::ZERO {
+                            for j in 0..c {
+                                let v = x.d[s * c + j];
+                                x.d[r * c + j] = x.d[r * c + j] - f * v;
+                            }
+                        }
+                    }
+                }
+                x
+            }
+            Op::MaskRows { a, start, limit } => {
+                let mut t = g(a).clone();
+                let (s, lim) = (ieval(start, vars, &self.env), dv(*limit) as i64);
+                for r in 0..t.r {
+                    if s + r as i64 >= lim {
+                        for j in 0..t.c {
+                            t.d[r * t.c + j] = F::ZERO;
+                        }
+                    }
+                }
+                t
+            }
+            Op::Broadcast(a, s) => {
+                let a = g(a);
+                let (r, c) = (dv(s[0]), dv(s[1]));
+                let mut t = Tile::zeros(r, c);
+                for i in 0..r {
+                    for j in 0..c {
+                        t.d[i * c + j] = a.at(i, j);
+                    }
+                }
+                t
+            }
+        }
+    }
+
+    fn exec(&mut self, k: &Kernel, body: &[Stmt], vars: &mut Vec<i64>, tiles: &mut Vec<Option<Tile<F>>>) {
+        for s in body {
+            match s {
+                Stmt::Assign { dst, op } => {
+                    let t = self.op(op, vars, tiles);
+                    tiles[dst.0 as usize] = Some(t);
+                }
+                Stmt::Store { buf, index, src } => {
+                    if let Some(t) = tiles[src.0 as usize].take() {
+                        self.store(*buf, index, vars, &t);
+                        tiles[src.0 as usize] = Some(t);
+                    }
+                }
+                Stmt::For { var, body } => {
+                    let ext = dim_value(k.vars[var.0 as usize].extent, &self.env);
+                    for i in 0..ext {
+                        vars[var.0 as usize] = i as i64;
+                        self.exec(k, body, vars, tiles);
+                    }
+                }
+                Stmt::If { cond, then, els } => {
+                    if eval_cond(cond, vars, &self.env) {
+                        self.exec(k, then, vars, tiles);
+                    } else {
+                        self.exec(k, els, vars, tiles);
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_kernel(&mut self, k: &Kernel) {
+        let extents: Vec<usize> = k.grid.iter().map(|g| dim_value(k.vars[g.0 as usize].extent, &self.env)).collect();
+        if extents.contains(&0) {
+            return;
+        }
+        let mut vars = vec![0i64; k.vars.len()];
+        let mut idx = vec![0usize; extents.len()];
+        loop {
+            for (n, g) in k.grid.iter().enumerate() {
+                vars[g.0 as usize] = idx[n] as i64;
+            }
+            let mut tiles = vec![None; k.tiles.len()];
+            self.exec(k, &k.body, &mut vars, &mut tiles);
+            // Next grid point (last variable fastest).
+            let mut n = extents.len();
+            loop {
+                if n == 0 {
+                    return;
+                }
+                n -= 1;
+                idx[n] += 1;
+                if idx[n] < extents[n] {
+                    break;
+                }
+                idx[n] = 0;
+            }
+        }
+    }
+}
+
+fn machine<'a, F: Float>(p: &'a Program, env: SizeEnv, inputs: &TensorMap) -> Machine<'a, F> {
+    let shapes: Vec<Vec<usize>> =
+        p.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, &env)).collect()).collect();
+    let bufs = p
+        .buffers
+        .iter()
+        .zip(&shapes)
+        .map(|(b, shape)| {
+            let n: usize = shape.iter().product();
+            match &b.kind {
+                BufKind::Input(name) => {
+                    let t = &inputs[name];
+                    if t.shape.len() == 4 && t.shape[3] != shape[3] {
+                        // λ with more levels than L: keep the first L.
+                        let (rows, l0, l) = (t.shape[0] * t.shape[1] * t.shape[2], t.shape[3], shape[3]);
+                        (0..rows).flat_map(|r| t.data[r * l0..r * l0 + l].iter().map(|x| F::from_f64(*x))).collect()
+                    } else {
+                        t.data.iter().map(|x| F::from_f64(*x)).collect()
+                    }
+                }
+                _ => vec![F::ZERO; n],
+            }
+        })
+        .collect();
+    Machine { p, env, bufs, shapes }
+}
+
+fn output<F: Float>(m: &Machine<F>) -> HostTensor {
+    let o = m.p.output.0 as usize;
+    HostTensor::new(m.shapes[o].clone(), m.bufs[o].iter().map(|x| x.to_f64()).collect())
+}
+
+fn bounds_or_panic(p: &Program, env: &SizeEnv) {
+    if let Err(e) = check_bounds(p, env) {
+        let msgs: Vec<String> = e.iter().map(|x| x.to_string()).collect();
+        panic!("compiler bug: kernel IR out of bounds: {}", msgs.join("; "));
+    }
+}
+
+fn run_forward<F: Float>(c: &Compiled, inputs: &TensorMap, env: SizeEnv) -> HostTensor {
+    let mut m = machine::<F>(&c.forward, env, inputs);
+    for k in &c.forward.kernels {
+        m.run_kernel(k);
+    }
+    output(&m)
+}
+
+fn run_decode<F: Float>(c: &Compiled, inputs: &TensorMap, env: SizeEnv) -> HostTensor {
+    let mut m = machine::<F>(&c.decode, env, inputs);
+    for t in 0..env.t {
+        m.env.step = t;
+        for k in &c.decode.kernels {
+            m.run_kernel(k);
+        }
+    }
+    output(&m)
+}
+
+/// Interprets the forward program of `c` on `inputs` (checked with [`check_inputs`]); returns `o` as
+/// `[B, T, H, V]` in f64 holding the values computed at `precision`.
+///
+/// Log decays are expected to be ≤ 0 (α ∈ (0, 1], as the spec requires): `exp_nonpos` clamps positive
+/// arguments to 0, like the reference's `safe_exp`.
+///
+/// # Panics
+/// Only on a compiler bug: Kernel IR that fails the concrete bounds check for these sizes.
+pub fn interpret(c: &Compiled, inputs: &TensorMap, precision: Precision) -> Result<HostTensor, InputError> {
+    let dims = check_inputs(&c.variant, inputs)?;
+    let env = SizeEnv::new(&dims, c.chunk, c.forward.hierarchical);
+    bounds_or_panic(&c.forward, &env);
+    Ok(match precision {
+        Precision::F64 => run_forward::<f64>(c, inputs, env),
+        Precision::F32 => run_forward::<f32>(c, inputs, env),
+    })
+}
+
+/// Runs the decode-step program for `t = 0 .. T−1` in order (states carried between steps) and returns every
+/// `o_t` as `[B, T, H, V]`. The decode state has `LC = L` levels (the λ tensor's depth).
+///
+/// # Panics
+/// Only on a compiler bug (see [`interpret`]).
+pub fn interpret_decode(c: &Compiled, inputs: &TensorMap, precision: Precision) -> Result<HostTensor, InputError> {
+    let dims = check_inputs(&c.variant, inputs)?;
+    let env = SizeEnv::new(&dims, 1, c.decode.hierarchical);
+    bounds_or_panic(&c.decode, &env);
+    Ok(match precision {
+        Precision::F64 => run_decode::<f64>(c, inputs, env),
+        Precision::F32 => run_decode::<f32>(c, inputs, env),
+    })
+}

@@ -1,0 +1,702 @@
+//! The Kernel IR: what a backend needs and nothing more.
+//!
+//! A [`Program`] is a list of global [`Buffer`]s with symbolic shapes and a list of [`Kernel`]s run in order.
+//! A kernel has a grid of independent programs (one per value of its grid variables) and a body of
+//! statements: tile assignments ([`Op`]), guarded stores, sequential `for` loops and `if`s on integer bit
+//! conditions. Tiles are small dense 2-D arrays local to one program; vectors are `[n, 1]` columns.
+//!
+//! Text form (one item per line, file-test friendly):
+//!
+//! ```text
+//! program loglinear_mamba2.forward (C = 16, c = 4, NT = ceil(T/C), M = bitlen(NT-1))
+//!   buffer q: input [B, T, H, K] live 0..0
+//!   ...
+//! kernel chunk grid(b < B, h < H, i < NT) {
+//!   %q: [C, K] = load q[b, i*C +: C, h, :]
+//!   ...
+//! }
+//! ```
+
+use std::fmt::{self, Write as _};
+
+/// A size symbol. Every size is one of these or a literal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sym {
+    /// Batch.
+    B,
+    /// Sequence length.
+    T,
+    /// Heads.
+    H,
+    /// Key dimension.
+    K,
+    /// Value dimension.
+    V,
+    /// Number of λ levels in the λ tensors (`L'`).
+    L,
+    /// Number of chunks, `ceil(T / C)`.
+    NT,
+    /// Chunk size (a compile-time power of two; kept symbolic in shapes).
+    C,
+    /// Number of inter-chunk scans: `bitlen(NT − 1)` for log-linear variants, 1 for linear ones.
+    M,
+    /// Number of carried states of the fused scan: `M + 1` (log-linear) or 1 (linear).
+    MS,
+    /// Number of decode states: `L` (log-linear) or 1 (linear).
+    LC,
+    /// The decode position `t` (a runtime scalar of the decode-step program).
+    Step,
+}
+
+impl Sym {
+    /// The symbol's name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sym::B => "B",
+            Sym::T => "T",
+            Sym::H => "H",
+            Sym::K => "K",
+            Sym::V => "V",
+            Sym::L => "L",
+            Sym::NT => "NT",
+            Sym::C => "C",
+            Sym::M => "M",
+            Sym::MS => "MS",
+            Sym::LC => "LC",
+            Sym::Step => "t",
+        }
+    }
+}
+
+/// A symbolic size: a symbol or a literal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    /// A size symbol.
+    Sym(Sym),
+    /// A literal size.
+    Lit(usize),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Sym(s) => f.write_str(s.name()),
+            Dim::Lit(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Shorthands for symbolic dimensions.
+pub mod d {
+    use super::{Dim, Sym};
+    /// `B`.
+    pub const B: Dim = Dim::Sym(Sym::B);
+    /// `T`.
+    pub const T: Dim = Dim::Sym(Sym::T);
+    /// `H`.
+    pub const H: Dim = Dim::Sym(Sym::H);
+    /// `K`.
+    pub const K: Dim = Dim::Sym(Sym::K);
+    /// `V`.
+    pub const V: Dim = Dim::Sym(Sym::V);
+    /// `L`.
+    pub const L: Dim = Dim::Sym(Sym::L);
+    /// `NT`.
+    pub const NT: Dim = Dim::Sym(Sym::NT);
+    /// `C`.
+    pub const C: Dim = Dim::Sym(Sym::C);
+    /// `M`.
+    pub const M: Dim = Dim::Sym(Sym::M);
+    /// `MS`.
+    pub const MS: Dim = Dim::Sym(Sym::MS);
+    /// `LC`.
+    pub const LC: Dim = Dim::Sym(Sym::LC);
+    /// The literal 1.
+    pub const ONE: Dim = Dim::Lit(1);
+}
+
+/// The shape of a tile: `[rows, cols]`.
+pub type Shape2 = [Dim; 2];
+
+/// Handle of a buffer in [`Program::buffers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufId(pub u32);
+
+/// Handle of a tile in [`Kernel::tiles`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TileId(pub u32);
+
+/// Handle of an integer variable (grid or loop) in [`Kernel::vars`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarId(pub u32);
+
+/// What a buffer is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BufKind {
+    /// A declared input tensor of the variant, bound by name.
+    Input(String),
+    /// The operator's output `o`, `[B, T, H, V]`.
+    Output,
+    /// Scratch written and read by the program's kernels.
+    Scratch,
+    /// Persistent state carried between invocations (the decode states); zero before the first one.
+    State,
+}
+
+/// A global buffer with a symbolic shape (row-major, element type chosen by the backend).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffer {
+    /// Name in the text form.
+    pub name: String,
+    /// Role.
+    pub kind: BufKind,
+    /// Shape, outermost first.
+    pub shape: Vec<Dim>,
+}
+
+/// An integer index expression over grid/loop variables and size symbols.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IExpr {
+    /// A literal.
+    Lit(i64),
+    /// A grid or loop variable.
+    Var(VarId),
+    /// A size symbol's value.
+    Sym(Sym),
+    /// Sum.
+    Add(Box<IExpr>, Box<IExpr>),
+    /// Product.
+    Mul(Box<IExpr>, Box<IExpr>),
+    /// Number of trailing zero bits (`lssb`) of a positive value.
+    Tz(Box<IExpr>),
+}
+
+impl IExpr {
+    /// `a + b`.
+    pub fn sum(a: IExpr, b: IExpr) -> IExpr {
+        IExpr::Add(Box::new(a), Box::new(b))
+    }
+    /// `a * b`.
+    pub fn prod(a: IExpr, b: IExpr) -> IExpr {
+        IExpr::Mul(Box::new(a), Box::new(b))
+    }
+    /// Whether the expression mentions variable `v`.
+    pub fn uses(&self, v: VarId) -> bool {
+        match self {
+            IExpr::Var(x) => *x == v,
+            IExpr::Lit(_) | IExpr::Sym(_) => false,
+            IExpr::Add(a, b) | IExpr::Mul(a, b) => a.uses(v) || b.uses(v),
+            IExpr::Tz(a) => a.uses(v),
+        }
+    }
+}
+
+/// A condition on integers (all bit arithmetic; no floating point).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    /// Bit `bit` of `x` is 1.
+    Bit {
+        /// Value.
+        x: IExpr,
+        /// Bit index.
+        bit: IExpr,
+    },
+    /// The low `bits` bits of `x` are all 1 (`x mod 2^bits == 2^bits − 1`).
+    LowOnes {
+        /// Value.
+        x: IExpr,
+        /// Number of low bits.
+        bits: IExpr,
+    },
+    /// The low `bits` bits of `x` are all 0 (`x mod 2^bits == 0`).
+    LowZeros {
+        /// Value.
+        x: IExpr,
+        /// Number of low bits.
+        bits: IExpr,
+    },
+    /// `a ≥ b`.
+    Ge(IExpr, IExpr),
+    /// Negation.
+    Not(Box<Cond>),
+    /// Conjunction.
+    And(Box<Cond>, Box<Cond>),
+}
+
+impl Cond {
+    /// Whether the condition mentions variable `v`.
+    pub fn uses(&self, v: VarId) -> bool {
+        match self {
+            Cond::Bit { x, bit } => x.uses(v) || bit.uses(v),
+            Cond::LowOnes { x, bits } | Cond::LowZeros { x, bits } => x.uses(v) || bits.uses(v),
+            Cond::Ge(a, b) => a.uses(v) || b.uses(v),
+            Cond::Not(c) => c.uses(v),
+            Cond::And(a, b) => a.uses(v) || b.uses(v),
+        }
+    }
+}
+
+/// How one buffer dimension is indexed by a load or store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Index {
+    /// One element; the dimension is dropped from the tile.
+    At(IExpr),
+    /// `len` consecutive elements from `start`; elements past the buffer's end read as zero and are not stored.
+    Block {
+        /// First element.
+        start: IExpr,
+        /// Number of elements.
+        len: Dim,
+    },
+    /// The whole dimension.
+    Full,
+}
+
+/// Elementwise one-argument operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// `-x`.
+    Neg,
+    /// `exp(x)` for any `x` (preprocessing only).
+    Exp,
+    /// `exp(min(x, 0))`: the only exponential of the main kernels. Its arguments are differences of local
+    /// cumulative log decays, non-positive whenever the log decays are (α ∈ (0, 1]); masked entries are `−∞`.
+    ExpNonpos,
+    /// `log(1 + exp(x))`, stable.
+    Softplus,
+    /// `1 / (1 + exp(−x))`, stable.
+    Sigmoid,
+}
+
+impl UnOp {
+    /// Name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnOp::Neg => "neg",
+            UnOp::Exp => "exp",
+            UnOp::ExpNonpos => "exp_nonpos",
+            UnOp::Softplus => "softplus",
+            UnOp::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+/// Elementwise two-argument operations, with broadcasting of size-1 dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `a + b`.
+    Add,
+    /// `a − b`.
+    Sub,
+    /// `a · b`.
+    Mul,
+}
+
+impl BinOp {
+    /// Name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinOp::Add => "add",
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+        }
+    }
+}
+
+/// A tile operation; its result is assigned to a tile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Reads a region of a buffer (one [`Index`] per buffer dimension; at most two non-`At` dimensions, which
+    /// give the tile's shape, a single one giving a column `[n, 1]`).
+    Load {
+        /// Buffer.
+        buf: BufId,
+        /// Index per dimension.
+        index: Vec<Index>,
+    },
+    /// A zero tile.
+    Zeros(Shape2),
+    /// The `n × n` identity.
+    Eye(Dim),
+    /// A `[1, 1]` constant.
+    Const(f64),
+    /// Elementwise unary operation.
+    Unary(UnOp, TileId),
+    /// Elementwise binary operation (size-1 dimensions broadcast).
+    Binary(BinOp, TileId, TileId),
+    /// Each row divided by `sqrt(Σ row² + 1e-6)`.
+    L2Norm(TileId),
+    /// `op(a) · op(b)` with optional transposes.
+    Matmul {
+        /// Left operand.
+        a: TileId,
+        /// Right operand.
+        b: TileId,
+        /// Transpose `a`.
+        ta: bool,
+        /// Transpose `b`.
+        tb: bool,
+    },
+    /// Direct-difference gated product `out[r,s] = Σ_i a[r,i] b[s,i] exp_nonpos(ga[r,i] − gb[s,i])` for `s ≤ r`,
+    /// 0 above the diagonal (never factorised into `(a e^{ga})(b e^{−gb})ᵀ`).
+    MatmulGatedCausal {
+        /// Left rows.
+        a: TileId,
+        /// Right rows.
+        b: TileId,
+        /// Left log gates.
+        ga: TileId,
+        /// Right log gates.
+        gb: TileId,
+    },
+    /// Inclusive cumulative sum down the rows.
+    CumSum(TileId),
+    /// `out[r,s] = a[r] − b[s]` for `s ≤ r`, `−∞` above the diagonal (the mask applied before `exp`).
+    DiffCausal(TileId, TileId),
+    /// Row `r` as a `[1, cols]` tile.
+    Row(TileId, IExpr),
+    /// Column `j` as a `[rows, 1]` tile; zero when `j` is out of range.
+    Col(TileId, IExpr),
+    /// Transpose.
+    Transpose(TileId),
+    /// Zeroes the entries above the diagonal (`strict`: the diagonal too).
+    Tril {
+        /// Operand.
+        a: TileId,
+        /// Also zero the diagonal.
+        strict: bool,
+    },
+    /// The in-chunk level weights `[n, n]`: `lam[r, bitlen(r XOR s)]` for `s ≤ r` (0 when the level is not a
+    /// column of `lam`), 0 above the diagonal; without `lam`, the causal ones mask.
+    LevelMask {
+        /// λ rows `[n, L]`.
+        lam: Option<TileId>,
+        /// Block size.
+        n: Dim,
+    },
+    /// Solves `(I + StrictLower(a)) X = b` by forward substitution (unit lower-triangular solve).
+    TriSolve {
+        /// The strictly lower part is read.
+        a: TileId,
+        /// Right-hand side.
+        b: TileId,
+    },
+    /// Zeroes rows `r` with `start + r ≥ limit` (rows past the sequence end).
+    MaskRows {
+        /// Operand.
+        a: TileId,
+        /// Position of row 0.
+        start: IExpr,
+        /// Sequence length.
+        limit: Dim,
+    },
+    /// Repeats a tile with size-1 dimensions to a shape.
+    Broadcast(TileId, Shape2),
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `dst = op` (tiles are mutable; a tile may be reassigned with the same shape).
+    Assign {
+        /// Destination tile.
+        dst: TileId,
+        /// Operation.
+        op: Op,
+    },
+    /// Writes a tile to a buffer region (same indexing as [`Op::Load`]; elements past the end are dropped).
+    Store {
+        /// Buffer.
+        buf: BufId,
+        /// Index per dimension.
+        index: Vec<Index>,
+        /// Source tile.
+        src: TileId,
+    },
+    /// Sequential loop over `0..extent(var)`.
+    For {
+        /// Loop variable.
+        var: VarId,
+        /// Body.
+        body: Vec<Stmt>,
+    },
+    /// Conditional.
+    If {
+        /// Condition.
+        cond: Cond,
+        /// Taken when true.
+        then: Vec<Stmt>,
+        /// Taken when false.
+        els: Vec<Stmt>,
+    },
+}
+
+/// An integer variable with its range `0..extent`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Var {
+    /// Name.
+    pub name: String,
+    /// Exclusive upper bound.
+    pub extent: Dim,
+}
+
+/// A tile declaration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TileDecl {
+    /// Name (unique in the kernel).
+    pub name: String,
+    /// Shape.
+    pub shape: Shape2,
+}
+
+/// A kernel: a grid of independent programs, each running `body`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Name (the stage it implements).
+    pub name: String,
+    /// Grid variables (parallel).
+    pub grid: Vec<VarId>,
+    /// All variables (grid and loops).
+    pub vars: Vec<Var>,
+    /// All tiles.
+    pub tiles: Vec<TileDecl>,
+    /// Body.
+    pub body: Vec<Stmt>,
+}
+
+/// A program: buffers and kernels run in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// Name, `<variant>.forward` or `<variant>.decode_step`.
+    pub name: String,
+    /// Chunk size `C`.
+    pub chunk: usize,
+    /// Whether the variant is log-linear (fixes `M`, `MS`, `LC`).
+    pub hierarchical: bool,
+    /// Buffers.
+    pub buffers: Vec<Buffer>,
+    /// Kernels, in execution order.
+    pub kernels: Vec<Kernel>,
+    /// The output buffer.
+    pub output: BufId,
+}
+
+impl Program {
+    /// Buffer behind a handle.
+    pub fn buf(&self, b: BufId) -> &Buffer {
+        &self.buffers[b.0 as usize]
+    }
+
+    /// `(first, last)` kernel index touching each buffer (inputs and states live from kernel 0, the output to
+    /// the last kernel); `None` for untouched buffers.
+    pub fn lifetimes(&self) -> Vec<Option<(usize, usize)>> {
+        let mut lt: Vec<Option<(usize, usize)>> = vec![None; self.buffers.len()];
+        for (ki, k) in self.kernels.iter().enumerate() {
+            let mut touch = |b: BufId| {
+                let e = &mut lt[b.0 as usize];
+                *e = Some(match *e {
+                    None => (ki, ki),
+                    Some((a, _)) => (a, ki),
+                });
+            };
+            visit(&k.body, &mut |s| match s {
+                Stmt::Store { buf, .. } => touch(*buf),
+                Stmt::Assign { op: Op::Load { buf, .. }, .. } => touch(*buf),
+                _ => {}
+            });
+        }
+        let last = self.kernels.len().saturating_sub(1);
+        for (i, b) in self.buffers.iter().enumerate() {
+            if let Some((a, z)) = lt[i] {
+                lt[i] = Some(match b.kind {
+                    BufKind::Input(_) | BufKind::State => (0, z),
+                    BufKind::Output => (a, last),
+                    BufKind::Scratch => (a, z),
+                });
+            }
+        }
+        lt
+    }
+}
+
+/// Calls `f` on every statement, depth first.
+pub fn visit<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
+    for s in body {
+        f(s);
+        match s {
+            Stmt::For { body, .. } => visit(body, f),
+            Stmt::If { then, els, .. } => {
+                visit(then, f);
+                visit(els, f);
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Text form
+// ---------------------------------------------------------------------------------------------------------
+
+struct Ctx<'a> {
+    p: &'a Program,
+    k: &'a Kernel,
+}
+
+impl Ctx<'_> {
+    fn var(&self, v: VarId) -> &str {
+        self.k.vars.get(v.0 as usize).map_or("?", |x| x.name.as_str())
+    }
+    fn tile(&self, t: TileId) -> String {
+        format!("%{}", self.k.tiles.get(t.0 as usize).map_or("?", |x| x.name.as_str()))
+    }
+    fn iexpr(&self, e: &IExpr) -> String {
+        match e {
+            IExpr::Lit(n) => n.to_string(),
+            IExpr::Var(v) => self.var(*v).to_string(),
+            IExpr::Sym(s) => s.name().to_string(),
+            IExpr::Add(a, b) => match **b {
+                IExpr::Lit(n) if n < 0 => format!("{}-{}", self.iexpr(a), -n),
+                _ => format!("{}+{}", self.iexpr(a), self.iexpr(b)),
+            },
+            IExpr::Mul(a, b) => {
+                let w = |x: &IExpr| match x {
+                    IExpr::Add(..) => format!("({})", self.iexpr(x)),
+                    _ => self.iexpr(x),
+                };
+                format!("{}*{}", w(a), w(b))
+            }
+            IExpr::Tz(a) => format!("tz({})", self.iexpr(a)),
+        }
+    }
+    fn cond(&self, c: &Cond) -> String {
+        match c {
+            Cond::Bit { x, bit } => format!("bit({}, {})", self.iexpr(x), self.iexpr(bit)),
+            Cond::LowOnes { x, bits } => format!("low_ones({}, {})", self.iexpr(x), self.iexpr(bits)),
+            Cond::LowZeros { x, bits } => format!("low_zeros({}, {})", self.iexpr(x), self.iexpr(bits)),
+            Cond::Ge(a, b) => format!("{} >= {}", self.iexpr(a), self.iexpr(b)),
+            Cond::Not(a) => format!("!{}", self.cond(a)),
+            Cond::And(a, b) => format!("{} && {}", self.cond(a), self.cond(b)),
+        }
+    }
+    fn access(&self, buf: BufId, index: &[Index]) -> String {
+        let name = self.p.buffers.get(buf.0 as usize).map_or("?", |b| b.name.as_str());
+        let parts: Vec<String> = index
+            .iter()
+            .map(|i| match i {
+                Index::At(e) => self.iexpr(e),
+                Index::Block { start, len } => format!("{} +: {len}", self.iexpr(start)),
+                Index::Full => ":".to_string(),
+            })
+            .collect();
+        format!("{name}[{}]", parts.join(", "))
+    }
+    fn op(&self, op: &Op) -> String {
+        let t = |x: &TileId| self.tile(*x);
+        match op {
+            Op::Load { buf, index } => format!("load {}", self.access(*buf, index)),
+            Op::Zeros(_) => "zeros".into(),
+            Op::Eye(n) => format!("eye {n}"),
+            Op::Const(c) => format!("const {c:?}"),
+            Op::Unary(u, a) => format!("{} {}", u.name(), t(a)),
+            Op::Binary(b, x, y) => format!("{} {}, {}", b.name(), t(x), t(y)),
+            Op::L2Norm(a) => format!("l2norm {}", t(a)),
+            Op::Matmul { a, b, ta, tb } => {
+                format!("matmul {}{}, {}{}", t(a), if *ta { "^T" } else { "" }, t(b), if *tb { "^T" } else { "" })
+            }
+            Op::MatmulGatedCausal { a, b, ga, gb } => {
+                format!("matmul_gated_causal {}, {}, {}, {}", t(a), t(b), t(ga), t(gb))
+            }
+            Op::CumSum(a) => format!("cumsum {}", t(a)),
+            Op::DiffCausal(a, b) => format!("diff_causal {}, {}", t(a), t(b)),
+            Op::Row(a, r) => format!("row {}, {}", t(a), self.iexpr(r)),
+            Op::Col(a, j) => format!("col {}, {}", t(a), self.iexpr(j)),
+            Op::Transpose(a) => format!("transpose {}", t(a)),
+            Op::Tril { a, strict } => format!("{} {}", if *strict { "tril_strict" } else { "tril" }, t(a)),
+            Op::LevelMask { lam: Some(l), n } => format!("level_mask {} ({n}x{n}, level = bitlen(r ^ s))", t(l)),
+            Op::LevelMask { lam: None, n } => format!("causal_mask {n}x{n}"),
+            Op::TriSolve { a, b } => format!("tri_solve_unit_lower {}, {}", t(a), t(b)),
+            Op::MaskRows { a, start, limit } => format!("mask_rows {}, {} < {limit}", t(a), self.iexpr(start)),
+            Op::Broadcast(a, s) => format!("broadcast {} to [{}, {}]", t(a), s[0], s[1]),
+        }
+    }
+    fn body(&self, body: &[Stmt], ind: usize, out: &mut String) {
+        let pad = "  ".repeat(ind);
+        for s in body {
+            match s {
+                Stmt::Assign { dst, op } => {
+                    let sh = self.k.tiles.get(dst.0 as usize).map(|t| t.shape);
+                    let shs = sh.map_or("?".to_string(), |s| format!("[{}, {}]", s[0], s[1]));
+                    let _ = writeln!(out, "{pad}{}: {shs} = {}", self.tile(*dst), self.op(op));
+                }
+                Stmt::Store { buf, index, src } => {
+                    let _ = writeln!(out, "{pad}store {} = {}", self.access(*buf, index), self.tile(*src));
+                }
+                Stmt::For { var, body } => {
+                    let ext = self.k.vars.get(var.0 as usize).map_or("?".to_string(), |v| v.extent.to_string());
+                    let _ = writeln!(out, "{pad}for {} < {ext} {{", self.var(*var));
+                    self.body(body, ind + 1, out);
+                    let _ = writeln!(out, "{pad}}}");
+                }
+                Stmt::If { cond, then, els } => {
+                    let _ = writeln!(out, "{pad}if {} {{", self.cond(cond));
+                    self.body(then, ind + 1, out);
+                    if !els.is_empty() {
+                        let _ = writeln!(out, "{pad}}} else {{");
+                        self.body(els, ind + 1, out);
+                    }
+                    let _ = writeln!(out, "{pad}}}");
+                }
+            }
+        }
+    }
+}
+
+fn kind_name(k: &BufKind) -> String {
+    match k {
+        BufKind::Input(n) => format!("input `{n}`"),
+        BufKind::Output => "output".into(),
+        BufKind::Scratch => "scratch".into(),
+        BufKind::State => "state".into(),
+    }
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.chunk.trailing_zeros();
+        let (m, ms, lc) = if self.hierarchical { ("bitlen(NT-1)", "M+1", "L") } else { ("1", "1", "1") };
+        writeln!(
+            f,
+            "program {} (C = {}, c = {c}, NT = ceil(T/C), M = {m}, MS = {ms}, LC = {lc})",
+            self.name, self.chunk
+        )?;
+        let lt = self.lifetimes();
+        for (i, b) in self.buffers.iter().enumerate() {
+            let shape: Vec<String> = b.shape.iter().map(|d| d.to_string()).collect();
+            let live = match lt[i] {
+                Some((a, z)) => format!("live {a}..{z}"),
+                None => "unused".into(),
+            };
+            writeln!(f, "  buffer {}: {} [{}] {live}", b.name, kind_name(&b.kind), shape.join(", "))?;
+        }
+        for (ki, k) in self.kernels.iter().enumerate() {
+            let ctx = Ctx { p: self, k };
+            let grid: Vec<String> = k
+                .grid
+                .iter()
+                .map(|v| format!("{} < {}", ctx.var(*v), k.vars.get(v.0 as usize).map_or(d::ONE, |x| x.extent)))
+                .collect();
+            writeln!(f, "kernel {ki} {} grid({}) {{", k.name, grid.join(", "))?;
+            let mut s = String::new();
+            ctx.body(&k.body, 1, &mut s);
+            f.write_str(&s)?;
+            writeln!(f, "}}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints one operation of a kernel (used by error messages).
+pub fn op_to_string(p: &Program, k: &Kernel, op: &Op) -> String {
+    Ctx { p, k }.op(op)
+}

@@ -1,0 +1,491 @@
+//! The `loglinear` command line.
+//!
+//! Exit codes: 0 on success; 2 for any bad input or usage error, with one line `error: ...` on stderr; 1 for
+//! internal failures (and for a demo with a failing row). Output files are written atomically, so a failure
+//! never leaves a partial file.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use loglinear_ir::{InputKind, VariantIr};
+use loglinear_runtime::{
+    check_chunk_size, read_safetensors, write_safetensors_atomic, BackendRegistry, Dtype, LoadedTensors, RunOptions,
+    RuntimeError,
+};
+
+use crate::demo::{format_table, run_demo, DemoOptions};
+use crate::registry::Registry;
+
+/// The backend `loglinear run` uses when `--backend` is not given.
+pub const DEFAULT_BACKEND: &str = "reference";
+
+/// Exit code for success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code for internal failures (and failing demo rows).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code for bad input and usage errors.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loglinear",
+    version,
+    about = "Compile and run log-linear attention variants",
+    long_about = "Compile and run log-linear attention variants.\n\nExit codes: 0 success, 1 internal failure \
+                  (or a failing demo row), 2 bad input or usage."
+)]
+struct Cli {
+    /// Log level on stderr (overrides RUST_LOG; default: RUST_LOG, else warn)
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    log_level: Option<LogLevel>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the registered variants: name, transition class, hierarchy, inputs
+    List,
+    /// Print a variant's IR in its text form
+    Describe {
+        /// Variant name (see `loglinear list`)
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List the registered backends
+    Backends,
+    /// Run a variant on inputs from a safetensors file and write its output `o`
+    Run(RunArgs),
+    /// Lower a variant through the pass pipeline; print its IR after each pass and/or its cost
+    Compile(CompileArgs),
+    /// Run every log-linear variant on every backend with random inputs and compare with the naive f64 oracle
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Variant name (see `loglinear list`)
+    #[arg(long, value_name = "NAME")]
+    variant: String,
+    /// Backend (see `loglinear backends`)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_BACKEND)]
+    backend: String,
+    /// Input safetensors file: one tensor per variant input, by its plain name (q, k, v, g, beta, lam, ...)
+    #[arg(long, value_name = "IN.safetensors")]
+    input: PathBuf,
+    /// Output safetensors file, written atomically; holds `o` [B, T, H, V] in the dtype of `v`
+    #[arg(long, value_name = "OUT.safetensors")]
+    output: PathBuf,
+    /// Chunk size: a power of two in 1..=256 (default: the variant's)
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    chunk_size: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormArg {
+    /// One masked scan per chunk level (spec §7.2)
+    PerLevel,
+    /// All chunk levels carried in one pass (end of spec §7.2)
+    Fused,
+}
+
+#[derive(Args, Debug)]
+struct CompileArgs {
+    /// Variant name (see `loglinear list`)
+    #[arg(long, value_name = "NAME")]
+    variant: String,
+    /// Chunk size: a power of two in 1..=256 (default: the variant's)
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    chunk_size: Option<usize>,
+    /// Inter-chunk scan form
+    #[arg(long, value_enum, default_value = "per-level")]
+    form: FormArg,
+    /// Print the IR: `after-all` (every stage) or the name of one pass (validate, classify, schedule, lower, verify)
+    #[arg(long, value_name = "WHEN")]
+    dump_ir: Option<String>,
+    /// Print the cost model's FLOPs, bytes moved and peak memory for `--shape`
+    #[arg(long)]
+    cost: bool,
+    /// Problem shape for `--cost`: B,T,H,K,V
+    #[arg(long, value_name = "B,T,H,K,V", default_value = "1,16384,4,64,64")]
+    shape: String,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Batch size B
+    #[arg(long, default_value_t = 1)]
+    b: usize,
+    /// Sequence length T (best not a multiple of the chunk size)
+    #[arg(long, default_value_t = 100)]
+    t: usize,
+    /// Number of heads H
+    #[arg(long, default_value_t = 2)]
+    h: usize,
+    /// Key dimension K
+    #[arg(long, default_value_t = 16)]
+    k: usize,
+    /// Value dimension V
+    #[arg(long, default_value_t = 24)]
+    v: usize,
+    /// Chunk size given to every backend: a power of two in 1..=256
+    #[arg(long, value_name = "C", default_value_t = 16, allow_negative_numbers = true)]
+    chunk_size: usize,
+    /// Extra λ levels beyond ⌈log2 T⌉ + 1 (must be ignored by every backend)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    extra_levels: usize,
+    /// Seed of the random inputs
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Only this variant (repeatable; default: every log-linear variant)
+    #[arg(long = "variant", value_name = "NAME")]
+    variants: Vec<String>,
+    /// Only this backend (repeatable; default: every backend)
+    #[arg(long = "backend", value_name = "NAME")]
+    backends: Vec<String>,
+    /// Also run the linear (non-log-linear) variants
+    #[arg(long)]
+    include_linear: bool,
+}
+
+/// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`crate::backends`];
+/// returns the exit code.
+pub fn main_with(registry: Registry) -> i32 {
+    main_with_args(registry, crate::backends(), std::env::args_os())
+}
+
+/// Runs the CLI on `args` (the first one is the program name) with these variants and backends; returns the
+/// exit code. Never panics on bad input; a panic inside is reported as an internal failure (exit code 1).
+pub fn main_with_args<I, T>(registry: Registry, backends: BackendRegistry, args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return clap_error(e),
+    };
+    init_logging(cli.log_level);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&registry, &backends, cli.command)));
+    match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            e.exit_code()
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            eprintln!("error: internal error: {}", one_line(&msg));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout with exit code 0; any other clap error becomes one `error: ...` line on stderr
+/// with exit code 2.
+fn clap_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            EXIT_OK
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            use clap::CommandFactory;
+            let names: Vec<String> =
+                Cli::command().get_subcommands().map(|c| c.get_name().to_string()).filter(|n| n != "help").collect();
+            eprintln!("error: no command given; expected one of: {} (see --help)", names.join(", "));
+            EXIT_USAGE
+        }
+        _ => {
+            let text = e.render().to_string();
+            // Clap's message is the lines before the first blank line (the rest is usage and tips).
+            let head: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).filter(|l| !l.is_empty()).collect();
+            let mut line = head.join(" ");
+            if !line.starts_with("error:") {
+                line = format!("error: {line}");
+            }
+            eprintln!("{line} (see --help)");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn init_logging(level: Option<LogLevel>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l.directive()),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    // A user's binary may already have installed a subscriber: keep theirs.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn dispatch(registry: &Registry, backends: &BackendRegistry, command: Command) -> Result<i32, RuntimeError> {
+    match command {
+        Command::List => {
+            print_out(&list_text(registry));
+            Ok(EXIT_OK)
+        }
+        Command::Describe { name } => {
+            let v = registry.get(&name)?;
+            let mut text = format!("{v}");
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            print_out(&text);
+            Ok(EXIT_OK)
+        }
+        Command::Backends => {
+            let w = backends.iter().map(|b| b.name().len()).max().unwrap_or(0);
+            let text: String = backends.iter().map(|b| format!("{:<w$}  {}\n", b.name(), b.description())).collect();
+            print_out(&text);
+            Ok(EXIT_OK)
+        }
+        Command::Run(args) => cmd_run(registry, backends, &args).map(|()| EXIT_OK),
+        Command::Compile(args) => cmd_compile(registry, &args).map(|()| EXIT_OK),
+        Command::Demo(args) => cmd_demo(registry, backends, args),
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`loglinear list | head`).
+fn print_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `loglinear list`: one line per variant.
+fn list_text(registry: &Registry) -> String {
+    let rows: Vec<[String; 4]> = registry
+        .iter()
+        .map(|v| {
+            let inputs =
+                v.inputs.iter().map(|d| format!("{}:{}", d.name, d.kind.keyword())).collect::<Vec<_>>().join(" ");
+            let hier = if v.is_log_linear() { "log-linear" } else { "linear" };
+            [v.name.clone(), v.class().name().to_string(), hier.to_string(), inputs]
+        })
+        .collect();
+    let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    let w2 = rows.iter().map(|r| r[2].len()).max().unwrap_or(0);
+    rows.iter().map(|r| format!("{:<w0$}  {:<w1$}  {:<w2$}  {}\n", r[0], r[1], r[2], r[3])).collect()
+}
+
+/// The dtype `o` is written in: that of the variant's (first) value input, F64 when there is none.
+fn output_dtype(variant: &VariantIr, loaded: &LoadedTensors) -> Dtype {
+    variant
+        .inputs
+        .iter()
+        .filter(|d| d.kind == InputKind::Value)
+        .find_map(|d| loaded.dtype(&d.name))
+        .unwrap_or(Dtype::F64)
+}
+
+/// Checks, before any work, that `path` can be an output file: not a directory, in an existing directory.
+fn check_output_path(path: &Path) -> Result<(), RuntimeError> {
+    let err = |reason: String| RuntimeError::Write { path: path.to_path_buf(), reason };
+    if path.is_dir() {
+        return Err(err("it is a directory; expected a file path".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(err(format!("directory `{}` does not exist", dir.display())));
+    }
+    Ok(())
+}
+
+fn cmd_run(registry: &Registry, backends: &BackendRegistry, args: &RunArgs) -> Result<(), RuntimeError> {
+    let variant = registry.get(&args.variant)?;
+    let backend = backends.get(&args.backend)?;
+    if let Some(c) = args.chunk_size {
+        check_chunk_size(c)?;
+    }
+    check_output_path(&args.output)?;
+    let loaded = read_safetensors(&args.input)?;
+    let dtype = output_dtype(variant, &loaded);
+    let inputs = loaded.tensor_map();
+    let dims = loglinear_ir::check_inputs(variant, &inputs)?;
+    let start = Instant::now();
+    let o = backend.run(variant, &inputs, &RunOptions { chunk_size: args.chunk_size })?;
+    let expected = [dims.b, dims.t, dims.h, dims.v];
+    if o.shape != expected || o.data.len() != expected.iter().product::<usize>() {
+        return Err(RuntimeError::Backend {
+            backend: backend.name().into(),
+            message: format!("returned `o` of shape {:?} ({} elements); expected {expected:?}", o.shape, o.data.len()),
+        });
+    }
+    if o.data.iter().any(|x| !x.is_finite()) {
+        tracing::warn!(variant = %variant.name, "output `o` has non-finite elements (overflow)");
+    }
+    tracing::info!(
+        variant = %variant.name,
+        backend = backend.name(),
+        %dims,
+        ms = start.elapsed().as_secs_f64() * 1e3,
+        "ran"
+    );
+    write_safetensors_atomic(&args.output, &[("o", &o, dtype)])?;
+    tracing::info!(path = %args.output.display(), %dtype, "wrote o");
+    Ok(())
+}
+
+/// Parses `B,T,H,K,V`.
+fn parse_shape(s: &str) -> Result<(usize, usize, usize, usize, usize), RuntimeError> {
+    let bad = || RuntimeError::InvalidArgument {
+        argument: "--shape".into(),
+        value: s.to_string(),
+        expected: "five positive integers B,T,H,K,V (e.g. 1,16384,4,64,64)".into(),
+    };
+    let parts: Vec<usize> =
+        s.split(',').map(|p| p.trim().parse::<usize>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    match parts[..] {
+        [b, t, h, k, v] if parts.iter().all(|x| *x > 0) => Ok((b, t, h, k, v)),
+        _ => Err(bad()),
+    }
+}
+
+fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeError> {
+    use loglinear_schedule::{DumpWhen, ScanForm, ScheduleError, ScheduleOptions, PASSES};
+    let variant = registry.get(&args.variant)?;
+    if let Some(c) = args.chunk_size {
+        check_chunk_size(c)?;
+    }
+    let shape = parse_shape(&args.shape)?;
+    let opts = ScheduleOptions {
+        chunk_size: args.chunk_size,
+        form: match args.form {
+            FormArg::PerLevel => ScanForm::PerLevel,
+            FormArg::Fused => ScanForm::Fused,
+        },
+    };
+    let to_err = |e: ScheduleError| match e {
+        ScheduleError::UnknownPass(p) => RuntimeError::InvalidArgument {
+            argument: "--dump-ir".into(),
+            value: p,
+            expected: format!(
+                "`after-all` or a pass name ({})",
+                PASSES.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            ),
+        },
+        ScheduleError::ChunkSize(c) => RuntimeError::ChunkSize { value: c, max: loglinear_ir::MAX_CHUNK_SIZE },
+        other => RuntimeError::Backend { backend: "compile".into(), message: other.to_string() },
+    };
+    let mut out = String::new();
+    match args.dump_ir.as_deref() {
+        Some(when) => {
+            let when = match when {
+                "after-all" | "all" => DumpWhen::AfterAll,
+                p => DumpWhen::After(p.strip_prefix("after-").unwrap_or(p).to_string()),
+            };
+            out.push_str(&loglinear_schedule::dump(variant, &opts, when).map_err(to_err)?);
+        }
+        None => {
+            let c = loglinear_schedule::compile(variant, &opts).map_err(to_err)?;
+            out.push_str(&format!(
+                "compiled `{}` (class {}, chunk {}, {:?}): {} forward kernels, {} decode kernels; passes: {}\n",
+                variant.name,
+                variant.class().name(),
+                c.chunk,
+                c.form,
+                c.forward.kernels.len(),
+                c.decode.kernels.len(),
+                PASSES.iter().map(|p| p.name).collect::<Vec<_>>().join(" -> ")
+            ));
+        }
+    }
+    if args.cost {
+        let chunk = args.chunk_size.unwrap_or(variant.chunk_size);
+        let cost = loglinear_schedule::cost(variant, shape, chunk).map_err(to_err)?;
+        let (b, t, h, k, v) = shape;
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("; cost of `{}` at B={b} T={t} H={h} K={k} V={v} C={chunk}\n{cost}", variant.name));
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    print_out(&out);
+    Ok(())
+}
+
+fn cmd_demo(registry: &Registry, backends: &BackendRegistry, args: DemoArgs) -> Result<i32, RuntimeError> {
+    let opts = DemoOptions {
+        b: args.b,
+        t: args.t,
+        h: args.h,
+        k: args.k,
+        v: args.v,
+        chunk_size: args.chunk_size,
+        extra_levels: args.extra_levels,
+        seed: args.seed,
+        variants: args.variants,
+        backends: args.backends,
+        include_linear: args.include_linear,
+    };
+    let total = crate::demo::plan(registry, backends, &opts)?.len();
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    let rows = run_demo(registry, backends, &opts, |row| {
+        bar.set_message(format!("{} on {}", row.variant, row.backend));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let rows = rows?;
+    print_out(&format_table(&rows, &opts));
+    let failed = rows.iter().filter(|r| !r.ok()).count();
+    if failed > 0 {
+        eprintln!("error: {failed} of {} demo runs failed (see the table above)", rows.len());
+        Ok(EXIT_FAILURE)
+    } else {
+        Ok(EXIT_OK)
+    }
+}

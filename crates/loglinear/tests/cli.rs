@@ -1,0 +1,518 @@
+//! Drives the real `loglinear` binary: every bad input (exit code 2, one clear `error:` line, no output file),
+//! the positive commands, and dtype handling.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use loglinear::oracle::Form;
+use loglinear::random::random_inputs;
+use loglinear::registry::Registry;
+use loglinear::{relative_error, HostTensor, TensorMap};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loglinear");
+
+/// Small sizes: B=1, T=20, H=2, K=4, V=3.
+const DIMS: (usize, usize, usize, usize, usize) = (1, 20, 2, 4, 3);
+
+fn loglinear(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env_remove("RUST_LOG").output().expect("spawn loglinear")
+}
+
+fn encode(dtype: Dtype, data: &[f64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &x in data {
+        match dtype {
+            Dtype::F64 => out.extend_from_slice(&x.to_le_bytes()),
+            Dtype::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
+            Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
+            Dtype::BF16 => out.extend_from_slice(&half::bf16::from_f64(x).to_le_bytes()),
+            other => panic!("test helper does not encode {other}"),
+        }
+    }
+    out
+}
+
+fn round_trip(dtype: Dtype, x: f64) -> f64 {
+    match dtype {
+        Dtype::F64 => x,
+        Dtype::F32 => x as f32 as f64,
+        Dtype::F16 => half::f16::from_f64(x).to_f64(),
+        Dtype::BF16 => half::bf16::from_f64(x).to_f64(),
+        other => panic!("test helper does not decode {other}"),
+    }
+}
+
+/// Writes tensors with the safetensors crate directly (independently of the runtime's writer).
+fn write_file(path: &Path, tensors: &[(&str, &HostTensor, Dtype)]) {
+    let bytes: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> =
+        tensors.iter().map(|(n, t, d)| (n.to_string(), t.shape.clone(), *d, encode(*d, &t.data))).collect();
+    let views: Vec<(String, TensorView<'_>)> =
+        bytes.iter().map(|(n, s, d, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+fn write_map(path: &Path, map: &TensorMap, dtype: Dtype) {
+    let list: Vec<(&str, &HostTensor, Dtype)> = map.iter().map(|(n, t)| (n.as_str(), t, dtype)).collect();
+    write_file(path, &list);
+}
+
+/// Reads `o` back: (dtype, tensor).
+fn read_o(path: &Path) -> (Dtype, HostTensor) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.names(), vec!["o"], "the output holds exactly `o`");
+    let view = st.tensor("o").unwrap();
+    let dtype = view.dtype();
+    let size = match dtype {
+        Dtype::F64 => 8,
+        Dtype::F32 => 4,
+        Dtype::F16 | Dtype::BF16 => 2,
+        other => panic!("unexpected output dtype {other}"),
+    };
+    let data = view
+        .data()
+        .chunks_exact(size)
+        .map(|c| match dtype {
+            Dtype::F64 => f64::from_le_bytes(c.try_into().unwrap()),
+            Dtype::F32 => f32::from_le_bytes(c.try_into().unwrap()) as f64,
+            Dtype::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f64(),
+            _ => half::bf16::from_le_bytes([c[0], c[1]]).to_f64(),
+        })
+        .collect();
+    (dtype, HostTensor::new(view.shape().to_vec(), data))
+}
+
+fn inputs(variant: &str) -> TensorMap {
+    let reg = Registry::builtin();
+    random_inputs(reg.get(variant).unwrap(), DIMS, 0, 11)
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+    output: PathBuf,
+}
+
+impl Case {
+    fn new() -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.safetensors");
+        let output = dir.path().join("out.safetensors");
+        Case { dir, input, output }
+    }
+
+    fn with_inputs(map: &TensorMap) -> Case {
+        let c = Case::new();
+        write_map(&c.input, map, Dtype::F64);
+        c
+    }
+
+    fn run(&self, variant: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "--variant", variant, "--input", self.input.to_str().unwrap(), "--output"];
+        args.push(self.output.to_str().unwrap());
+        args.extend_from_slice(extra);
+        loglinear(&args)
+    }
+
+    /// Asserts exit code 2, exactly one `error:` line on stderr containing every key word, nothing on stdout,
+    /// no output file and nothing else left in the directory.
+    fn expect_bad(&self, out: &Output, keys: &[&str]) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "exactly one stderr line, got: {err:?}");
+        assert!(lines[0].starts_with("error: "), "{err}");
+        for k in keys {
+            assert!(lines[0].contains(k), "stderr lacks {k:?}: {err}");
+        }
+        assert!(out.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(!self.output.exists(), "no output file may be written");
+        let left: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "in.safetensors")
+            .collect();
+        assert!(left.is_empty(), "files left behind: {left:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bad input: exit code 2.
+
+#[test]
+fn missing_tensor() {
+    let mut x = inputs("loglinear_mamba2");
+    x.remove("g");
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["missing tensor `g`", "loglinear_mamba2", "[B, T, H]"]);
+}
+
+#[test]
+fn wrong_rank() {
+    let mut x = inputs("loglinear_mamba2");
+    let g = x["g"].clone();
+    x.insert("g".into(), HostTensor::new(vec![1, 20, 2, 1], g.data));
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`g`", "[1, 20, 2, 1]", "rank 4", "expected rank 3"]);
+}
+
+#[test]
+fn wrong_shape() {
+    // k's key dimension disagrees with q's.
+    let mut x = inputs("loglinear_mamba2");
+    x.insert("k".into(), HostTensor::zeros(vec![1, 20, 2, 5]));
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`k`", "[1, 20, 2, 5]", "expected [1, 20, 2, 4]", "K = 4"]);
+}
+
+#[test]
+fn bth_disagree() {
+    // v's T disagrees with q's.
+    let mut x = inputs("loglinear_gated_deltanet");
+    x.insert("v".into(), HostTensor::zeros(vec![1, 19, 2, 3]));
+    let c = Case::with_inputs(&x);
+    c.expect_bad(
+        &c.run("loglinear_gated_deltanet", &[]),
+        &["`v`", "[1, 19, 2, 3]", "expected [1, 20, 2, V]", "T = 20"],
+    );
+    // and H of a scalar input
+    let mut x = inputs("loglinear_gated_deltanet");
+    x.insert("beta".into(), HostTensor::zeros(vec![1, 20, 3]));
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_gated_deltanet", &[]), &["`beta`", "[1, 20, 3]", "H = 2"]);
+}
+
+#[test]
+fn lam_too_few_levels() {
+    let mut x = inputs("loglinear_mamba2");
+    x.insert("lam".into(), HostTensor::zeros(vec![1, 20, 2, 3]));
+    let c = Case::with_inputs(&x);
+    c.expect_bad(
+        &c.run("loglinear_mamba2", &[]),
+        &["`lam`", "[1, 20, 2, 3]", "3 levels", "T = 20", "at least 6 levels"],
+    );
+}
+
+#[test]
+fn nan_in_input() {
+    let mut x = inputs("loglinear_mamba2");
+    let q = x.get_mut("q").unwrap();
+    // index [0, 3, 1, 2] in [1, 20, 2, 4]
+    q.data[3 * 8 + 4 + 2] = f64::NAN;
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`q`", "NaN", "[0, 3, 1, 2]", "finite"]);
+}
+
+#[test]
+fn inf_in_input() {
+    let mut x = inputs("loglinear_mamba2");
+    x.get_mut("g").unwrap().data[5] = f64::NEG_INFINITY;
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`g`", "-inf", "[0, 2, 1]", "finite"]);
+}
+
+#[test]
+fn inf_in_f32_input() {
+    let mut x = inputs("loglinear_mamba2");
+    x.get_mut("v").unwrap().data[0] = f64::INFINITY;
+    let c = Case::new();
+    write_map(&c.input, &x, Dtype::F32);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`v`", "+inf", "[0, 0, 0, 0]"]);
+}
+
+#[test]
+fn beta_given_to_mamba2() {
+    let mut x = inputs("loglinear_mamba2");
+    x.insert("beta".into(), HostTensor::zeros(vec![1, 20, 2]));
+    let c = Case::with_inputs(&x);
+    c.expect_bad(
+        &c.run("loglinear_mamba2", &[]),
+        &["`beta`", "[1, 20, 2]", "not an input of variant `loglinear_mamba2`", "q, k, v, g, lam"],
+    );
+}
+
+#[test]
+fn chunk_size_zero() {
+    let c = Case::with_inputs(&inputs("loglinear_mamba2"));
+    c.expect_bad(&c.run("loglinear_mamba2", &["--chunk-size", "0"]), &["--chunk-size 0", "power of two", "1..=256"]);
+}
+
+#[test]
+fn chunk_size_twelve() {
+    let c = Case::with_inputs(&inputs("loglinear_mamba2"));
+    c.expect_bad(&c.run("loglinear_mamba2", &["--chunk-size", "12"]), &["--chunk-size 12", "power of two", "1..=256"]);
+}
+
+#[test]
+fn chunk_size_too_large_or_not_a_number() {
+    let c = Case::with_inputs(&inputs("loglinear_mamba2"));
+    c.expect_bad(&c.run("loglinear_mamba2", &["--chunk-size", "512"]), &["--chunk-size 512", "power of two"]);
+    c.expect_bad(&c.run("loglinear_mamba2", &["--chunk-size", "-4"]), &["--chunk-size"]);
+    c.expect_bad(&c.run("loglinear_mamba2", &["--chunk-size", "abc"]), &["'abc'", "--chunk-size"]);
+}
+
+#[test]
+fn unknown_variant() {
+    let c = Case::with_inputs(&inputs("loglinear_mamba2"));
+    c.expect_bad(&c.run("loglinear_nope", &[]), &["unknown variant `loglinear_nope`", "loglinear_mamba2", "gla"]);
+}
+
+#[test]
+fn unknown_backend() {
+    let c = Case::with_inputs(&inputs("loglinear_mamba2"));
+    c.expect_bad(&c.run("loglinear_mamba2", &["--backend", "gpu"]), &["unknown backend `gpu`", "reference"]);
+}
+
+#[test]
+fn input_file_missing() {
+    let c = Case::new();
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["in.safetensors", "does not exist"]);
+}
+
+#[test]
+fn input_not_safetensors() {
+    let c = Case::new();
+    // Deterministic pseudo-random bytes (SplitMix64).
+    let mut s = 0x1234_5678_u64;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            (z >> 56) as u8
+        })
+        .collect();
+    std::fs::write(&c.input, bytes).unwrap();
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["in.safetensors", "is not a safetensors file"]);
+}
+
+#[test]
+fn input_unreadable_directory() {
+    let c = Case::new();
+    std::fs::create_dir(&c.input).unwrap();
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["cannot read input file", "in.safetensors", "directory"]);
+}
+
+#[test]
+fn unsupported_dtype() {
+    let c = Case::new();
+    let x = inputs("loglinear_mamba2");
+    let list: Vec<(&str, &HostTensor, Dtype)> = x.iter().map(|(n, t)| (n.as_str(), t, Dtype::F64)).collect();
+    let mut bytes: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> =
+        list.iter().map(|(n, t, d)| (n.to_string(), t.shape.clone(), *d, encode(*d, &t.data))).collect();
+    bytes.push(("idx".into(), vec![2], Dtype::I32, vec![1, 0, 0, 0, 2, 0, 0, 0]));
+    let views: Vec<(String, TensorView<'_>)> =
+        bytes.iter().map(|(n, s, d, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    std::fs::write(&c.input, safetensors::serialize(views, None).unwrap()).unwrap();
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`idx`", "I32", "F64, F32, F16, BF16"]);
+}
+
+#[test]
+fn output_directory_missing() {
+    let mut c = Case::with_inputs(&inputs("loglinear_mamba2"));
+    c.output = c.dir.path().join("no_such_dir").join("o.safetensors");
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["no_such_dir", "does not exist"]);
+}
+
+#[test]
+fn failure_keeps_existing_output() {
+    let mut x = inputs("loglinear_mamba2");
+    x.remove("q");
+    let c = Case::with_inputs(&x);
+    std::fs::write(&c.output, b"previous").unwrap();
+    let out = c.run("loglinear_mamba2", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&c.output).unwrap(), b"previous", "an earlier output file is left untouched");
+}
+
+#[test]
+fn usage_errors() {
+    for args in [
+        vec!["run", "--variant", "loglinear_mamba2"],
+        vec!["frobnicate"],
+        vec![],
+        vec!["describe"],
+        vec!["list", "--bogus"],
+        vec!["--log-level", "loud", "list"],
+        vec!["demo", "--t", "0"],
+        vec!["demo", "--chunk-size", "12"],
+        vec!["demo", "--variant", "nope"],
+    ] {
+        let out = loglinear(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err:?}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    let out = loglinear(&["run", "--variant", "loglinear_mamba2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--input") && err.contains("--output"), "{err}");
+    let err = String::from_utf8_lossy(&loglinear(&["demo", "--chunk-size", "12"]).stderr).into_owned();
+    assert!(err.contains("--chunk-size 12"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Positive.
+
+#[test]
+fn help_on_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["list", "--help"],
+        vec!["describe", "--help"],
+        vec!["run", "--help"],
+        vec!["demo", "--help"],
+        vec!["backends", "--help"],
+    ] {
+        let out = loglinear(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: loglinear"), "{args:?}: {text}");
+    }
+    let text = String::from_utf8(loglinear(&["run", "--help"]).stdout).unwrap();
+    for flag in ["--variant", "--backend", "--input", "--output", "--chunk-size", "[default: reference]"] {
+        assert!(text.contains(flag), "{flag}: {text}");
+    }
+}
+
+#[test]
+fn list() {
+    let out = loglinear(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12, "{text}");
+    let mamba = lines.iter().find(|l| l.starts_with("loglinear_mamba2 ")).expect("loglinear_mamba2 listed");
+    for w in ["scalar_decay", "log-linear", "q:key", "g:scalar", "lam:levels"] {
+        assert!(mamba.contains(w), "{w}: {mamba}");
+    }
+    let retnet = lines.iter().find(|l| l.starts_with("retnet ")).expect("retnet listed");
+    assert!(retnet.contains("constant_decay") && retnet.contains(" linear ") && !retnet.contains("lam"), "{retnet}");
+}
+
+#[test]
+fn describe() {
+    let out = loglinear(&["describe", "loglinear_gated_deltanet"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("class gated_delta"), "{text}");
+    assert!(text.contains("hierarchy = fenwick(lam)"), "{text}");
+    let out = loglinear(&["describe", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant `nope`"));
+}
+
+#[test]
+fn backends() {
+    let out = loglinear(&["backends"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("reference"));
+}
+
+#[test]
+fn demo() {
+    let out = loglinear(&["demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("loglinear_")).collect();
+    let n = 6 * loglinear::backends().len();
+    assert_eq!(rows.len(), n, "{text}");
+    assert!(rows.iter().all(|r| r.ends_with(" ok") && r.contains("1x100x2x16x24")), "{text}");
+    for b in loglinear::backends().names() {
+        assert_eq!(rows.iter().filter(|r| r.contains(&format!(" {b} "))).count(), 6, "backend {b}: {text}");
+    }
+    assert!(text.contains(&format!("{n}/{n} ok, 0 FAIL")), "{text}");
+    let out = loglinear(&["demo", "--t", "9", "--chunk-size", "4", "--include-linear", "--extra-levels", "2"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{0}/{0} ok", 2 * n)));
+}
+
+#[test]
+fn run_writes_o_matching_the_oracle() {
+    let reg = Registry::builtin();
+    for name in ["loglinear_mamba2", "loglinear_gated_deltanet", "gla"] {
+        let v = reg.get(name).unwrap();
+        let x = inputs(name);
+        let c = Case::with_inputs(&x);
+        let want = loglinear::oracle::run(v, &x, Form::Naive).unwrap();
+        for chunk in [None, Some("1"), Some("8"), Some("256")] {
+            let extra: Vec<&str> = chunk.map(|c| vec!["--chunk-size", c]).unwrap_or_default();
+            let out = c.run(name, &extra);
+            assert_eq!(out.status.code(), Some(0), "{name} {chunk:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(out.stderr.is_empty(), "quiet at the default log level");
+            let (dtype, o) = read_o(&c.output);
+            assert_eq!(dtype, Dtype::F64);
+            assert_eq!(o.shape, vec![1, 20, 2, 3]);
+            let e = relative_error(&o, &want);
+            assert!(e <= 1e-12, "{name} {chunk:?}: {e}");
+        }
+        let files = std::fs::read_dir(c.dir.path()).unwrap().count();
+        assert_eq!(files, 2, "only the input and the output");
+    }
+}
+
+#[test]
+fn library_run_matches() {
+    let reg = Registry::builtin();
+    let v = reg.get("loglinear_deltanet").unwrap();
+    let x = inputs("loglinear_deltanet");
+    let o = loglinear::run(v, "reference", &x, Some(4)).unwrap();
+    let want = loglinear::oracle::run(v, &x, Form::Naive).unwrap();
+    assert!(relative_error(&o, &want) <= 1e-12);
+    assert!(loglinear::run(v, "nope", &x, None).unwrap_err().to_string().contains("unknown backend `nope`"));
+    assert!(loglinear::run(v, "reference", &x, Some(3)).unwrap_err().to_string().contains("--chunk-size 3"));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dtypes.
+
+/// Writes every input in `dtype` (v in `v_dtype`), runs, and checks `o`'s dtype and values against the oracle
+/// on the rounded inputs.
+fn dtype_case(dtype: Dtype, v_dtype: Dtype, tol: f64) {
+    let name = "loglinear_gated_deltanet";
+    let reg = Registry::builtin();
+    let v = reg.get(name).unwrap();
+    let x = inputs(name);
+    let c = Case::new();
+    let list: Vec<(&str, &HostTensor, Dtype)> =
+        x.iter().map(|(n, t)| (n.as_str(), t, if n == "v" { v_dtype } else { dtype })).collect();
+    write_file(&c.input, &list);
+    let rounded: TensorMap = x
+        .iter()
+        .map(|(n, t)| {
+            let d = if n == "v" { v_dtype } else { dtype };
+            (n.clone(), HostTensor::new(t.shape.clone(), t.data.iter().map(|&e| round_trip(d, e)).collect()))
+        })
+        .collect();
+    let want = loglinear::oracle::run(v, &rounded, Form::Naive).unwrap();
+    let out = c.run(name, &["--chunk-size", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{dtype}: {}", String::from_utf8_lossy(&out.stderr));
+    let (got_dtype, o) = read_o(&c.output);
+    assert_eq!(got_dtype, v_dtype, "o is written in v's dtype");
+    let e = relative_error(&o, &want);
+    assert!(e <= tol, "{dtype}/{v_dtype}: rel. error {e} > {tol}");
+    assert!(e > 0.0 || v_dtype == Dtype::F64, "rounded to {v_dtype}, so not bit-exact");
+}
+
+#[test]
+fn f32_input_gives_f32_output() {
+    dtype_case(Dtype::F32, Dtype::F32, 1e-6);
+}
+
+#[test]
+fn f16_input_accepted() {
+    dtype_case(Dtype::F16, Dtype::F16, 2e-3);
+}
+
+#[test]
+fn bf16_input_accepted() {
+    dtype_case(Dtype::BF16, Dtype::BF16, 1.5e-2);
+}
+
+#[test]
+fn mixed_dtypes_follow_v() {
+    dtype_case(Dtype::F64, Dtype::F32, 1e-6);
+    dtype_case(Dtype::F16, Dtype::F64, 1e-12);
+}
