@@ -33,9 +33,38 @@ fn index(ty: Ty, d: &Dims, bth: usize, h: usize, c: usize) -> usize {
 
 /// Evaluates every expression of `v` on validated inputs; element `i` is expression `%i` with the shape of its type.
 pub fn eval_all(v: &VariantIr, inputs: &TensorMap, d: &Dims) -> Vec<HostTensor> {
-    let tys = crate::validate::infer_types(v).expect("eval_all needs a validated variant");
+    eval_needed(v, inputs, d, &vec![true; v.exprs.len()])
+}
+
+/// Marks `root` and every expression it depends on.
+fn needed_by(v: &VariantIr, root: ExprId) -> Vec<bool> {
+    let mut need = vec![false; v.exprs.len()];
+    need[root.index()] = true;
+    for i in (0..v.exprs.len()).rev() {
+        if !need[i] {
+            continue;
+        }
+        match &v.exprs[i] {
+            Expr::Unary(_, a) => need[a.index()] = true,
+            Expr::Binary(_, a, b) => {
+                need[a.index()] = true;
+                need[b.index()] = true;
+            }
+            _ => {}
+        }
+    }
+    need
+}
+
+/// Evaluates the expressions marked in `need` (which must be closed under operands); the others are left empty.
+fn eval_needed(v: &VariantIr, inputs: &TensorMap, d: &Dims, need: &[bool]) -> Vec<HostTensor> {
+    let tys = crate::validate::infer_types(v).expect("evaluation needs a validated variant");
     let mut vals: Vec<HostTensor> = Vec::with_capacity(v.exprs.len());
     for (i, e) in v.exprs.iter().enumerate() {
+        if !need[i] {
+            vals.push(HostTensor::zeros(vec![0]));
+            continue;
+        }
         let ty = tys[i];
         let val = match e {
             Expr::Input(id) => {
@@ -97,6 +126,39 @@ pub fn eval_all(v: &VariantIr, inputs: &TensorMap, d: &Dims) -> Vec<HostTensor> 
         vals.push(val);
     }
     vals
+}
+
+/// Checks that the transition's log decay is ≤ 0 everywhere (α = exp(g) ∈ (0, 1], spec §4.1, §11.4): chunked
+/// schedules form decays only as exponentials of non-positive numbers. Only the decay's sub-expression is
+/// evaluated. The inputs must already have passed the shape checks of [`check_inputs`].
+pub fn check_decay(variant: &VariantIr, inputs: &TensorMap, d: &Dims) -> Result<(), InputError> {
+    let g = match &variant.transition {
+        Transition::ScalarDecay { log_decay } | Transition::DiagonalDecay { log_decay } => *log_decay,
+        Transition::Delta { log_decay: Some(g), .. } => *g,
+        _ => return Ok(()),
+    };
+    let (name, data, shape) = match variant.expr(g) {
+        Expr::Input(id) => {
+            let name = variant.input(*id).name.clone();
+            let t = &inputs[&name];
+            (format!("tensor `{name}`"), std::borrow::Cow::Borrowed(&t.data), t.shape.clone())
+        }
+        _ => {
+            let mut vals = eval_needed(variant, inputs, d, &needed_by(variant, g));
+            let t = std::mem::replace(&mut vals[g.index()], HostTensor::zeros(vec![0]));
+            let what = format!("log decay `{}`", crate::print::expr_to_string(variant, g));
+            (what, std::borrow::Cow::Owned(t.data), t.shape)
+        }
+    };
+    if let Some(i) = data.iter().position(|x| *x > 0.0 || x.is_nan()) {
+        return Err(InputError::PositiveDecay {
+            what: name,
+            shape: crate::tensor::ShapeFmt(&shape).to_string(),
+            value: data[i],
+            index: crate::tensor::ShapeFmt(&crate::tensor::unravel(i, &shape)).to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The transition operands of one (batch, head), by class.

@@ -164,6 +164,20 @@ pub enum InputError {
         /// Levels needed.
         needed: usize,
     },
+    /// A log decay above zero (a decay factor above one).
+    #[error(
+        "{what} (shape {shape}) is {value} at index {index}; log decays must be ≤ 0 (decay factors exp(g) in (0, 1])"
+    )]
+    PositiveDecay {
+        /// The tensor or expression.
+        what: String,
+        /// Its shape.
+        shape: String,
+        /// The offending value.
+        value: f64,
+        /// Its multi-index.
+        index: String,
+    },
     /// NaN or infinity.
     #[error("tensor `{name}` (shape {shape}) contains {what} at index {index}; inputs must be finite")]
     NonFinite {
@@ -178,7 +192,7 @@ pub enum InputError {
     },
 }
 
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+pub(crate) fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     let mut idx = vec![0; shape.len()];
     for (d, &n) in shape.iter().enumerate().rev() {
         if n > 0 {
@@ -193,7 +207,7 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 ///
 /// The first token tensor in declaration order fixes B, T and H; the first key-dimension tensor fixes K; the first
 /// value tensor fixes V. Every other tensor must agree. λ needs at least `num_levels(T)` levels; extra levels are
-/// allowed and ignored.
+/// allowed and ignored. Every element must be finite, and the transition's log decay must be ≤ 0.
 pub fn check_inputs(variant: &VariantIr, inputs: &TensorMap) -> Result<Dims, InputError> {
     let names = variant.inputs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
     for (name, t) in inputs {
@@ -353,5 +367,38 @@ pub fn check_inputs(variant: &VariantIr, inputs: &TensorMap) -> Result<Dims, Inp
             });
         }
     }
-    Ok(Dims { b, t: tl, h, k: kdim.map(|x| x.0).unwrap_or(0), v: vdim.map(|x| x.0).unwrap_or(0), l })
+    let dims = Dims { b, t: tl, h, k: kdim.map(|x| x.0).unwrap_or(0), v: vdim.map(|x| x.0).unwrap_or(0), l };
+    crate::problem::check_decay(variant, inputs, &dims)?;
+    Ok(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::random_inputs;
+    use crate::{builtins, InputKind, Transition, UnaryOp, VariantBuilder};
+
+    #[test]
+    fn positive_decay_is_rejected_with_its_position() {
+        let v = builtins::by_name("loglinear_mamba2").unwrap();
+        let mut x = random_inputs(&v, (1, 5, 2, 3, 2), 0, 1);
+        assert!(check_inputs(&v, &x).is_ok());
+        x.get_mut("g").unwrap().data[3] = 0.25;
+        let e = check_inputs(&v, &x).unwrap_err().to_string();
+        assert!(e.contains("tensor `g`") && e.contains("0.25") && e.contains("[0, 1, 1]") && e.contains("≤ 0"), "{e}");
+    }
+
+    #[test]
+    fn positive_decay_expression_is_named() {
+        let mut b = VariantBuilder::new("bad_decay");
+        let q = b.input("q", InputKind::Key);
+        let v = b.input("v", InputKind::Value);
+        let a = b.input("a", InputKind::Scalar);
+        let g = b.unary(UnaryOp::Softplus, a);
+        b.query(q).transition(Transition::ScalarDecay { log_decay: g }).write(None, q, v);
+        let var = b.finish().unwrap();
+        let x = random_inputs(&var, (1, 4, 1, 2, 2), 0, 3);
+        let e = check_inputs(&var, &x).unwrap_err().to_string();
+        assert!(e.contains("log decay `softplus(a)`"), "{e}");
+    }
 }
