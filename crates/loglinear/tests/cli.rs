@@ -206,6 +206,55 @@ fn nan_in_input() {
 }
 
 #[test]
+fn positive_log_decay() {
+    let mut x = inputs("loglinear_mamba2");
+    // index [0, 2, 1] in [1, 20, 2]
+    x.get_mut("g").unwrap().data[2 * 2 + 1] = 0.5;
+    let c = Case::with_inputs(&x);
+    c.expect_bad(&c.run("loglinear_mamba2", &[]), &["`g`", "0.5", "[0, 2, 1]", "≤ 0"]);
+}
+
+#[test]
+fn compile_dumps_every_stage_and_rejects_unknown_pass() {
+    let out = loglinear(&[
+        "compile",
+        "--variant",
+        "loglinear_gated_deltanet",
+        "--chunk-size",
+        "16",
+        "--dump-ir",
+        "after-all",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for pass in ["validate", "classify", "schedule", "lower", "verify"] {
+        assert!(text.contains(&format!("; after {pass}")), "{pass}: {text}");
+    }
+    let out = loglinear(&["compile", "--variant", "loglinear_mamba2", "--dump-ir", "optimize"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--dump-ir") && err.contains("optimize") && err.contains("lower"), "{err}");
+    let out = loglinear(&["compile", "--variant", "loglinear_mamba2", "--cost", "--shape", "1,1024,2,16,16"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flops"));
+    let out = loglinear(&["compile", "--variant", "loglinear_mamba2", "--cost", "--shape", "1,0,2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shape"));
+}
+
+#[test]
+fn interpreter_backend_honours_chunk_size() {
+    let x = inputs("loglinear_gated_deltanet");
+    let c = Case::with_inputs(&x);
+    for chunk in ["1", "4", "16"] {
+        let out = c.run("loglinear_gated_deltanet", &["--backend", "interpreter", "--chunk-size", chunk]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = c.run("loglinear_gated_deltanet", &["--backend", "interpreter", "--chunk-size", "6"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn inf_in_input() {
     let mut x = inputs("loglinear_mamba2");
     x.get_mut("g").unwrap().data[5] = f64::NEG_INFINITY;
