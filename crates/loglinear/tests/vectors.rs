@@ -75,6 +75,11 @@ fn read_o(path: &Path) -> HostTensor {
 /// Runs every case of `variant` with each chunk size (`None`: the variant's default); returns how many runs
 /// were checked.
 fn check_variant(variant: &str, chunk_sizes: &[Option<usize>]) -> usize {
+    check_variant_on("reference", variant, chunk_sizes)
+}
+
+/// [`check_variant`] on a given backend.
+fn check_variant_on(backend: &str, variant: &str, chunk_sizes: &[Option<usize>]) -> usize {
     let cases = load_cases(variant);
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
@@ -85,7 +90,7 @@ fn check_variant(variant: &str, chunk_sizes: &[Option<usize>]) -> usize {
         for chunk in chunk_sizes {
             let output = dir.path().join(format!("case{i}_o_{chunk:?}.safetensors"));
             let mut cmd = Command::new(BIN);
-            cmd.args(["run", "--backend", "reference", "--variant", variant, "--input"])
+            cmd.args(["run", "--backend", backend, "--variant", variant, "--input"])
                 .arg(&input)
                 .arg("--output")
                 .arg(&output);
@@ -102,7 +107,10 @@ fn check_variant(variant: &str, chunk_sizes: &[Option<usize>]) -> usize {
             let got = read_o(&output);
             assert_eq!(got.shape, want.shape, "{variant} case{i}");
             let e = relative_error(&got, want);
-            assert!(e <= TOLERANCE, "{variant} case{i} chunk {chunk:?}: relative error {e:.3e} > {TOLERANCE:e}");
+            assert!(
+                e <= TOLERANCE,
+                "{backend}: {variant} case{i} chunk {chunk:?}: relative error {e:.3e} > {TOLERANCE:e}"
+            );
             checked += 1;
         }
     }
@@ -119,6 +127,16 @@ fn vectors_loglinear_mamba2() {
 fn vectors_loglinear_gated_deltanet() {
     let n = check_variant("loglinear_gated_deltanet", &[None, Some(1), Some(4), Some(16)]);
     assert!(n >= 4 * 4, "{n}");
+}
+
+/// Issue 4's acceptance: the kernel-IR interpreter through the CLI, C ∈ {1, 4, 16, 64}.
+#[test]
+fn vectors_interpreter_chunk_sizes() {
+    let chunks = [Some(1), Some(4), Some(16), Some(64)];
+    for variant in ["loglinear_mamba2", "loglinear_gated_deltanet"] {
+        let n = check_variant_on("interpreter", variant, &chunks);
+        assert!(n >= 4 * 4, "{n}");
+    }
 }
 
 #[test]
