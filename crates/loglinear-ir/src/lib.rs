@@ -36,7 +36,7 @@ pub use builder::VariantBuilder;
 pub use declare::Variant;
 pub use expr::{BinaryOp, Expr, ExprId, InputId, Ty, UnaryOp};
 pub use problem::{resolve, HeadProblem, HeadTransition, Resolved};
-pub use tensor::{check_inputs, Dims, HostTensor, InputError, TensorMap};
+pub use tensor::{check_inputs, relative_error, Dims, HostTensor, InputError, TensorMap};
 pub use validate::{validate, ValidationError};
 pub use variant::{
     Hierarchy, InputDecl, InputKind, Transition, TransitionClass, VariantIr, Write, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,

@@ -42,6 +42,22 @@ impl HostTensor {
     }
 }
 
+/// Relative error `‖x − reference‖ / ‖reference‖` (Euclidean norms over all elements); the absolute error
+/// `‖x − reference‖` when the reference is zero. Infinite when the shapes differ; NaN propagates. This is the
+/// norm-relative error of spec §11.3 that every tolerance in the project refers to.
+pub fn relative_error(x: &HostTensor, reference: &HostTensor) -> f64 {
+    if x.shape != reference.shape || x.data.len() != reference.data.len() {
+        return f64::INFINITY;
+    }
+    let diff = x.data.iter().zip(&reference.data).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+    let norm = reference.data.iter().map(|b| b * b).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        diff
+    } else {
+        diff / norm
+    }
+}
+
 /// Named tensors, the inputs of a run.
 pub type TensorMap = BTreeMap<String, HostTensor>;
 

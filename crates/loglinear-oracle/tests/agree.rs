@@ -5,16 +5,7 @@ use loglinear_ir::random::{random_inputs, Rng};
 use loglinear_ir::{builtins, HostTensor, TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
 
-fn rel(a: &HostTensor, b: &HostTensor) -> f64 {
-    assert_eq!(a.shape, b.shape);
-    let num: f64 = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-    let den: f64 = b.data.iter().map(|y| y * y).sum::<f64>().sqrt();
-    if den == 0.0 {
-        num
-    } else {
-        num / den
-    }
-}
+use loglinear_testkit::{read_cases, relative_error as rel};
 
 #[test]
 fn forms_agree_on_random_shapes() {
@@ -115,36 +106,10 @@ fn extreme_decays() {
     }
 }
 
-fn vectors_dir() -> std::path::PathBuf {
-    match std::env::var_os("LOGLINEAR_VECTORS") {
-        Some(p) => p.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-    }
-}
-
-/// Reads `case<i>.<name>` tensors of one vectors file, grouped by case.
-fn read_cases(name: &str) -> Vec<TensorMap> {
-    let path = vectors_dir().join(format!("{name}.safetensors"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("test vectors not found at {}: {e}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut cases: std::collections::BTreeMap<usize, TensorMap> = Default::default();
-    for (key, view) in st.tensors() {
-        let (case, field) = key.split_once('.').unwrap();
-        let i: usize = case.trim_start_matches("case").parse().unwrap();
-        assert_eq!(view.dtype(), safetensors::Dtype::F64);
-        let data = view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-        cases.entry(i).or_default().insert(field.to_string(), HostTensor::new(view.shape().to_vec(), data));
-    }
-    cases.into_values().collect()
-}
-
 #[test]
 fn external_vectors() {
     for v in builtins::all() {
-        let cases = read_cases(&v.name);
-        assert!(!cases.is_empty(), "{}: no cases", v.name);
-        for (i, mut case) in cases.into_iter().enumerate() {
-            let want = case.remove("o").unwrap();
+        for loglinear_testkit::Case { index: i, inputs: case, o: want } in read_cases(&v.name) {
             for form in [Form::Naive, Form::Recurrent, Form::Chunked(4), Form::Chunked(64), Form::Fused(16)] {
                 let o = run(&v, &case, form).unwrap();
                 let e = rel(&o, &want);

@@ -2,20 +2,11 @@
 
 use loglinear_ir::builtins;
 use loglinear_ir::random::random_inputs;
-use loglinear_ir::{HostTensor, TensorMap, VariantIr};
+use loglinear_ir::{TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
 use loglinear_schedule::{compile, interpret, interpret_decode, Precision, ScanForm, ScheduleOptions};
 
-fn rel(x: &HostTensor, r: &HostTensor) -> f64 {
-    assert_eq!(x.shape, r.shape);
-    let num: f64 = x.data.iter().zip(&r.data).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
-    let den: f64 = r.data.iter().map(|b| b * b).sum::<f64>().sqrt();
-    if den == 0.0 {
-        num
-    } else {
-        num / den
-    }
-}
+use loglinear_testkit::relative_error as rel;
 
 const FORMS: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
 

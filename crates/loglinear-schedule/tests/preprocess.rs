@@ -60,10 +60,7 @@ fn head_decay(diag: bool) -> VariantIr {
     b.finish().unwrap()
 }
 
-fn rel(x: &loglinear_ir::HostTensor, r: &loglinear_ir::HostTensor) -> f64 {
-    let num: f64 = x.data.iter().zip(&r.data).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
-    num / r.data.iter().map(|b| b * b).sum::<f64>().sqrt()
-}
+use loglinear_testkit::relative_error as rel;
 
 #[test]
 fn expression_roots_match_oracle() {
