@@ -24,5 +24,6 @@ export CARGO_TERM_COLOR=never
 export LOGLINEAR_VECTORS="${LOGLINEAR_VECTORS:-$(cd .. && pwd)/shared/vectors}"
 
 cargo test --workspace --locked
-cargo test --locked --manifest-path tests/user-crate/Cargo.toml --target-dir target
+# The user crate has its own lock file (as a user's would); it follows the workspace's pinned versions.
+cargo test --manifest-path tests/user-crate/Cargo.toml --target-dir target
 cargo run --locked -q -p loglinear -- demo
