@@ -35,6 +35,14 @@ pub enum JitError {
         /// Cranelift's message.
         msg: String,
     },
+    /// Kernel IR the translator does not handle (a tile with a run-time shape, a malformed access, ...).
+    #[error("kernel {kernel}: unsupported kernel IR: {what}")]
+    Unsupported {
+        /// Kernel name.
+        kernel: String,
+        /// What is unsupported.
+        what: String,
+    },
     /// A caller passed arguments that do not fit the kernel (shapes, lengths, sizes).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

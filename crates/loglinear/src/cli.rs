@@ -20,7 +20,7 @@ use crate::demo::{format_table, run_demo, DemoOptions};
 use crate::registry::Registry;
 
 /// The backend `loglinear run` uses when `--backend` is not given.
-pub const DEFAULT_BACKEND: &str = "reference";
+pub const DEFAULT_BACKEND: &str = "cranelift";
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;
@@ -85,6 +85,9 @@ enum Command {
     Compile(CompileArgs),
     /// Run every log-linear variant on every backend with random inputs and compare with the naive f64 oracle
     Demo(DemoArgs),
+    /// Time a variant on a backend (median, min, max, GFLOP/s, first call); `--baselines` adds interpreter-f32,
+    /// a hand-written rustc implementation and the linear form on the same inputs
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -171,6 +174,37 @@ struct DemoArgs {
     /// Also run the linear (non-log-linear) variants
     #[arg(long)]
     include_linear: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Variant name (see `loglinear list`)
+    #[arg(long, value_name = "NAME")]
+    variant: String,
+    /// Backend (see `loglinear backends`)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_BACKEND)]
+    backend: String,
+    /// Problem shape: B,T,H,K,V
+    #[arg(long, value_name = "B,T,H,K,V", default_value = "1,1024,4,64,64")]
+    shape: String,
+    /// Chunk size: a power of two in 1..=256 (default: the variant's)
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    chunk_size: Option<usize>,
+    /// Timed repetitions per row
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    reps: usize,
+    /// Untimed calls after the first call, before the timed ones
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    warmup: usize,
+    /// Also time interpreter-f32, the hand-written rustc baseline and the linear form, on the same inputs
+    #[arg(long)]
+    baselines: bool,
+    /// Threads of the hand-written rustc baseline (heads are split between them)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    baseline_threads: usize,
+    /// Seed of the random inputs
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`crate::backends`];
@@ -284,6 +318,7 @@ fn dispatch(registry: &Registry, backends: &BackendRegistry, command: Command) -
         Command::Run(args) => cmd_run(registry, backends, &args).map(|()| EXIT_OK),
         Command::Compile(args) => cmd_compile(registry, &args).map(|()| EXIT_OK),
         Command::Demo(args) => cmd_demo(registry, backends, args),
+        Command::Bench(args) => cmd_bench(registry, backends, &args).map(|()| EXIT_OK),
     }
 }
 
@@ -448,6 +483,55 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
         out.push('\n');
     }
     print_out(&out);
+    Ok(())
+}
+
+/// `loglinear bench`: the measuring is `loglinear_bench::run_bench`, shared with `cargo bench`.
+fn cmd_bench(registry: &Registry, backends: &BackendRegistry, args: &BenchArgs) -> Result<(), RuntimeError> {
+    let variant = registry.get(&args.variant)?;
+    backends.get(&args.backend)?;
+    if let Some(c) = args.chunk_size {
+        check_chunk_size(c)?;
+    }
+    let shape = parse_shape(&args.shape)?;
+    let positive = |argument: &str, value: usize| {
+        if value == 0 {
+            Err(RuntimeError::InvalidArgument {
+                argument: argument.into(),
+                value: "0".into(),
+                expected: "a positive integer".into(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    positive("--reps", args.reps)?;
+    positive("--baseline-threads", args.baseline_threads)?;
+    let spec = loglinear_bench::BenchSpec {
+        variant: variant.clone(),
+        backend: args.backend.clone(),
+        shape,
+        chunk_size: args.chunk_size,
+        reps: args.reps,
+        warmup: args.warmup,
+        baselines: args.baselines,
+        baseline_threads: args.baseline_threads,
+        seed: args.seed,
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(loglinear_bench::total_steps(&spec))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    let report = loglinear_bench::run_bench(backends, &spec, &mut |step| {
+        bar.set_message(format!("{}: {}", step.label, step.phase));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    print_out(&loglinear_bench::format_report(&report?));
     Ok(())
 }
 

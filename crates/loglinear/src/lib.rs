@@ -47,7 +47,9 @@ pub use registry::Registry;
 
 /// Every backend this build provides, in order: the one place where backends from other crates are added.
 pub fn backends() -> BackendRegistry {
-    BackendRegistry::with_defaults()
+    let mut registry = BackendRegistry::with_defaults();
+    registry.register(Box::new(loglinear_cranelift::CraneliftBackend::shared()));
+    registry
 }
 
 /// Runs `variant` on `inputs` with the backend named `backend` (one of [`backends`]) and returns `o`

@@ -421,7 +421,7 @@ fn help_on_every_command() {
         assert!(text.contains("Usage: loglinear"), "{args:?}: {text}");
     }
     let text = String::from_utf8(loglinear(&["run", "--help"]).stdout).unwrap();
-    for flag in ["--variant", "--backend", "--input", "--output", "--chunk-size", "[default: reference]"] {
+    for flag in ["--variant", "--backend", "--input", "--output", "--chunk-size", "[default: cranelift]"] {
         assert!(text.contains(flag), "{flag}: {text}");
     }
 }
@@ -487,7 +487,9 @@ fn run_writes_o_matching_the_oracle() {
         let c = Case::with_inputs(&x);
         let want = loglinear::oracle::run(v, &x, Form::Naive).unwrap();
         for chunk in [None, Some("1"), Some("8"), Some("256")] {
-            let extra: Vec<&str> = chunk.map(|c| vec!["--chunk-size", c]).unwrap_or_default();
+            // The f64 reference explicitly: the default backend (cranelift) computes in f32.
+            let mut extra: Vec<&str> = vec!["--backend", "reference"];
+            extra.extend(chunk.map(|c| vec!["--chunk-size", c]).unwrap_or_default());
             let out = c.run(name, &extra);
             assert_eq!(out.status.code(), Some(0), "{name} {chunk:?}: {}", String::from_utf8_lossy(&out.stderr));
             assert!(out.stderr.is_empty(), "quiet at the default log level");
@@ -536,7 +538,7 @@ fn dtype_case(dtype: Dtype, v_dtype: Dtype, tol: f64) {
         })
         .collect();
     let want = loglinear::oracle::run(v, &rounded, Form::Naive).unwrap();
-    let out = c.run(name, &["--chunk-size", "4"]);
+    let out = c.run(name, &["--backend", "reference", "--chunk-size", "4"]);
     assert_eq!(out.status.code(), Some(0), "{dtype}: {}", String::from_utf8_lossy(&out.stderr));
     let (got_dtype, o) = read_o(&c.output);
     assert_eq!(got_dtype, v_dtype, "o is written in v's dtype");

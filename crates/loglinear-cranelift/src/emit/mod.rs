@@ -21,6 +21,7 @@ pub mod mask;
 pub mod math;
 pub mod matmul;
 pub mod scan;
+pub mod tile;
 
 pub use elementwise::{
     emit_binary, emit_l2norm_rows, emit_map_binary, emit_map_unary, emit_scale_rows, emit_unary, BinaryOp, UnaryOp,

@@ -1,0 +1,637 @@
+//! # loglinear-bench: measuring backends against baselines
+//!
+//! The one place where loglinear's timings are taken, shared by `loglinear bench` (the CLI calls [`run_bench`])
+//! and `cargo bench -p loglinear-bench` (divan calls the [`Workload`] methods directly).
+//!
+//! A [`Workload`] holds a variant's random inputs at one shape and chunk size, the same inputs restricted to its
+//! linear form, and the inputs prepared for the hand-written f32 [`baseline`]. [`run_bench`] times, on the same
+//! inputs and in the same process:
+//!
+//! * the variant on the chosen backend (first call, then `warmup` untimed calls and `reps` timed ones);
+//! * with baselines: the `interpreter-f32` backend, the hand-written rustc baseline ([`baseline`]) and the linear
+//!   (non-hierarchical) form of the variant on the chosen backend.
+//!
+//! GFLOP/s come from the cost model ([`loglinear_schedule::cost`]); the backend API has no compile-time hook, so
+//! the compile overhead is reported as *first call − median*.
+#![warn(missing_docs)]
+
+pub mod baseline;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use loglinear_ir::random::random_inputs;
+use loglinear_ir::{HostTensor, TensorMap, VariantIr};
+use loglinear_runtime::{check_chunk_size, Backend, BackendRegistry, RunOptions, RuntimeError};
+
+use crate::baseline::{BaselineError, BaselineProblem};
+
+/// Problem sizes `(B, T, H, K, V)`.
+pub type Shape = (usize, usize, usize, usize, usize);
+
+/// The backend the baselines always include.
+pub const INTERPRETER_F32: &str = "interpreter-f32";
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchSpec {
+    /// The variant.
+    pub variant: VariantIr,
+    /// The backend's name (one of the registry's).
+    pub backend: String,
+    /// Problem sizes.
+    pub shape: Shape,
+    /// Chunk size; `None` uses the variant's.
+    pub chunk_size: Option<usize>,
+    /// Timed repetitions per row (≥ 1).
+    pub reps: usize,
+    /// Untimed calls after the first call, before the timed ones.
+    pub warmup: usize,
+    /// Also run the baselines (`interpreter-f32`, the rustc baseline, the linear form).
+    pub baselines: bool,
+    /// Threads of the rustc baseline (heads are split between them).
+    pub baseline_threads: usize,
+    /// Seed of the random inputs.
+    pub seed: u64,
+}
+
+impl BenchSpec {
+    /// A spec with 5 repetitions, 1 warm-up call, no baselines, one baseline thread and seed 0.
+    pub fn new(variant: VariantIr, backend: impl Into<String>, shape: Shape) -> Self {
+        BenchSpec {
+            variant,
+            backend: backend.into(),
+            shape,
+            chunk_size: None,
+            reps: 5,
+            warmup: 1,
+            baselines: false,
+            baseline_threads: 1,
+            seed: 0,
+        }
+    }
+
+    /// The chunk size used: `chunk_size` or the variant's.
+    pub fn chunk(&self) -> usize {
+        self.chunk_size.unwrap_or(self.variant.chunk_size)
+    }
+}
+
+/// A variant's inputs at one shape and chunk size, ready to be run by a backend, in its linear form, or by the
+/// hand-written baseline. Building it is not timed.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// The variant.
+    pub variant: VariantIr,
+    /// Its linear (non-hierarchical) form; `None` when the variant is already linear.
+    pub linear: Option<VariantIr>,
+    /// Problem sizes.
+    pub shape: Shape,
+    /// Chunk size.
+    pub chunk: usize,
+    /// Random inputs of `variant`.
+    pub inputs: TensorMap,
+    /// The same tensors, restricted to the inputs the linear form declares (λ dropped).
+    pub linear_inputs: TensorMap,
+    /// The inputs prepared for the hand-written baseline, or why it does not cover the variant.
+    pub baseline: Result<BaselineProblem, String>,
+}
+
+impl Workload {
+    /// Random inputs (spec §11.5 distributions, seed `seed`) for `variant` at `shape`, chunk size `chunk`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::ChunkSize`] for a chunk size that is not a power of two in `1..=256`;
+    /// [`RuntimeError::InvalidArgument`] for a zero size.
+    pub fn new(variant: &VariantIr, shape: Shape, chunk: usize, seed: u64) -> Result<Self, RuntimeError> {
+        check_chunk_size(chunk)?;
+        let (b, t, h, k, v) = shape;
+        if [b, t, h, k, v].contains(&0) {
+            return Err(RuntimeError::InvalidArgument {
+                argument: "--shape".into(),
+                value: format!("{b},{t},{h},{k},{v}"),
+                expected: "five positive integers B,T,H,K,V".into(),
+            });
+        }
+        let inputs = random_inputs(variant, shape, 0, seed);
+        let linear = variant.is_log_linear().then(|| variant.linear_base());
+        let linear_inputs = match &linear {
+            Some(l) => {
+                l.inputs.iter().filter_map(|d| inputs.get(&d.name).map(|t| (d.name.clone(), t.clone()))).collect()
+            }
+            None => inputs.clone(),
+        };
+        let baseline = match baseline::prepare(variant, &inputs) {
+            Ok(p) => Ok(p),
+            Err(BaselineError::Unsupported(why)) => Err(why),
+            Err(e @ BaselineError::Input(_)) => {
+                return Err(RuntimeError::Internal(format!("random inputs rejected by the baseline: {e}")))
+            }
+        };
+        Ok(Workload { variant: variant.clone(), linear, shape, chunk, inputs, linear_inputs, baseline })
+    }
+
+    /// Runs the variant on `backend`.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub fn run_backend(&self, backend: &dyn Backend) -> Result<HostTensor, RuntimeError> {
+        backend.run(&self.variant, &self.inputs, &RunOptions::with_chunk_size(Some(self.chunk)))
+    }
+
+    /// Runs the linear form on `backend`; `None` when the variant is already linear.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub fn run_linear(&self, backend: &dyn Backend) -> Option<Result<HostTensor, RuntimeError>> {
+        let l = self.linear.as_ref()?;
+        Some(backend.run(l, &self.linear_inputs, &RunOptions::with_chunk_size(Some(self.chunk))))
+    }
+
+    /// Runs the hand-written baseline on `threads` threads: `o` as `[B, T, H, V]` f32; `None` when it does not
+    /// cover the variant.
+    pub fn run_baseline(&self, threads: usize) -> Option<Vec<f32>> {
+        self.baseline.as_ref().ok().map(|p| p.run(self.chunk, threads))
+    }
+}
+
+/// What a row of the report measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    /// The variant on the chosen backend.
+    Main,
+    /// The variant on `interpreter-f32`.
+    Interpreter,
+    /// The hand-written rustc baseline.
+    Rustc,
+    /// The linear form of the variant on the chosen backend.
+    Linear,
+}
+
+/// One measured (or skipped) row.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// What it measures.
+    pub kind: RowKind,
+    /// Short label: the backend name, `rustc-baseline`, or `<backend> (linear)`.
+    pub label: String,
+    /// The variant run.
+    pub variant: String,
+    /// The first call (includes any compilation).
+    pub first_call: Duration,
+    /// The timed repetitions.
+    pub samples: Vec<Duration>,
+    /// FLOPs of one call, from the cost model (0 when unknown).
+    pub flops: f64,
+    /// Relative difference of this row's `o` from the main row's (`None` for the main row and the linear form).
+    pub diff_vs_main: Option<f64>,
+    /// Why the row was not measured.
+    pub skipped: Option<String>,
+}
+
+impl Row {
+    fn skipped(kind: RowKind, label: impl Into<String>, variant: &str, why: impl Into<String>) -> Self {
+        Row {
+            kind,
+            label: label.into(),
+            variant: variant.to_string(),
+            first_call: Duration::ZERO,
+            samples: Vec::new(),
+            flops: 0.0,
+            diff_vs_main: None,
+            skipped: Some(why.into()),
+        }
+    }
+
+    fn sorted(&self) -> Vec<Duration> {
+        let mut s = self.samples.clone();
+        s.sort();
+        s
+    }
+
+    /// Median of the samples (mean of the middle two for an even count); zero without samples.
+    pub fn median(&self) -> Duration {
+        let s = self.sorted();
+        match s.len() {
+            0 => Duration::ZERO,
+            n if n % 2 == 1 => s[n / 2],
+            n => (s[n / 2 - 1] + s[n / 2]) / 2,
+        }
+    }
+
+    /// Fastest sample.
+    pub fn min(&self) -> Duration {
+        self.samples.iter().min().copied().unwrap_or_default()
+    }
+
+    /// Slowest sample.
+    pub fn max(&self) -> Duration {
+        self.samples.iter().max().copied().unwrap_or_default()
+    }
+
+    /// GFLOP/s at the median (0 when unknown).
+    pub fn gflops(&self) -> f64 {
+        let m = self.median().as_secs_f64();
+        if m > 0.0 && self.flops > 0.0 {
+            self.flops / m / 1e9
+        } else {
+            0.0
+        }
+    }
+
+    /// First call minus median: the one-off cost of the first call (JIT compilation, caches), floored at zero.
+    pub fn first_call_overhead(&self) -> Duration {
+        self.first_call.saturating_sub(self.median())
+    }
+}
+
+/// The result of [`run_bench`].
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    /// The variant.
+    pub variant: String,
+    /// The chosen backend.
+    pub backend: String,
+    /// Problem sizes.
+    pub shape: Shape,
+    /// Chunk size.
+    pub chunk: usize,
+    /// Timed repetitions per row.
+    pub reps: usize,
+    /// Untimed warm-up calls per row.
+    pub warmup: usize,
+    /// Rows: the main one first.
+    pub rows: Vec<Row>,
+}
+
+impl BenchReport {
+    /// The row of this kind, if measured.
+    pub fn row(&self, kind: RowKind) -> Option<&Row> {
+        self.rows.iter().find(|r| r.kind == kind && r.skipped.is_none())
+    }
+}
+
+/// One step of [`run_bench`], for progress display.
+#[derive(Clone, Debug)]
+pub struct Step<'a> {
+    /// The row being measured.
+    pub label: &'a str,
+    /// What the call was: `first call`, `warm-up` or `rep`.
+    pub phase: &'static str,
+}
+
+/// How many calls (steps) [`run_bench`] makes for `spec`, for a progress bar's length.
+pub fn total_steps(spec: &BenchSpec) -> u64 {
+    let per_row = 1 + spec.warmup + spec.reps;
+    let rows = if spec.baselines { 4 } else { 1 };
+    (per_row * rows) as u64
+}
+
+fn relative_diff(x: &HostTensor, r: &HostTensor) -> f64 {
+    if x.shape != r.shape {
+        return f64::INFINITY;
+    }
+    let d: f64 = x.data.iter().zip(&r.data).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+    let n: f64 = r.data.iter().map(|b| b * b).sum::<f64>().sqrt();
+    if n == 0.0 {
+        d
+    } else {
+        d / n
+    }
+}
+
+/// Times `f`: one first call, `warmup` untimed calls, `reps` timed ones; returns (first call, samples, the first
+/// call's output).
+fn time_calls<T>(
+    spec: &BenchSpec,
+    label: &str,
+    on_step: &mut dyn FnMut(Step<'_>),
+    mut f: impl FnMut() -> Result<T, RuntimeError>,
+) -> Result<(Duration, Vec<Duration>, T), RuntimeError> {
+    let t0 = Instant::now();
+    let out = f()?;
+    let first = t0.elapsed();
+    on_step(Step { label, phase: "first call" });
+    for _ in 0..spec.warmup {
+        std::hint::black_box(f()?);
+        on_step(Step { label, phase: "warm-up" });
+    }
+    let mut samples = Vec::with_capacity(spec.reps);
+    for _ in 0..spec.reps {
+        let t0 = Instant::now();
+        let o = f()?;
+        samples.push(t0.elapsed());
+        std::hint::black_box(o);
+        on_step(Step { label, phase: "rep" });
+    }
+    Ok((first, samples, out))
+}
+
+/// Measures `spec` with the backends of `backends`; `on_step` is called after every call (for a progress bar).
+///
+/// # Errors
+/// [`RuntimeError::UnknownBackend`] when `spec.backend` is not registered; [`RuntimeError::InvalidArgument`] for
+/// `reps == 0` or a zero size; [`RuntimeError::ChunkSize`]; a backend's error on the main row. Failing baseline
+/// rows are reported as skipped rows instead.
+pub fn run_bench(
+    backends: &BackendRegistry,
+    spec: &BenchSpec,
+    on_step: &mut dyn FnMut(Step<'_>),
+) -> Result<BenchReport, RuntimeError> {
+    let backend = backends.get(&spec.backend)?;
+    if spec.reps == 0 {
+        return Err(RuntimeError::InvalidArgument {
+            argument: "--reps".into(),
+            value: "0".into(),
+            expected: "at least 1 repetition".into(),
+        });
+    }
+    let w = Workload::new(&spec.variant, spec.shape, spec.chunk(), spec.seed)?;
+    let flops = |v: &VariantIr| loglinear_schedule::cost(v, w.shape, w.chunk).map(|c| c.flops).unwrap_or(0.0);
+    let vname = spec.variant.name.clone();
+    let mut rows = Vec::new();
+
+    let label = backend.name().to_string();
+    let (first, samples, main_out) = time_calls(spec, &label, on_step, || w.run_backend(backend))?;
+    rows.push(Row {
+        kind: RowKind::Main,
+        label,
+        variant: vname.clone(),
+        first_call: first,
+        samples,
+        flops: flops(&spec.variant),
+        diff_vs_main: None,
+        skipped: None,
+    });
+    if !spec.baselines {
+        return Ok(report(spec, &w, rows));
+    }
+
+    // interpreter-f32 on the same inputs.
+    let skip_steps = |on_step: &mut dyn FnMut(Step<'_>), label: &str| {
+        for _ in 0..1 + spec.warmup + spec.reps {
+            on_step(Step { label, phase: "skipped" });
+        }
+    };
+    let interp_label = INTERPRETER_F32.to_string();
+    match backends.get(INTERPRETER_F32) {
+        Ok(ib) => match time_calls(spec, &interp_label, on_step, || w.run_backend(ib)) {
+            Ok((first, samples, o)) => rows.push(Row {
+                kind: RowKind::Interpreter,
+                label: interp_label,
+                variant: vname.clone(),
+                first_call: first,
+                samples,
+                flops: flops(&spec.variant),
+                diff_vs_main: Some(relative_diff(&o, &main_out)),
+                skipped: None,
+            }),
+            Err(e) => rows.push(Row::skipped(RowKind::Interpreter, interp_label, &vname, format!("failed: {e}"))),
+        },
+        Err(_) => {
+            skip_steps(on_step, &interp_label);
+            rows.push(Row::skipped(RowKind::Interpreter, interp_label, &vname, "not registered"));
+        }
+    }
+
+    // The hand-written rustc baseline.
+    let threads = spec.baseline_threads.max(1);
+    let rlabel =
+        if threads == 1 { "rustc-baseline".to_string() } else { format!("rustc-baseline ({threads} threads)") };
+    match &w.baseline {
+        Ok(p) => {
+            let (b, t, h, _, v) = w.shape;
+            let (first, samples, o) = time_calls(spec, &rlabel, on_step, || Ok(p.run(w.chunk, threads)))?;
+            let o = HostTensor::new(vec![b, t, h, v], o.into_iter().map(f64::from).collect());
+            rows.push(Row {
+                kind: RowKind::Rustc,
+                label: rlabel,
+                variant: vname.clone(),
+                first_call: first,
+                samples,
+                flops: flops(&spec.variant),
+                diff_vs_main: Some(relative_diff(&o, &main_out)),
+                skipped: None,
+            });
+        }
+        Err(why) => {
+            skip_steps(on_step, &rlabel);
+            rows.push(Row::skipped(RowKind::Rustc, rlabel, &vname, why.clone()));
+        }
+    }
+
+    // The linear form on the chosen backend.
+    let llabel = format!("{} (linear)", backend.name());
+    match &w.linear {
+        Some(lin) => {
+            let lname = lin.name.clone();
+            let res = time_calls(spec, &llabel, on_step, || w.run_linear(backend).expect("log-linear variant"));
+            match res {
+                Ok((first, samples, _)) => rows.push(Row {
+                    kind: RowKind::Linear,
+                    label: llabel,
+                    variant: lname,
+                    first_call: first,
+                    samples,
+                    flops: flops(lin),
+                    diff_vs_main: None,
+                    skipped: None,
+                }),
+                Err(e) => rows.push(Row::skipped(RowKind::Linear, llabel, &lname, format!("failed: {e}"))),
+            }
+        }
+        None => {
+            skip_steps(on_step, &llabel);
+            rows.push(Row::skipped(RowKind::Linear, llabel, &vname, "the variant is already linear"));
+        }
+    }
+    Ok(report(spec, &w, rows))
+}
+
+fn report(spec: &BenchSpec, w: &Workload, rows: Vec<Row>) -> BenchReport {
+    BenchReport {
+        variant: spec.variant.name.clone(),
+        backend: spec.backend.clone(),
+        shape: w.shape,
+        chunk: w.chunk,
+        reps: spec.reps,
+        warmup: spec.warmup,
+        rows,
+    }
+}
+
+/// Seconds with a unit that keeps 3–4 significant digits.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+/// The report as a text table, then the ratios the Cranelift issue's targets are stated in.
+pub fn format_report(r: &BenchReport) -> String {
+    let (b, t, h, k, v) = r.shape;
+    let mut out = format!(
+        "bench `{}` on `{}`: B={b} T={t} H={h} K={k} V={v} C={}, {} reps after {} warm-up call(s)\n\n",
+        r.variant, r.backend, r.chunk, r.reps, r.warmup
+    );
+    let header = ["row", "variant", "median", "min", "max", "GFLOP/s", "first call", "first−median", "diff vs main"];
+    let mut cells: Vec<[String; 9]> = Vec::new();
+    for row in &r.rows {
+        if let Some(why) = &row.skipped {
+            cells.push([
+                row.label.clone(),
+                row.variant.clone(),
+                format!("skipped: {why}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+            continue;
+        }
+        cells.push([
+            row.label.clone(),
+            row.variant.clone(),
+            fmt_duration(row.median()),
+            fmt_duration(row.min()),
+            fmt_duration(row.max()),
+            if row.flops > 0.0 { format!("{:.2}", row.gflops()) } else { "-".into() },
+            fmt_duration(row.first_call),
+            fmt_duration(row.first_call_overhead()),
+            row.diff_vs_main.map_or("-".into(), |d| format!("{d:.1e}")),
+        ]);
+    }
+    let mut widths = header.map(|h| h.chars().count());
+    for c in &cells {
+        for (i, s) in c.iter().enumerate() {
+            // A skip reason spans the remaining columns: do not widen the median column for it.
+            if !(i == 2 && s.starts_with("skipped")) {
+                widths[i] = widths[i].max(s.chars().count());
+            }
+        }
+    }
+    let line = |cols: &[String]| {
+        let mut l = String::new();
+        for (i, s) in cols.iter().enumerate() {
+            let pad = widths[i].saturating_sub(s.chars().count());
+            if i < 2 {
+                l.push_str(s);
+                l.push_str(&" ".repeat(pad));
+            } else {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(s);
+            }
+            l.push_str("  ");
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(&header.map(String::from)));
+    for c in &cells {
+        if c[2].starts_with("skipped") {
+            let mut l = format!("{:<w0$}  {:<w1$}  {}", c[0], c[1], c[2], w0 = widths[0], w1 = widths[1]);
+            l.push('\n');
+            out.push_str(&l);
+        } else {
+            out.push_str(&line(c));
+        }
+    }
+    let main = r.row(RowKind::Main).map(|m| m.median().as_secs_f64()).unwrap_or(0.0);
+    let mut ratios = String::new();
+    for (kind, what) in [
+        (RowKind::Interpreter, "interpreter-f32 / main"),
+        (RowKind::Rustc, "rustc-baseline / main"),
+        (RowKind::Linear, "main / linear form"),
+    ] {
+        if let (Some(row), true) = (r.row(kind), main > 0.0) {
+            let x = row.median().as_secs_f64();
+            let ratio = if kind == RowKind::Linear { main / x } else { x / main };
+            let _ = write!(ratios, "{what} = {ratio:.2}×; ");
+        }
+    }
+    if !ratios.is_empty() {
+        out.push('\n');
+        out.push_str("ratios (medians): ");
+        out.push_str(ratios.trim_end_matches("; "));
+        out.push('\n');
+    }
+    out.push_str(
+        "first−median: one-off cost of the first call (JIT compilation, caches); the backend API reports no \
+         compile time of its own.\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loglinear_ir::builtins;
+
+    #[test]
+    fn bench_runs_every_row_and_agrees() {
+        let v = builtins::by_name("loglinear_mamba2").unwrap();
+        let mut spec = BenchSpec::new(v, "interpreter", (1, 40, 2, 8, 4));
+        spec.chunk_size = Some(8);
+        spec.reps = 3;
+        spec.baselines = true;
+        let mut steps = 0u64;
+        let r = run_bench(&BackendRegistry::with_defaults(), &spec, &mut |_| steps += 1).unwrap();
+        assert_eq!(steps, total_steps(&spec));
+        assert_eq!(r.rows.len(), 4);
+        for row in &r.rows {
+            assert!(row.skipped.is_none(), "{row:?}");
+            assert_eq!(row.samples.len(), 3);
+            assert!(row.min() <= row.median() && row.median() <= row.max());
+            assert!(row.flops > 0.0, "{row:?}");
+        }
+        // interpreter-f32 and the rustc baseline compute the same o as the f64 interpreter.
+        for kind in [RowKind::Interpreter, RowKind::Rustc] {
+            let d = r.row(kind).unwrap().diff_vs_main.unwrap();
+            assert!(d <= 1e-5, "{kind:?}: {d:e}");
+        }
+        assert_eq!(r.row(RowKind::Linear).unwrap().variant, "mamba2");
+        let text = format_report(&r);
+        for needle in ["median", "GFLOP/s", "rustc-baseline", "interpreter-f32", "interpreter (linear)", "ratios"] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn skipped_rows_and_errors() {
+        let reg = BackendRegistry::with_defaults();
+        let gla = builtins::by_name("gla").unwrap();
+        let mut spec = BenchSpec::new(gla, "reference", (1, 9, 1, 2, 2));
+        spec.baselines = true;
+        spec.reps = 1;
+        let r = run_bench(&reg, &spec, &mut |_| {}).unwrap();
+        let skipped: Vec<_> = r.rows.iter().filter(|r| r.skipped.is_some()).map(|r| r.kind).collect();
+        assert_eq!(skipped, vec![RowKind::Rustc, RowKind::Linear]);
+        assert!(format_report(&r).contains("skipped: the variant is already linear"));
+
+        spec.backend = "nope".into();
+        assert!(matches!(run_bench(&reg, &spec, &mut |_| {}), Err(RuntimeError::UnknownBackend { .. })));
+        spec.backend = "reference".into();
+        spec.reps = 0;
+        assert!(matches!(run_bench(&reg, &spec, &mut |_| {}), Err(RuntimeError::InvalidArgument { .. })));
+        spec.reps = 1;
+        spec.chunk_size = Some(3);
+        assert!(matches!(run_bench(&reg, &spec, &mut |_| {}), Err(RuntimeError::ChunkSize { value: 3, .. })));
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        let mut row = Row::skipped(RowKind::Main, "x", "y", "z");
+        row.samples = [3, 1, 2].map(Duration::from_millis).to_vec();
+        assert_eq!(row.median(), Duration::from_millis(2));
+        row.samples.push(Duration::from_millis(10));
+        assert_eq!(row.median(), Duration::from_micros(2500));
+        row.first_call = Duration::from_millis(1);
+        assert_eq!(row.first_call_overhead(), Duration::ZERO);
+    }
+}

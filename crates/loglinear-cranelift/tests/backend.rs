@@ -1,0 +1,218 @@
+//! The Cranelift backend against the f64 naive oracle (every built-in, lengths around chunk boundaries, all
+//! chunk sizes, both scan forms, K ≠ V, extreme decays and β), the external test vectors, a macro-declared
+//! variant with preprocessing, and the kernel cache.
+
+use std::sync::OnceLock;
+
+use loglinear_cranelift::CraneliftBackend;
+use loglinear_ir::level::num_levels;
+use loglinear_ir::random::random_inputs;
+use loglinear_ir::{builtins, HostTensor, TensorMap, VariantIr};
+use loglinear_oracle::{run, Form};
+use loglinear_runtime::{f32_tolerance, Backend, RunOptions};
+use loglinear_schedule::ScanForm;
+
+const FORMS: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
+const LENGTHS: [usize; 8] = [1, 2, 3, 37, 63, 64, 65, 130];
+const CHUNKS: [usize; 4] = [1, 4, 16, 64];
+/// λ depth used by every test input (that of T = 130), so that one compiled program serves every length.
+const LEVELS: usize = 9;
+
+fn backend() -> &'static CraneliftBackend {
+    static B: OnceLock<CraneliftBackend> = OnceLock::new();
+    B.get_or_init(|| CraneliftBackend::new().with_threads(2))
+}
+
+fn rel(x: &HostTensor, r: &HostTensor) -> f64 {
+    assert_eq!(x.shape, r.shape);
+    let num: f64 = x.data.iter().zip(&r.data).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+    let den: f64 = r.data.iter().map(|b| b * b).sum::<f64>().sqrt();
+    if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
+}
+
+fn inputs(v: &VariantIr, t: usize, k: usize, vd: usize, seed: u64) -> TensorMap {
+    random_inputs(v, (2, t, 2, k, vd), LEVELS - num_levels(t), seed)
+}
+
+fn check(v: &VariantIr, x: &TensorMap, what: &str, chunks: &[usize]) {
+    let want = run(v, x, Form::Naive).unwrap();
+    assert!(want.data.iter().all(|x| x.is_finite()), "{what}: oracle not finite");
+    let tol = f32_tolerance(v);
+    for &c in chunks {
+        for form in FORMS {
+            let o = backend().run_with_form(v, x, &RunOptions::with_chunk_size(Some(c)), form).unwrap();
+            let e = rel(&o, &want);
+            assert!(e <= tol, "{} {what} C={c} {form:?}: rel err {e:e} > {tol:e}", v.name);
+        }
+    }
+}
+
+fn set_all(x: &mut TensorMap, name: &str, value: f64) {
+    x.get_mut(name).unwrap().data.iter_mut().for_each(|e| *e = value);
+}
+
+#[test]
+fn all_builtins_lengths_chunks_forms() {
+    for v in builtins::all() {
+        for (i, t) in LENGTHS.into_iter().enumerate() {
+            for (k, vd) in [(5, 7), (16, 8)] {
+                let x = inputs(&v, t, k, vd, 100 + i as u64);
+                check(&v, &x, &format!("T={t} K={k} V={vd}"), &CHUNKS);
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_decays() {
+    for v in builtins::all() {
+        if !v.inputs.iter().any(|d| d.name == "g") {
+            continue;
+        }
+        for g in [0.0, -50.0] {
+            for t in [37, 65, 130] {
+                let mut x = inputs(&v, t, 5, 7, 3);
+                set_all(&mut x, "g", g);
+                check(&v, &x, &format!("g={g} T={t}"), &CHUNKS);
+            }
+        }
+    }
+}
+
+#[test]
+fn delta_beta_edges() {
+    let mut n = 0;
+    for v in builtins::all() {
+        if !v.class().is_delta() {
+            continue;
+        }
+        for beta in [0.0, 1.0] {
+            for t in [37, 130] {
+                let mut x = inputs(&v, t, 5, 7, 5);
+                set_all(&mut x, "beta", beta);
+                check(&v, &x, &format!("beta={beta} T={t}"), &CHUNKS);
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 4 * 2 * 2);
+}
+
+#[test]
+fn macro_declared_variants_with_preprocessing() {
+    let extras = loglinear_builtins::extras();
+    assert!(extras.len() >= 2);
+    for decl in extras {
+        for v in decl.forms() {
+            for t in [3, 65, 130] {
+                let x = inputs(&v, t, 5, 7, 17);
+                check(&v, &x, &format!("T={t}"), &[4, 16, 64]);
+            }
+        }
+    }
+}
+
+fn vectors_dir() -> std::path::PathBuf {
+    match std::env::var_os("LOGLINEAR_VECTORS") {
+        Some(p) => p.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+    }
+}
+
+fn read_cases(name: &str) -> Vec<TensorMap> {
+    let path = vectors_dir().join(format!("{name}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("test vectors not found at {}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut cases: std::collections::BTreeMap<usize, TensorMap> = Default::default();
+    for (key, view) in st.tensors() {
+        let (case, field) = key.split_once('.').unwrap();
+        let i: usize = case.trim_start_matches("case").parse().unwrap();
+        assert_eq!(view.dtype(), safetensors::Dtype::F64);
+        let data = view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+        cases.entry(i).or_default().insert(field.to_string(), HostTensor::new(view.shape().to_vec(), data));
+    }
+    cases.into_values().collect()
+}
+
+#[test]
+fn external_vectors() {
+    for (name, tol) in [("loglinear_mamba2", 1e-5), ("loglinear_gated_deltanet", 1e-4)] {
+        let v = builtins::by_name(name).unwrap();
+        let cases = read_cases(name);
+        assert!(!cases.is_empty(), "{name}: no cases");
+        for (i, mut case) in cases.into_iter().enumerate() {
+            let want = case.remove("o").expect("case has o");
+            for c in [4, 16, 64] {
+                for form in FORMS {
+                    let o = backend().run_with_form(&v, &case, &RunOptions::with_chunk_size(Some(c)), form).unwrap();
+                    let e = rel(&o, &want);
+                    assert!(e <= tol, "{name} case {i} C={c} {form:?}: rel err {e:e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn second_run_does_not_recompile() {
+    let b = CraneliftBackend::new();
+    let v = builtins::by_name("loglinear_gated_deltanet").unwrap();
+    let x = inputs(&v, 50, 4, 3, 1);
+    let opts = RunOptions::with_chunk_size(Some(16));
+    let o1 = b.run(&v, &x, &opts).unwrap();
+    assert_eq!(b.compile_count(), 1);
+    let kernels = b.kernel_compile_count();
+    assert!(kernels >= 2, "{kernels}");
+    // Another length with the same λ depth and other data: same specialisation.
+    let x2 = inputs(&v, 33, 4, 3, 2);
+    let o2 = b.run(&v, &x2, &opts).unwrap();
+    let o1b = b.run(&v, &x, &opts).unwrap();
+    assert_eq!(b.compile_count(), 1);
+    assert_eq!(b.kernel_compile_count(), kernels);
+    assert_eq!(o1.data, o1b.data);
+    assert_eq!(o2.shape, vec![2, 33, 2, 3]);
+    // A new chunk size or scan form is a new specialisation.
+    b.run(&v, &x, &RunOptions::with_chunk_size(Some(4))).unwrap();
+    assert_eq!(b.compile_count(), 2);
+    b.run_with_form(&v, &x, &opts, ScanForm::Fused).unwrap();
+    assert_eq!(b.compile_count(), 3);
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let b = CraneliftBackend::new();
+    let v = builtins::by_name("loglinear_mamba2").unwrap();
+    let mut x = inputs(&v, 10, 4, 3, 1);
+    x.remove("q");
+    assert!(b.run(&v, &x, &RunOptions::default()).is_err());
+    let x = inputs(&v, 10, 4, 3, 1);
+    assert!(b.run(&v, &x, &RunOptions::with_chunk_size(Some(12))).is_err());
+    assert_eq!(b.name(), "cranelift");
+    assert_eq!(b.tolerance(&v), f32_tolerance(&v));
+}
+
+#[test]
+fn single_and_many_threads_agree() {
+    let v = builtins::by_name("loglinear_gla").unwrap();
+    let x = inputs(&v, 130, 5, 7, 8);
+    let opts = RunOptions::with_chunk_size(Some(16));
+    let one = CraneliftBackend::new().with_threads(1).run(&v, &x, &opts).unwrap();
+    let four = CraneliftBackend::new().with_threads(4).run(&v, &x, &opts).unwrap();
+    assert_eq!(one.data, four.data);
+}
+
+#[test]
+fn lambda_shallower_than_the_chunk() {
+    // λ with only ⌈log2 T⌉ + 1 levels, fewer than the log2(C) + 1 in-chunk levels: the generic level mask.
+    for name in ["loglinear_mamba2", "loglinear_gated_deltanet", "loglinear_gla"] {
+        let v = builtins::by_name(name).unwrap();
+        for t in [1, 3, 5, 9] {
+            let x = random_inputs(&v, (2, t, 2, 5, 7), 0, 40 + t as u64);
+            check(&v, &x, &format!("T={t} shallow λ"), &[16, 64]);
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! One conformance suite for every backend (CubeCL-style): a single table of cases, instantiated on every backend
+//! of [`loglinear::backends()`] — a backend registered there is tested here without any change to this file.
+//!
+//! * **Case table** ([`case_table`]): every built-in variant (12) × a core set of shapes (spec §11.4: T = 1, 2, 3,
+//!   37, 63, 64, 65, 257; partial last chunks; NT = 1, 2^k, 2^k + 1; K = 1; K ≠ V; B = 2, H = 2) × chunk sizes
+//!   {1, 4, 16, 64}, plus the extreme cases on the variants they concern: λ with extra levels and with negative
+//!   and zero entries (log-linear variants), g = 0 and g = −50 and a chunk-sized block of g = −1e4 (variants
+//!   with a decay input), β ∈ {0, 1} and mixed (delta rule), repeated keys inside a chunk. Each run is compared
+//!   with the f64 naive oracle ([`Form::Naive`]) within the backend's own [`Backend::tolerance`].
+//! * **External vectors**: `loglinear_mamba2` (≤ 1e-5) and `loglinear_gated_deltanet` (≤ 1e-4) for f32
+//!   backends, ≤ 1e-10 for f64 ones (a backend whose own tolerance is ≤ 1e-10 counts as f64). Found through
+//!   `LOGLINEAR_VECTORS`, else `<workspace>/../shared/vectors`; the tests fail when they are absent.
+//! * **Bad input**: every backend returns an error (not a panic) for a missing tensor and for a NaN.
+//!
+//! Every failure names the case, the variant, the backend, the chunk size and the error; all failures of a test
+//! are collected before it fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use loglinear::oracle::Form;
+use loglinear::random::random_inputs;
+use loglinear::{relative_error, Backend, HostTensor, RunOptions, TensorMap, VariantIr};
+
+/// Chunk sizes every core case runs with.
+const CHUNKS: [usize; 4] = [1, 4, 16, 64];
+
+/// A change applied to the random inputs of a case.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Edit {
+    /// The random inputs as drawn.
+    None,
+    /// Every log decay `g` set to this value.
+    G(f64),
+    /// `g = −1e4` on positions `start..start + len` (and on the whole `[H]` tensor of RetNet).
+    GBlock { start: usize, len: usize },
+    /// Every β set to this value.
+    Beta(f64),
+    /// β alternating 0 and 1.
+    BetaMixed,
+    /// λ: every third entry 0, every fifth negative.
+    LamSigns,
+    /// Keys repeated in runs of four tokens (identical keys inside every chunk of size ≥ 4).
+    RepeatedKeys,
+}
+
+/// One row of the table: a variant at one shape, run with several chunk sizes.
+#[derive(Clone, Debug)]
+struct Case {
+    /// What the case covers.
+    name: &'static str,
+    /// The variant (a built-in name).
+    variant: String,
+    /// `(B, T, H, K, V)`.
+    shape: (usize, usize, usize, usize, usize),
+    /// λ levels beyond `num_levels(T)`.
+    extra_levels: usize,
+    /// The edit to the random inputs.
+    edit: Edit,
+    /// Chunk sizes to run.
+    chunks: Vec<usize>,
+    /// Only check that `o` is finite and has the right shape, not its error (see the unaligned g block).
+    finite_only: bool,
+}
+
+fn names() -> Vec<String> {
+    loglinear::builtins::all().into_iter().map(|v| v.name).collect()
+}
+
+fn variant(name: &str) -> VariantIr {
+    loglinear::builtins::by_name(name).unwrap_or_else(|| panic!("no built-in `{name}`"))
+}
+
+fn has_input(v: &VariantIr, name: &str) -> bool {
+    v.input_by_name(name).is_some()
+}
+
+/// The case table.
+fn case_table() -> Vec<Case> {
+    let core: [(&str, (usize, usize, usize, usize, usize)); 11] = [
+        ("T=1", (1, 1, 1, 4, 3)),
+        ("T=2", (1, 2, 1, 4, 3)),
+        ("T=3, K≠V", (1, 3, 1, 3, 5)),
+        ("T=37 prime, partial chunk, B=2 H=2", (2, 37, 2, 4, 3)),
+        ("T=63", (1, 63, 1, 4, 4)),
+        ("T=64", (1, 64, 1, 3, 4)),
+        ("T=65, H=2", (1, 65, 2, 4, 3)),
+        ("T=257 prime", (1, 257, 1, 2, 3)),
+        ("K=1", (1, 37, 1, 1, 3)),
+        ("K=V=16 (vector widths)", (1, 100, 1, 16, 16)),
+        ("K=32, V=8, H=2", (1, 130, 2, 32, 8)),
+    ];
+    let mut cases = Vec::new();
+    for name in names() {
+        let v = variant(&name);
+        let case = |what: &'static str, shape, extra_levels, edit, chunks: &[usize]| Case {
+            name: what,
+            variant: name.clone(),
+            shape,
+            extra_levels,
+            edit,
+            chunks: chunks.to_vec(),
+            finite_only: false,
+        };
+        for (what, shape) in core {
+            cases.push(case(what, shape, 0, Edit::None, &CHUNKS));
+        }
+        if v.is_log_linear() {
+            cases.push(case("λ with 3 extra levels", (2, 37, 2, 4, 3), 3, Edit::None, &CHUNKS));
+            cases.push(case("λ negative and zero", (1, 65, 1, 4, 3), 0, Edit::LamSigns, &CHUNKS));
+        }
+        if has_input(&v, "g") {
+            cases.push(case("g = 0", (1, 65, 1, 4, 3), 1, Edit::G(0.0), &CHUNKS));
+            cases.push(case("g = −50", (1, 65, 1, 4, 3), 0, Edit::G(-50.0), &CHUNKS));
+            for c in CHUNKS {
+                // A block of exactly one chunk, aligned with the chunking (spec §11.4).
+                let edit = Edit::GBlock { start: c, len: c };
+                cases.push(case("g = −1e4 on one whole chunk", (1, 130, 2, 4, 3), 0, edit, &[c]));
+            }
+            // The same block straddling chunk boundaries or inside a chunk: the local cumulative sums γ reach
+            // −1.6e5 and γ_r − γ_s after the block cancels catastrophically (f32: ~3e-3 relative error at C = 64,
+            // f64: ~5e-12), an accuracy limit of the spec §7.2 formulation itself. Checked for finiteness only.
+            let block = Edit::GBlock { start: 16, len: 16 };
+            let mut unaligned = case("g = −1e4 on a block inside a chunk", (1, 70, 2, 4, 3), 0, block, &CHUNKS);
+            unaligned.finite_only = true;
+            cases.push(unaligned);
+        }
+        if has_input(&v, "beta") {
+            cases.push(case("β = 0", (1, 40, 1, 4, 3), 0, Edit::Beta(0.0), &CHUNKS));
+            cases.push(case("β = 1", (1, 40, 1, 4, 3), 0, Edit::Beta(1.0), &CHUNKS));
+            cases.push(case("β ∈ {0, 1} mixed", (1, 40, 1, 4, 3), 0, Edit::BetaMixed, &CHUNKS));
+        }
+        if v.class().is_delta() || name.ends_with("mamba2") {
+            cases.push(case("repeated keys in a chunk", (1, 40, 1, 4, 3), 0, Edit::RepeatedKeys, &CHUNKS));
+        }
+    }
+    cases
+}
+
+/// The inputs of a case: random (seeded by the case's index in the table), then edited.
+fn inputs(v: &VariantIr, case: &Case, seed: u64) -> TensorMap {
+    let mut x = random_inputs(v, case.shape, case.extra_levels, seed);
+    let (_, t, _, k, _) = case.shape;
+    match case.edit {
+        Edit::None => {}
+        Edit::G(g) => x.get_mut("g").expect("g").data.iter_mut().for_each(|e| *e = g),
+        Edit::GBlock { start, len } => {
+            let g = x.get_mut("g").expect("g");
+            if g.shape.len() == 1 {
+                g.data.iter_mut().for_each(|e| *e = -1e4);
+            } else {
+                // [B, T, H] or [B, T, H, K]: positions 16..32 of every (b, h).
+                let per_t: usize = g.shape[2..].iter().product();
+                for (i, e) in g.data.iter_mut().enumerate() {
+                    if (start..start + len).contains(&((i / per_t) % t)) {
+                        *e = -1e4;
+                    }
+                }
+            }
+        }
+        Edit::Beta(b) => x.get_mut("beta").expect("beta").data.iter_mut().for_each(|e| *e = b),
+        Edit::BetaMixed => {
+            x.get_mut("beta").expect("beta").data.iter_mut().enumerate().for_each(|(i, e)| *e = (i % 2) as f64)
+        }
+        Edit::LamSigns => {
+            for (i, e) in x.get_mut("lam").expect("lam").data.iter_mut().enumerate() {
+                if i % 3 == 0 {
+                    *e = 0.0;
+                } else if i % 5 == 0 {
+                    *e = -*e;
+                }
+            }
+        }
+        Edit::RepeatedKeys => {
+            // [B, T, H, K]: token t takes the key of token t − t mod 4.
+            let kt = x.get_mut("k").expect("k");
+            let h = kt.shape[2];
+            let row = |b: usize, t_: usize, h_: usize| ((b * t + t_) * h + h_) * k;
+            for b in 0..kt.shape[0] {
+                for t_ in 0..t {
+                    for h_ in 0..h {
+                        let (src, dst) = (row(b, t_ - t_ % 4, h_), row(b, t_, h_));
+                        if src != dst {
+                            let key: Vec<f64> = kt.data[src..src + k].to_vec();
+                            kt.data[dst..dst + k].copy_from_slice(&key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    x
+}
+
+/// Runs `backend` and turns a panic into an error message.
+fn run_caught(backend: &dyn Backend, v: &VariantIr, x: &TensorMap, chunk: Option<usize>) -> Result<HostTensor, String> {
+    match catch_unwind(AssertUnwindSafe(|| backend.run(v, x, &RunOptions::with_chunk_size(chunk)))) {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(format!("returned an error: {e}")),
+        Err(p) => Err(format!(
+            "PANICKED: {}",
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// Checks `o` against `want` within `tol`; `None` when it passes, else the reason.
+fn check(o: Result<HostTensor, String>, want: &HostTensor, tol: f64) -> Option<String> {
+    match o {
+        Err(e) => Some(e),
+        Ok(o) if o.shape != want.shape => Some(format!("`o` has shape {:?}; expected {:?}", o.shape, want.shape)),
+        Ok(o) if o.data.iter().any(|e| !e.is_finite()) => {
+            let n = o.data.iter().filter(|e| !e.is_finite()).count();
+            Some(format!("`o` has {n} non-finite elements"))
+        }
+        Ok(o) => {
+            let e = relative_error(&o, want);
+            // NaN fails too.
+            (!(e <= tol)).then(|| format!("relative error {e:.3e} > tolerance {tol:.0e}"))
+        }
+    }
+}
+
+/// Runs every case of `variant_name` on every backend; returns (runs checked, failures).
+fn run_cases(variant_name: &str) -> (usize, Vec<String>) {
+    let backends = loglinear::backends();
+    let v = variant(variant_name);
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (i, case) in case_table().iter().enumerate().filter(|(_, c)| c.variant == variant_name) {
+        let x = inputs(&v, case, 1000 + i as u64);
+        let want = loglinear::oracle::run(&v, &x, Form::Naive).expect("the oracle accepts the case's inputs");
+        for backend in backends.iter() {
+            // A finite-only case accepts any finite error.
+            let tol = if case.finite_only { f64::MAX } else { backend.tolerance(&v) };
+            for &c in &case.chunks {
+                if let Some(why) = check(run_caught(backend, &v, &x, Some(c)), &want, tol) {
+                    failures.push(format!(
+                        "case #{i} `{}` ({:?}, B,T,H,K,V = {:?}) variant `{variant_name}` backend `{}` chunk {c}: {why}",
+                        case.name,
+                        case.edit,
+                        case.shape,
+                        backend.name()
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    (checked, failures)
+}
+
+fn assert_variant_conforms(variant_name: &str) {
+    let (checked, failures) = run_cases(variant_name);
+    let per_backend = case_table().iter().filter(|c| c.variant == variant_name).map(|c| c.chunks.len()).sum::<usize>();
+    assert_eq!(checked, per_backend * loglinear::backends().len(), "{variant_name}: not every run was checked");
+    assert!(checked >= 36, "{variant_name}: only {checked} runs");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} conformance runs failed for `{variant_name}`:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+macro_rules! conformance_tests {
+    ($($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                assert_variant_conforms($name);
+            }
+        )*
+
+        #[test]
+        fn every_builtin_has_a_conformance_test() {
+            let tested: BTreeSet<&str> = [$($name),*].into_iter().collect();
+            let all: BTreeSet<String> = names().into_iter().collect();
+            assert_eq!(all.len(), 12);
+            assert_eq!(tested, all.iter().map(String::as_str).collect::<BTreeSet<_>>());
+        }
+    };
+}
+
+conformance_tests! {
+    conformance_linear_attention => "linear_attention",
+    conformance_retnet => "retnet",
+    conformance_mamba2 => "mamba2",
+    conformance_gla => "gla",
+    conformance_deltanet => "deltanet",
+    conformance_gated_deltanet => "gated_deltanet",
+    conformance_loglinear_linear_attention => "loglinear_linear_attention",
+    conformance_loglinear_retnet => "loglinear_retnet",
+    conformance_loglinear_mamba2 => "loglinear_mamba2",
+    conformance_loglinear_gla => "loglinear_gla",
+    conformance_loglinear_deltanet => "loglinear_deltanet",
+    conformance_loglinear_gated_deltanet => "loglinear_gated_deltanet",
+}
+
+/// The table covers the spec §11.4 edge cases it claims to, for every variant.
+#[test]
+fn case_table_covers_the_edge_cases() {
+    let table = case_table();
+    for name in names() {
+        let v = variant(&name);
+        let cases: Vec<&Case> = table.iter().filter(|c| c.variant == name).collect();
+        let ts: BTreeSet<usize> = cases.iter().map(|c| c.shape.1).collect();
+        for t in [1, 2, 3, 37, 63, 64, 65, 257] {
+            assert!(ts.contains(&t), "{name}: no case with T = {t}");
+        }
+        let runs: Vec<(usize, usize)> =
+            cases.iter().flat_map(|c| c.chunks.iter().map(move |&ch| (c.shape.1, ch))).collect();
+        let nts: Vec<usize> = runs.iter().map(|&(t, c)| t.div_ceil(c)).collect();
+        assert!(nts.contains(&1), "{name}: no NT = 1");
+        assert!(nts.iter().any(|&n| n >= 4 && n.is_power_of_two()), "{name}: no NT = 2^k");
+        assert!(nts.iter().any(|&n| n >= 5 && (n - 1).is_power_of_two()), "{name}: no NT = 2^k + 1");
+        assert!(runs.iter().any(|&(t, c)| t > c && t % c != 0), "{name}: no partial last chunk");
+        let chunks: BTreeSet<usize> = runs.iter().map(|r| r.1).collect();
+        assert_eq!(chunks, CHUNKS.into_iter().collect(), "{name}: chunk sizes");
+        assert!(cases.iter().any(|c| c.shape.3 == 1), "{name}: no K = 1");
+        assert!(cases.iter().any(|c| c.shape.3 != c.shape.4), "{name}: no K ≠ V");
+        assert!(cases.iter().any(|c| c.shape.0 == 2 && c.shape.2 == 2), "{name}: no B = 2, H = 2");
+        let edits: Vec<Edit> = cases.iter().map(|c| c.edit).collect();
+        if v.is_log_linear() {
+            assert!(cases.iter().any(|c| c.extra_levels > 0), "{name}: no extra λ levels");
+            assert!(edits.contains(&Edit::LamSigns), "{name}: no negative / zero λ");
+        }
+        if has_input(&v, "g") {
+            for e in [Edit::G(0.0), Edit::G(-50.0)] {
+                assert!(edits.contains(&e), "{name}: no {e:?}");
+            }
+            for c in CHUNKS {
+                assert!(
+                    cases
+                        .iter()
+                        .any(|k| k.edit == Edit::GBlock { start: c, len: c } && k.chunks == [c] && !k.finite_only),
+                    "{name}: no chunk-aligned g block for C = {c}"
+                );
+            }
+        }
+        if has_input(&v, "beta") {
+            for e in [Edit::Beta(0.0), Edit::Beta(1.0), Edit::BetaMixed, Edit::RepeatedKeys] {
+                assert!(edits.contains(&e), "{name}: no {e:?}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// External vectors.
+
+fn vectors_dir() -> PathBuf {
+    let (dir, how) = match std::env::var_os("LOGLINEAR_VECTORS") {
+        Some(d) => (PathBuf::from(d), "from LOGLINEAR_VECTORS"),
+        None => (
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+            "<workspace root>/../shared/vectors; set LOGLINEAR_VECTORS to override",
+        ),
+    };
+    assert!(dir.is_dir(), "test vectors not found: looked in `{}` ({how})", dir.display());
+    dir
+}
+
+/// The cases of one vector file: index → (plain name → tensor).
+fn load_vectors(variant: &str) -> BTreeMap<usize, TensorMap> {
+    let path = vectors_dir().join(format!("{variant}.safetensors"));
+    assert!(path.is_file(), "test vectors `{}` not found", path.display());
+    let loaded = loglinear::read_safetensors(&path).unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
+    let mut cases: BTreeMap<usize, TensorMap> = BTreeMap::new();
+    for (key, t) in loaded.into_tensor_map() {
+        let (case, name) = key.split_once('.').unwrap_or_else(|| panic!("unexpected key `{key}` in {variant}"));
+        let i: usize = case.strip_prefix("case").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("key `{key}`"));
+        cases.entry(i).or_default().insert(name.to_string(), t);
+    }
+    assert!(!cases.is_empty(), "`{}` holds no case", path.display());
+    cases
+}
+
+/// Every case of the vector file on every backend with a few chunk sizes; `f32_tol` for f32 backends.
+fn check_vectors(variant_name: &str, f32_tol: f64) {
+    let v = variant(variant_name);
+    let backends = loglinear::backends();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (i, mut x) in load_vectors(variant_name) {
+        let want = x.remove("o").unwrap_or_else(|| panic!("{variant_name} case{i} has no `o`"));
+        for backend in backends.iter() {
+            let tol = if backend.tolerance(&v) <= 1e-10 { 1e-10 } else { f32_tol };
+            for chunk in [None, Some(4), Some(16)] {
+                if let Some(why) = check(run_caught(backend, &v, &x, chunk), &want, tol) {
+                    failures.push(format!(
+                        "vector {variant_name} case{i} backend `{}` chunk {chunk:?}: {why}",
+                        backend.name()
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4 * 3 * backends.len(), "{variant_name}: only {checked} runs");
+    assert!(failures.is_empty(), "{} of {checked} vector runs failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn vectors_loglinear_mamba2_every_backend() {
+    check_vectors("loglinear_mamba2", 1e-5);
+}
+
+#[test]
+fn vectors_loglinear_gated_deltanet_every_backend() {
+    check_vectors("loglinear_gated_deltanet", 1e-4);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bad input.
+
+/// Every backend returns an error, never a panic and never an output, for a missing tensor and for a NaN, on
+/// every built-in variant.
+#[test]
+fn bad_input_is_an_error_on_every_backend() {
+    let backends = loglinear::backends();
+    let mut failures = Vec::new();
+    for name in names() {
+        let v = variant(&name);
+        let good = random_inputs(&v, (1, 9, 2, 3, 2), 0, 5);
+        let mut missing = good.clone();
+        missing.remove("v");
+        let mut nan = good.clone();
+        nan.get_mut("q").expect("q").data[7] = f64::NAN;
+        let mut inf = good.clone();
+        inf.get_mut("k").expect("k").data[3] = f64::INFINITY;
+        for backend in backends.iter() {
+            for (what, x, needle) in
+                [("missing `v`", &missing, "`v`"), ("NaN in `q`", &nan, "`q`"), ("+inf in `k`", &inf, "`k`")]
+            {
+                match run_caught(backend, &v, x, Some(4)) {
+                    Ok(o) => failures.push(format!(
+                        "variant `{name}` backend `{}`: {what} gave an output of shape {:?} instead of an error",
+                        backend.name(),
+                        o.shape
+                    )),
+                    Err(e) if e.starts_with("PANICKED") => {
+                        failures.push(format!("variant `{name}` backend `{}`: {what}: {e}", backend.name()))
+                    }
+                    Err(e) if !e.contains(needle) => failures.push(format!(
+                        "variant `{name}` backend `{}`: {what}: the error does not name {needle}: {e}",
+                        backend.name()
+                    )),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} bad-input failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The harness itself.
+
+/// The suite runs on every registered backend, the three built into the runtime among them.
+#[test]
+fn suite_runs_on_every_registered_backend() {
+    let names = loglinear::backends().names();
+    eprintln!("conformance backends: {names:?}");
+    for n in ["reference", "interpreter", "interpreter-f32"] {
+        assert!(names.contains(&n), "{n} not registered: {names:?}");
+    }
+}
+
+/// A backend that is wrong, panics or accepts bad input is caught by the checks above.
+#[test]
+fn the_checks_catch_a_broken_backend() {
+    struct Broken(&'static str);
+    impl Backend for Broken {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn run(&self, v: &VariantIr, x: &TensorMap, o: &RunOptions) -> Result<HostTensor, loglinear::RuntimeError> {
+            match self.0 {
+                "panics" => panic!("boom"),
+                "off-by-eps" => {
+                    let mut r = loglinear::ReferenceBackend.run(v, x, o)?;
+                    r.data.iter_mut().for_each(|e| *e *= 1.0 + 1e-9);
+                    Ok(r)
+                }
+                _ => {
+                    let d = loglinear::check_inputs(v, x)?;
+                    Ok(HostTensor::zeros(vec![d.b, d.t, d.h, d.v]))
+                }
+            }
+        }
+    }
+    let v = variant("loglinear_mamba2");
+    let case = &case_table().into_iter().find(|c| c.variant == v.name && c.shape.1 == 65).unwrap();
+    let x = inputs(&v, case, 1);
+    let want = loglinear::oracle::run(&v, &x, Form::Naive).unwrap();
+    let panics = check(run_caught(&Broken("panics"), &v, &x, Some(4)), &want, 1e-12).unwrap();
+    assert!(panics.contains("PANICKED: boom"), "{panics}");
+    let eps = check(run_caught(&Broken("off-by-eps"), &v, &x, Some(4)), &want, 1e-12).unwrap();
+    assert!(eps.contains("relative error"), "{eps}");
+    assert!(check(run_caught(&Broken("off-by-eps"), &v, &x, Some(4)), &want, 1e-5).is_none());
+    let zeros = check(run_caught(&Broken("zeros"), &v, &x, Some(4)), &want, 1e-5).unwrap();
+    assert!(zeros.contains("relative error 1.000e0"), "{zeros}");
+    let mut nan = x.clone();
+    nan.get_mut("q").unwrap().data[0] = f64::NAN;
+    assert!(run_caught(&Broken("zeros"), &v, &nan, Some(4)).unwrap_err().contains("`q`"));
+}
