@@ -21,8 +21,8 @@ use loglinear_schedule::kernel::{
 };
 
 use crate::emit::tile::{
-    emit_broadcast, emit_broadcast_binary, emit_causal_level_mask, emit_col, emit_copy_tile, emit_diff_causal,
-    emit_eye, emit_matmul_gated_causal, emit_row, emit_transpose, emit_tril_inplace, emit_zero_rows_from,
+    emit_broadcast, emit_broadcast_binary, emit_causal_level_mask, emit_col, emit_copy_tile, emit_eye,
+    emit_matmul_gated_causal, emit_row, emit_transpose, emit_tril_inplace, emit_zero_rows_from,
 };
 use crate::emit::{
     emit_cumsum, emit_fill, emit_for, emit_l2norm_rows, emit_level_mask, emit_map_binary, emit_map_unary, emit_matmul,
@@ -551,7 +551,7 @@ impl Tx<'_> {
             Op::MatmulGatedCausal { a, b: bb, ga, gb } if [a, bb, ga, gb].iter().any(|t| uses_dst(t)) => {
                 (self.tmp(b, 0, d.rows, d.cols), true)
             }
-            Op::Transpose(a) | Op::Broadcast(a, _) | Op::Row(a, _) | Op::Col(a, _) if uses_dst(a) => {
+            Op::Transpose(a) | Op::Broadcast(a, _) | Op::Row(a, _) | Op::Col(a, _) | Op::SegSum(a) if uses_dst(a) => {
                 (self.tmp(b, 0, d.rows, d.cols), true)
             }
             Op::LevelMask { lam: Some(a), .. } | Op::TriSolve { a, .. } if uses_dst(a) => {
@@ -652,12 +652,13 @@ impl Tx<'_> {
                 let a = self.tile(b, *a);
                 emit_cumsum(b, a, out, Axis::Rows)
             }
-            Op::DiffCausal(x, y) => {
-                let (x, y) = (self.tile(b, *x), self.tile(b, *y));
-                if x.cols != 1 || y.cols != 1 || x.rows != out.rows || y.rows < out.cols {
-                    return Err(EmitError::InvalidSpec("diff_causal: operands must be columns".into()));
-                }
-                emit_diff_causal(b, x.base, y.base, out)
+            Op::SegSum(g) => {
+                let g = self.tile(b, *g);
+                crate::emit::segsum::emit_segsum(b, g, out)
+            }
+            Op::SuffixSum(a) => {
+                let a = self.tile(b, *a);
+                crate::emit::segsum::emit_suffix_sum(b, a, out)
             }
             Op::Row(a, r) => {
                 let a = self.tile(b, *a);
@@ -764,7 +765,7 @@ fn upper_structure(k: &Kernel, shapes: &[(usize, usize)]) -> Vec<Upper> {
                 Op::Zeros(_) | Op::Eye(_) | Op::Tril { .. } | Op::LevelMask { .. } | Op::MatmulGatedCausal { .. } => {
                     Upper::Zero
                 }
-                Op::DiffCausal(..) => Upper::NegInf,
+                Op::SegSum(..) => Upper::NegInf,
                 Op::Unary(UnOp::ExpNonpos, a) if sq(a) && matches!(g(a), Upper::NegInf | Upper::Top) => Upper::Zero,
                 Op::Unary(UnOp::Neg, a) if zero(a) => Upper::Zero,
                 Op::Binary(BinOp::Mul, x, y) if zero(x) || zero(y) => Upper::Zero,

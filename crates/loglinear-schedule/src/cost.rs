@@ -85,7 +85,12 @@ impl Counter<'_> {
             Op::Load { .. } => (0.0, n * ELEM_BYTES),
             Op::Zeros(_) | Op::Eye(_) | Op::Const(_) | Op::Row(..) | Op::Col(..) | Op::Transpose(_) => (0.0, 0.0),
             Op::Broadcast(..) => (0.0, 0.0),
-            Op::Unary(..) | Op::Binary(..) | Op::CumSum(_) | Op::MaskRows { .. } | Op::Tril { .. } => (n, 0.0),
+            Op::Unary(..)
+            | Op::Binary(..)
+            | Op::CumSum(_)
+            | Op::SuffixSum(_)
+            | Op::MaskRows { .. }
+            | Op::Tril { .. } => (n, 0.0),
             Op::L2Norm(_) => (3.0 * n, 0.0),
             Op::Matmul { a, ta, .. } => {
                 let (ar, ac) = self.shape(*a);
@@ -96,7 +101,7 @@ impl Counter<'_> {
                 let (_, k) = self.shape(*a);
                 (2.0 * r * r * k, 0.0)
             }
-            Op::DiffCausal(..) | Op::LevelMask { .. } => (n / 2.0, 0.0),
+            Op::SegSum(_) | Op::LevelMask { .. } => (n / 2.0, 0.0),
             Op::TriSolve { a, .. } => {
                 let (ar, _) = self.shape(*a);
                 (ar * n, 0.0)

@@ -364,13 +364,26 @@ impl<F: Float> Machine<'_, F> {
                 }
                 t
             }
-            Op::DiffCausal(a, b) => {
-                let (a, b) = (g(a), g(b));
+            Op::SegSum(a) => {
+                let a = g(a);
                 let n = a.r;
                 let mut t = Tile { r: n, c: n, d: vec![F::NEG_INF; n * n] };
                 for r in 0..n {
-                    for s in 0..=r {
-                        t.d[r * n + s] = a.d[r] - b.d[s];
+                    let mut acc = F::ZERO;
+                    t.d[r * n + r] = acc;
+                    for s in (0..r).rev() {
+                        acc += a.d[s + 1];
+                        t.d[r * n + s] = acc;
+                    }
+                }
+                t
+            }
+            Op::SuffixSum(a) => {
+                let a = g(a);
+                let mut t = Tile::zeros(a.r, a.c);
+                for r in (0..a.r.saturating_sub(1)).rev() {
+                    for j in 0..a.c {
+                        t.d[r * a.c + j] = t.d[(r + 1) * a.c + j] + a.d[(r + 1) * a.c + j];
                     }
                 }
                 t

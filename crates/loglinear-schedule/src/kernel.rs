@@ -351,8 +351,13 @@ pub enum Op {
     },
     /// Inclusive cumulative sum down the rows.
     CumSum(TileId),
-    /// `out[r,s] = a[r] − b[s]` for `s ≤ r`, `−∞` above the diagonal (the mask applied before `exp`).
-    DiffCausal(TileId, TileId),
+    /// Segment sums of a gate column `g` (`[n, 1]` → `[n, n]`): `out[r,s] = Σ_{u=s+1}^{r} g[u]` for `s ≤ r`
+    /// (0 on the diagonal), `−∞` above it. Equal to `γ_r − γ_s` with `γ = cumsum(g)`, but summed directly, so
+    /// that large gates elsewhere in the chunk do not cancel (spec §11.4, huge negative g).
+    SegSum(TileId),
+    /// Exclusive suffix sums down the rows: `out[r, :] = Σ_{u=r+1}^{n−1} a[u, :]` (`γ_last − γ_r`, summed
+    /// directly).
+    SuffixSum(TileId),
     /// Row `r` as a `[1, cols]` tile.
     Row(TileId, IExpr),
     /// Column `j` as a `[rows, 1]` tile; zero when `j` is out of range.
@@ -608,7 +613,8 @@ impl Ctx<'_> {
                 format!("matmul_gated_causal {}, {}, {}, {}", t(a), t(b), t(ga), t(gb))
             }
             Op::CumSum(a) => format!("cumsum {}", t(a)),
-            Op::DiffCausal(a, b) => format!("diff_causal {}, {}", t(a), t(b)),
+            Op::SegSum(a) => format!("segsum {}", t(a)),
+            Op::SuffixSum(a) => format!("suffix_sum {}", t(a)),
             Op::Row(a, r) => format!("row {}, {}", t(a), self.iexpr(r)),
             Op::Col(a, j) => format!("col {}, {}", t(a), self.iexpr(j)),
             Op::Transpose(a) => format!("transpose {}", t(a)),

@@ -306,8 +306,9 @@ fn emit_chunk_stages(kb: &mut KB, s: &Schedule, stages: &[ChunkStage], r: &Roots
                 gam = Some(c);
             }
             ChunkStage::DecayMatrix => {
-                let c = gam.unwrap_or(bad);
-                let dm = kb.t("gdiff", Op::DiffCausal(c, c));
+                // Segment sums of the raw gates, not differences of cumulative sums: no cancellation.
+                let g = r.get(Root::LogDecay).unwrap_or(bad);
+                let dm = kb.t("gdiff", Op::SegSum(g));
                 big_gamma = Some(kb.un("Gamma", UnOp::ExpNonpos, dm));
             }
             ChunkStage::WyUt => {
@@ -380,8 +381,9 @@ fn emit_chunk_stages(kb: &mut KB, s: &Schedule, stages: &[ChunkStage], r: &Roots
             }
             ChunkStage::ChunkWrite => {
                 let kt = match (gam, glast) {
-                    (Some(g), Some(gl)) => {
-                        let dl = kb.bin("gtail", BinOp::Sub, gl, g);
+                    (Some(_), Some(_)) => {
+                        let g = r.get(Root::LogDecay).unwrap_or(bad);
+                        let dl = kb.t("gtail", Op::SuffixSum(g));
                         let e = kb.un("etail", UnOp::ExpNonpos, dl);
                         kb.bin("kt", BinOp::Mul, k, e)
                     }

@@ -15,7 +15,8 @@ pub enum ChunkStage {
     Preprocess,
     /// `γ = cumsum(g)` restarted in every chunk; `γ_last = γ[C−1]` (padded rows have `g = 0`).
     LocalCumsum,
-    /// `Γ[r,s] = exp_nonpos(γ_r − γ_s)` for `s ≤ r`, 0 above (the mask before the exponential).
+    /// `Γ[r,s] = exp_nonpos(Σ_{u=s+1}^{r} g_u)` (= `γ_r − γ_s`, summed directly) for `s ≤ r`, 0 above (the mask
+    /// before the exponential).
     DecayMatrix,
     /// WY/UT (spec §5.4): `T_w`, `T_u` by unit-lower solves, `W = T_w diag(β) K`, `U = T_u (scale ⊙ V)`.
     WyUt,
@@ -143,7 +144,7 @@ impl Schedule {
                 Gate::Channel => "γ[C, K] = cumsum_rows(g); γ_last = γ[C-1, :]".into(),
                 _ => "γ[C] = cumsum(g); γ_last = γ[C-1]".into(),
             },
-            ChunkStage::DecayMatrix => "Γ[r,s] = exp_nonpos(γ_r − γ_s) (s ≤ r), 0 above".into(),
+            ChunkStage::DecayMatrix => "Γ[r,s] = exp_nonpos(segsum(g)[r,s]) = exp(γ_r − γ_s) (s ≤ r), 0 above".into(),
             ChunkStage::WyUt => {
                 let au =
                     if g == Gate::None { "T_u = T_w" } else { "T_u = solve(I + strict(diag(β)(K Kᵀ ⊙ Γ)), I)" };
@@ -172,9 +173,9 @@ impl Schedule {
             },
             ChunkStage::ChunkWrite => match (dl, g) {
                 (false, Gate::None) => "cw = Kᵀ vw".into(),
-                (false, _) => "K̃ = k ⊙ exp_nonpos(γ_last − γ); cw = K̃ᵀ vw".into(),
+                (false, _) => "K̃ = k ⊙ exp_nonpos(suffix_sum(g)) = k ⊙ exp(γ_last − γ); cw = K̃ᵀ vw".into(),
                 (true, Gate::None) => "K̃ = K; cw = K̃ᵀ U".into(),
-                (true, _) => "K̃ = k ⊙ exp_nonpos(γ_last − γ); cw = K̃ᵀ U".into(),
+                (true, _) => "K̃ = k ⊙ exp_nonpos(suffix_sum(g)) = k ⊙ exp(γ_last − γ); cw = K̃ᵀ U".into(),
             },
             ChunkStage::ChunkTransition => match (dl, g) {
                 (false, Gate::None) => "S' = S".into(),

@@ -128,13 +128,14 @@ pub fn op_shape(op: &Op, tiles: &[TileDecl], bufs: &[Buffer]) -> Result<Shape2, 
             }
             [x[0], y[0]]
         }
-        Op::DiffCausal(a, b) => {
-            let (x, y) = (t(a)?, t(b)?);
-            if x[1] != d::ONE || y[1] != d::ONE || !dims_eq(x[0], y[0]) {
-                return Err(format!("diff_causal needs two equal columns, got {} and {}", sh(x), sh(y)));
+        Op::SegSum(a) => {
+            let x = t(a)?;
+            if x[1] != d::ONE {
+                return Err(format!("segsum needs a column, got {}", sh(x)));
             }
             [x[0], x[0]]
         }
+        Op::SuffixSum(a) => t(a)?,
         Op::Row(a, _) => [d::ONE, t(a)?[1]],
         Op::Col(a, _) => [t(a)?[0], d::ONE],
         Op::Transpose(a) => {
@@ -257,12 +258,10 @@ impl Checker<'_> {
                     }
                     let pv = |t: &TileId, pr: &Vec<Prov>| pr.get(t.0 as usize).copied().unwrap_or(Prov::Other);
                     let p = match op {
-                        Op::CumSum(_) => Prov::Gate,
+                        Op::CumSum(_) | Op::SuffixSum(_) => Prov::Gate,
+                        Op::SegSum(_) => Prov::Diff,
                         Op::Row(a, _) | Op::Transpose(a) | Op::Broadcast(a, _) if pv(a, &self.prov) == Prov::Gate => {
                             Prov::Gate
-                        }
-                        Op::DiffCausal(a, b) if pv(a, &self.prov) == Prov::Gate && pv(b, &self.prov) == Prov::Gate => {
-                            Prov::Diff
                         }
                         Op::Binary(BinOp::Sub, a, b)
                             if pv(a, &self.prov) == Prov::Gate && pv(b, &self.prov) == Prov::Gate =>
@@ -369,8 +368,10 @@ impl Checker<'_> {
             | Op::Transpose(a)
             | Op::Tril { a, .. }
             | Op::MaskRows { a, .. }
-            | Op::Broadcast(a, _) => vec![*a],
-            Op::Binary(_, a, b) | Op::Matmul { a, b, .. } | Op::DiffCausal(a, b) | Op::TriSolve { a, b } => {
+            | Op::Broadcast(a, _)
+            | Op::SegSum(a)
+            | Op::SuffixSum(a) => vec![*a],
+            Op::Binary(_, a, b) | Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => {
                 vec![*a, *b]
             }
             Op::MatmulGatedCausal { a, b, ga, gb } => vec![*a, *b, *ga, *gb],

@@ -118,12 +118,14 @@ fn case_table() -> Vec<Case> {
                 let edit = Edit::GBlock { start: c, len: c };
                 cases.push(case("g = −1e4 on one whole chunk", (1, 130, 2, 4, 3), 0, edit, &[c]));
             }
-            // The same block straddling chunk boundaries or inside a chunk: the local cumulative sums γ reach
-            // −1.6e5 and γ_r − γ_s after the block cancels catastrophically (f32: ~3e-3 relative error at C = 64,
-            // f64: ~5e-12), an accuracy limit of the spec §7.2 formulation itself. Checked for finiteness only.
+            // The same block straddling chunk boundaries or inside a chunk. Forming γ_r − γ_s as a difference of
+            // local cumulative sums (spec §7.2) would cancel catastrophically after the block (they reach −1.6e5:
+            // f32 ~3e-3 relative error at C = 64); the schedule sums the gates between the rows instead (kernel-IR
+            // `segsum` / `suffix_sum`), so this is checked to the backend's tolerance. GLA's per-channel intra
+            // block (`matmul_gated_causal`) still takes differences of cumulative sums: finiteness only there.
             let block = Edit::GBlock { start: 16, len: 16 };
             let mut unaligned = case("g = −1e4 on a block inside a chunk", (1, 70, 2, 4, 3), 0, block, &CHUNKS);
-            unaligned.finite_only = true;
+            unaligned.finite_only = v.class() == loglinear::ir::TransitionClass::DiagonalDecay;
             cases.push(unaligned);
         }
         if has_input(&v, "beta") {

@@ -21,6 +21,7 @@ pub mod mask;
 pub mod math;
 pub mod matmul;
 pub mod scan;
+pub mod segsum;
 pub mod tile;
 
 pub use elementwise::{

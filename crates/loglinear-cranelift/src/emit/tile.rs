@@ -237,38 +237,6 @@ pub fn emit_col(b: &mut FunctionBuilder, src: Tile, j: Value, dst: Tile) -> Resu
     Ok(())
 }
 
-/// `dst[r, s] = a[r] − c[s]` for `s ≤ r`, `−∞` above the diagonal (`a`, `c`: `n` contiguous floats; `dst` `n × n`).
-pub fn emit_diff_causal(b: &mut FunctionBuilder, a: Value, c: Value, dst: Tile) -> Result<(), EmitError> {
-    dst.validate("diff_causal")?;
-    if dst.rows != dst.cols {
-        return shape_err("diff_causal", format!("{}x{} is not square", dst.rows, dst.cols));
-    }
-    let ninf = fconst(b, F32, f32::NEG_INFINITY);
-    emit_for(b, Idx::Const(0), Idx::Const(dst.rows), 1, &[], |b, r, _| {
-        let o = b.ins().ishl_imm_s(r, 2);
-        let ap = b.ins().iadd(a, o);
-        let ar = b.ins().load(F32, mem(), ap, 0);
-        let arv = b.ins().splat(F32X4, ar);
-        let (row, ro) = dst.addr(b, Idx::Val(r), Idx::Const(0));
-        for_each_col(b, dst.cols, |b, ty, col| {
-            let (p, o) = super::elem_addr(b, c, 0, Idx::Const(0), col);
-            let cv = b.ins().load(ty, mem(), p, o);
-            let x = b.ins().fsub(if ty.is_vector() { arv } else { ar }, cv);
-            let (p, o) = super::elem_addr(b, row, 0, Idx::Const(0), col);
-            b.ins().store(mem(), x, p, o + ro);
-        });
-        let s1 = b.ins().iadd_imm_s(r, 1);
-        emit_for(b, Idx::Val(s1), Idx::Const(dst.cols), 1, &[], |b, s, _| {
-            let o = b.ins().ishl_imm_s(s, 2);
-            let p = b.ins().iadd(row, o);
-            b.ins().store(mem(), ninf, p, ro);
-            vec![]
-        });
-        vec![]
-    });
-    Ok(())
-}
-
 /// The in-chunk level weights over an `n × n` tile: `dst[r, s] = λ[r, bitlen(r XOR s)]` for `s ≤ r` (0 when
 /// that level is not a column of `lam`), 0 above the diagonal; with `lam = None`, the causal ones mask.
 pub fn emit_causal_level_mask(b: &mut FunctionBuilder, lam: Option<Tile>, dst: Tile) -> Result<(), EmitError> {
