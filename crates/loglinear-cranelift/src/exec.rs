@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use loglinear_ir::{HostTensor, TensorMap};
-use loglinear_schedule::kernel::{BufKind, Program};
+use loglinear_schedule::kernel::{BufKind, Dim, IExpr, Index, Kernel, Program, Stmt, Sym, VarId};
 use loglinear_schedule::verify::dim_value;
 use loglinear_schedule::SizeEnv;
 
@@ -59,6 +59,8 @@ pub struct CompiledProgram {
     program: Program,
     spec: Specialisation,
     kernels: Vec<KernelCode>,
+    /// Per buffer: whether a run must zero it first ([`needs_zeroing`]).
+    zero: Vec<bool>,
     /// Buffers of the last run, reused by the next run of the same sizes (saves allocation and page faults).
     pool: Mutex<Option<Pooled>>,
 }
@@ -91,7 +93,8 @@ impl CompiledProgram {
     pub fn compile(jit: &JitModule, program: &Program, spec: Specialisation) -> Result<Self, JitError> {
         let kernels =
             (0..program.kernels.len()).map(|ki| translate_kernel(jit, program, ki, spec)).collect::<Result<_, _>>()?;
-        Ok(CompiledProgram { program: program.clone(), spec, kernels, pool: Mutex::new(None) })
+        let zero = needs_zeroing(program);
+        Ok(CompiledProgram { program: program.clone(), spec, kernels, zero, pool: Mutex::new(None) })
     }
 
     /// The program.
@@ -136,10 +139,10 @@ impl CompiledProgram {
             Some((sh, d)) if sh == shapes => d,
             _ => shapes.iter().map(|s| vec![0.0f32; s.iter().product()]).collect(),
         };
-        // Inputs converted f64 → f32; every other buffer zeroed (as the kernel IR's semantics start them),
-        // spread over the workers.
+        // Inputs converted f64 → f32; every other buffer zeroed (as the kernel IR's semantics start them) unless
+        // it is entirely overwritten before anything reads it; spread over the workers.
         let mut jobs: Vec<(&mut [f32], InputSrc)> = Vec::new();
-        for ((buf, shape), d) in self.program.buffers.iter().zip(&shapes).zip(data.iter_mut()) {
+        for (((buf, shape), d), zero) in self.program.buffers.iter().zip(&shapes).zip(data.iter_mut()).zip(&self.zero) {
             match &buf.kind {
                 BufKind::Input(name) => {
                     let t = inputs
@@ -148,7 +151,8 @@ impl CompiledProgram {
                     check_input(name, t, shape)?;
                     jobs.push((d.as_mut_slice(), Some((name.as_str(), t, shape.as_slice()))));
                 }
-                _ => jobs.push((d.as_mut_slice(), None)),
+                _ if *zero => jobs.push((d.as_mut_slice(), None)),
+                _ => {}
             }
         }
         fill_buffers(jobs, threads);
@@ -199,10 +203,76 @@ impl CompiledProgram {
         }
         tracing::debug!(?phases, "cranelift run: elapsed after setup and each kernel");
         let o = self.program.output.0 as usize;
-        let out = HostTensor::new(shapes[o].clone(), data[o].iter().map(|x| *x as f64).collect());
+        let out = HostTensor::new(shapes[o].clone(), widen(&data[o], threads));
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some((shapes, data));
         Ok(out)
     }
+}
+
+/// `src` converted to f64, split over `threads` workers.
+fn widen(src: &[f32], threads: usize) -> Vec<f64> {
+    let mut out = vec![0.0f64; src.len()];
+    let piece = src.len().div_ceil(threads.max(1)).max(1 << 16);
+    std::thread::scope(|scope| {
+        for (d, s) in out.chunks_mut(piece).zip(src.chunks(piece)) {
+            scope.spawn(move || d.iter_mut().zip(s).for_each(|(d, s)| *d = *s as f64));
+        }
+    });
+    out
+}
+
+/// For every buffer of `program`: whether a run must zero it before the first kernel. Inputs are converted, not
+/// zeroed; states and outputs and scratch buffers start at zero (the kernel IR's semantics) unless a kernel
+/// *before* every kernel that loads the buffer stores all of its elements: a store outside any `if` whose
+/// indices each cover their whole dimension (`:`, a grid or loop variable ranging over the dimension, or
+/// `i*C +: C` blocks with `i < NT` over `T`). Then no element can be read before it is overwritten.
+pub fn needs_zeroing(program: &Program) -> Vec<bool> {
+    program
+        .buffers
+        .iter()
+        .enumerate()
+        .map(|(bi, buf)| {
+            if !matches!(buf.kind, BufKind::Output | BufKind::Scratch) {
+                return true;
+            }
+            let loads = |k: &Kernel| {
+                let mut found = false;
+                loglinear_schedule::kernel::visit(&k.body, &mut |s| {
+                    if let Stmt::Assign { op: loglinear_schedule::kernel::Op::Load { buf, .. }, .. } = s {
+                        found |= buf.0 as usize == bi;
+                    }
+                });
+                found
+            };
+            let first_load = program.kernels.iter().position(loads).unwrap_or(program.kernels.len());
+            let first_cover = program.kernels.iter().position(|k| covers(k, &k.body, bi, &buf.shape));
+            !first_cover.is_some_and(|c| c < first_load)
+        })
+        .collect()
+}
+
+/// Whether `body` (of kernel `k`) holds an unconditional store of every element of buffer `bi` (`shape`).
+fn covers(k: &Kernel, body: &[Stmt], bi: usize, shape: &[Dim]) -> bool {
+    let extent = |v: &VarId| k.vars.get(v.0 as usize).map(|x| x.extent);
+    body.iter().any(|s| match s {
+        Stmt::For { body, .. } => covers(k, body, bi, shape),
+        Stmt::Store { buf, index, .. } if buf.0 as usize == bi && index.len() == shape.len() => {
+            index.iter().zip(shape).all(|(ix, d)| match ix {
+                Index::Full => true,
+                Index::At(IExpr::Var(v)) => extent(v) == Some(*d),
+                Index::Block { start: IExpr::Mul(x, y), len: Dim::Sym(Sym::C) } if *d == Dim::Sym(Sym::T) => {
+                    match (&**x, &**y) {
+                        (IExpr::Var(v), IExpr::Sym(Sym::C)) | (IExpr::Sym(Sym::C), IExpr::Var(v)) => {
+                            extent(v) == Some(Dim::Sym(Sym::NT))
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            })
+        }
+        _ => false,
+    })
 }
 
 /// Checks that input `t` fits buffer `shape` (a 4-D input may have more entries in its last dimension: λ with
@@ -263,4 +333,25 @@ fn fill_buffers(jobs: Vec<(&mut [f32], InputSrc)>, threads: usize) {
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loglinear_schedule::{compile, ScheduleOptions};
+
+    #[test]
+    fn fully_overwritten_buffers_are_not_zeroed() {
+        let v = loglinear_ir::builtins::by_name("loglinear_mamba2").unwrap();
+        let p = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap().forward;
+        let zero = needs_zeroing(&p);
+        for (buf, z) in p.buffers.iter().zip(zero) {
+            // Inputs are converted; o, qt, cw, dec, hs are each stored in full before they are read.
+            assert_eq!(z, matches!(buf.kind, BufKind::Input(_) | BufKind::State), "buffer {}", buf.name);
+        }
+        // Decode states keep their zero start.
+        let d = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap().decode;
+        let zero = needs_zeroing(&d);
+        assert!(d.buffers.iter().zip(zero).all(|(b, z)| z || matches!(b.kind, BufKind::Output)));
+    }
 }

@@ -90,7 +90,9 @@ impl JitModule {
     /// without FMA when `options.fma == Some(true)`).
     pub fn with_options(options: JitOptions) -> Result<Self, JitError> {
         let mut flags = settings::builder();
-        set(&mut flags, "opt_level", "speed")?;
+        // `none`: keep the emitters' instruction order. With `speed` the e-graph pass leaves loads in program order
+        // but places pure ops (splat, fma) at their last use, so unrolled matmul micro-kernels spill.
+        set(&mut flags, "opt_level", "none")?;
         set(&mut flags, "enable_verifier", if options.verify { "true" } else { "false" })?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;

@@ -6,7 +6,9 @@
 //!   ([`CompiledProgram`]): buffers sized from the run's `SizeEnv`, kernels in order, each kernel's grid spread over
 //!   `std::thread::available_parallelism()` workers. Nothing is specific to a variant or transition class: the
 //!   translator maps each kernel-IR op onto an emitter.
-//! * [`JitModule`]: host ISA from `cranelift-native` (`opt_level=speed`), FMA / SSE4.1 / AVX detection
+//! * [`JitModule`]: host ISA from `cranelift-native` (`opt_level=none`: the emitters order loads and arithmetic
+//!   themselves; the e-graph pass would move pure arithmetic away from its loads and make unrolled matmul loops
+//!   spill), FMA / SSE4.1 / AVX detection
 //!   ([`IsaInfo`]), compilation of one function at a time into a [`CompiledFn`] (owning its code, `Send + Sync`)
 //!   with typed function pointers and compile timing (`tracing::debug!`).
 //! * [`emit`]: CLIF emitters for the kernel IR's dense tile ops, parameterised by compile-time sizes, strides and

@@ -638,6 +638,7 @@ impl Tx<'_> {
                     }
                 };
                 let mut spec = MatmulSpec::new(m, n, k, trans);
+                spec.k_unroll = 4;
                 if !*ta && m == k && self.upper.get(a_id.0 as usize) == Some(&Upper::Zero) {
                     // op(A) lower-triangular: reduce each row block only up to its end.
                     spec.tri = Triangular::ALower;
