@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use loglinear_cranelift::CraneliftBackend;
 use loglinear_ir::level::num_levels;
 use loglinear_ir::random::random_inputs;
-use loglinear_ir::{builtins, HostTensor, TensorMap, VariantIr};
+use loglinear_ir::{builtins, TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
 use loglinear_runtime::{f32_tolerance, Backend, RunOptions};
 use loglinear_schedule::ScanForm;
@@ -23,16 +23,7 @@ fn backend() -> &'static CraneliftBackend {
     B.get_or_init(|| CraneliftBackend::new().with_threads(2))
 }
 
-fn rel(x: &HostTensor, r: &HostTensor) -> f64 {
-    assert_eq!(x.shape, r.shape);
-    let num: f64 = x.data.iter().zip(&r.data).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
-    let den: f64 = r.data.iter().map(|b| b * b).sum::<f64>().sqrt();
-    if den == 0.0 {
-        num
-    } else {
-        num / den
-    }
-}
+use loglinear_testkit::relative_error as rel;
 
 fn inputs(v: &VariantIr, t: usize, k: usize, vd: usize, seed: u64) -> TensorMap {
     random_inputs(v, (2, t, 2, k, vd), LEVELS - num_levels(t), seed)
@@ -116,36 +107,11 @@ fn macro_declared_variants_with_preprocessing() {
     }
 }
 
-fn vectors_dir() -> std::path::PathBuf {
-    match std::env::var_os("LOGLINEAR_VECTORS") {
-        Some(p) => p.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-    }
-}
-
-fn read_cases(name: &str) -> Vec<TensorMap> {
-    let path = vectors_dir().join(format!("{name}.safetensors"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("test vectors not found at {}: {e}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut cases: std::collections::BTreeMap<usize, TensorMap> = Default::default();
-    for (key, view) in st.tensors() {
-        let (case, field) = key.split_once('.').unwrap();
-        let i: usize = case.trim_start_matches("case").parse().unwrap();
-        assert_eq!(view.dtype(), safetensors::Dtype::F64);
-        let data = view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-        cases.entry(i).or_default().insert(field.to_string(), HostTensor::new(view.shape().to_vec(), data));
-    }
-    cases.into_values().collect()
-}
-
 #[test]
 fn external_vectors() {
     for (name, tol) in [("loglinear_mamba2", 1e-5), ("loglinear_gated_deltanet", 1e-4)] {
         let v = builtins::by_name(name).unwrap();
-        let cases = read_cases(name);
-        assert!(!cases.is_empty(), "{name}: no cases");
-        for (i, mut case) in cases.into_iter().enumerate() {
-            let want = case.remove("o").expect("case has o");
+        for loglinear_testkit::Case { index: i, inputs: case, o: want } in loglinear_testkit::read_cases(name) {
             for c in [4, 16, 64] {
                 for form in FORMS {
                     let o = backend().run_with_form(&v, &case, &RunOptions::with_chunk_size(Some(c)), form).unwrap();

@@ -15,9 +15,8 @@
 //! Every failure names the case, the variant, the backend, the chunk size and the error; all failures of a test
 //! are collected before it fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 
 use loglinear::oracle::Form;
 use loglinear::random::random_inputs;
@@ -355,41 +354,13 @@ fn case_table_covers_the_edge_cases() {
 // ---------------------------------------------------------------------------------------------------------------
 // External vectors.
 
-fn vectors_dir() -> PathBuf {
-    let (dir, how) = match std::env::var_os("LOGLINEAR_VECTORS") {
-        Some(d) => (PathBuf::from(d), "from LOGLINEAR_VECTORS"),
-        None => (
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-            "<workspace root>/../shared/vectors; set LOGLINEAR_VECTORS to override",
-        ),
-    };
-    assert!(dir.is_dir(), "test vectors not found: looked in `{}` ({how})", dir.display());
-    dir
-}
-
-/// The cases of one vector file: index → (plain name → tensor).
-fn load_vectors(variant: &str) -> BTreeMap<usize, TensorMap> {
-    let path = vectors_dir().join(format!("{variant}.safetensors"));
-    assert!(path.is_file(), "test vectors `{}` not found", path.display());
-    let loaded = loglinear::read_safetensors(&path).unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
-    let mut cases: BTreeMap<usize, TensorMap> = BTreeMap::new();
-    for (key, t) in loaded.into_tensor_map() {
-        let (case, name) = key.split_once('.').unwrap_or_else(|| panic!("unexpected key `{key}` in {variant}"));
-        let i: usize = case.strip_prefix("case").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("key `{key}`"));
-        cases.entry(i).or_default().insert(name.to_string(), t);
-    }
-    assert!(!cases.is_empty(), "`{}` holds no case", path.display());
-    cases
-}
-
 /// Every case of the vector file on every backend with a few chunk sizes; `f32_tol` for f32 backends.
 fn check_vectors(variant_name: &str, f32_tol: f64) {
     let v = variant(variant_name);
     let backends = loglinear::backends();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (i, mut x) in load_vectors(variant_name) {
-        let want = x.remove("o").unwrap_or_else(|| panic!("{variant_name} case{i} has no `o`"));
+    for loglinear_testkit::Case { index: i, inputs: x, o: want } in loglinear_testkit::read_cases(variant_name) {
         for backend in backends.iter() {
             let tol = if backend.tolerance(&v) <= 1e-10 { 1e-10 } else { f32_tol };
             for chunk in [None, Some(4), Some(16)] {

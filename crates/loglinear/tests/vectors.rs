@@ -7,7 +7,7 @@
 //! absent the tests fail, saying where they looked.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use loglinear::{relative_error, HostTensor};
@@ -16,43 +16,6 @@ use safetensors::{Dtype, SafeTensors};
 
 const BIN: &str = env!("CARGO_BIN_EXE_loglinear");
 const TOLERANCE: f64 = 1e-10;
-
-fn vectors_dir() -> PathBuf {
-    let (dir, how) = match std::env::var_os("LOGLINEAR_VECTORS") {
-        Some(d) => (PathBuf::from(d), "from LOGLINEAR_VECTORS"),
-        None => (
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-            "<workspace root>/../shared/vectors; set LOGLINEAR_VECTORS to override",
-        ),
-    };
-    assert!(
-        dir.join("README.md").is_file() || dir.join("loglinear_mamba2.safetensors").is_file(),
-        "test vectors not found: looked in `{}` ({how})",
-        dir.display()
-    );
-    dir
-}
-
-fn f64s(view: &TensorView<'_>, key: &str) -> Vec<f64> {
-    assert_eq!(view.dtype(), Dtype::F64, "vector tensor `{key}` must be F64");
-    view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
-/// Cases of one vector file: case index → (plain name → tensor).
-fn load_cases(variant: &str) -> BTreeMap<usize, BTreeMap<String, HostTensor>> {
-    let path = vectors_dir().join(format!("{variant}.safetensors"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read test vectors `{}`: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut cases: BTreeMap<usize, BTreeMap<String, HostTensor>> = BTreeMap::new();
-    for (key, view) in st.tensors() {
-        let (case, name) = key.split_once('.').unwrap_or_else(|| panic!("unexpected key `{key}`"));
-        let i: usize = case.strip_prefix("case").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("key `{key}`"));
-        let t = HostTensor::new(view.shape().to_vec(), f64s(&view, &key));
-        cases.entry(i).or_default().insert(name.to_string(), t);
-    }
-    assert!(!cases.is_empty(), "`{}` holds no case", path.display());
-    cases
-}
 
 fn write_inputs(path: &Path, tensors: &BTreeMap<String, HostTensor>) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
@@ -63,6 +26,11 @@ fn write_inputs(path: &Path, tensors: &BTreeMap<String, HostTensor>) {
     let views: Vec<(String, TensorView<'_>)> =
         bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F64, s.clone(), b).unwrap())).collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+fn f64s(view: &TensorView<'_>, key: &str) -> Vec<f64> {
+    assert_eq!(view.dtype(), Dtype::F64, "tensor `{key}` must be F64");
+    view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 fn read_o(path: &Path) -> HostTensor {
@@ -80,13 +48,12 @@ fn check_variant(variant: &str, chunk_sizes: &[Option<usize>]) -> usize {
 
 /// [`check_variant`] on a given backend.
 fn check_variant_on(backend: &str, variant: &str, chunk_sizes: &[Option<usize>]) -> usize {
-    let cases = load_cases(variant);
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for (i, tensors) in &cases {
-        let want = tensors.get("o").unwrap_or_else(|| panic!("{variant} case{i} has no `o`"));
+    for loglinear_testkit::Case { index: i, inputs, o: want } in loglinear_testkit::read_cases(variant) {
+        let want = &want;
         let input = dir.path().join(format!("case{i}.safetensors"));
-        write_inputs(&input, tensors);
+        write_inputs(&input, &inputs);
         for chunk in chunk_sizes {
             let output = dir.path().join(format!("case{i}_o_{chunk:?}.safetensors"));
             let mut cmd = Command::new(BIN);
@@ -150,7 +117,7 @@ fn vectors_all_twelve() {
 
 #[test]
 fn vectors_dir_is_found() {
-    let dir = vectors_dir();
+    let dir = loglinear_testkit::vectors_dir();
     for name in loglinear::registry::Registry::builtin().names() {
         assert!(dir.join(format!("{name}.safetensors")).is_file(), "{name} missing in {}", dir.display());
     }
