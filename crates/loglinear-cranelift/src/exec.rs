@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use loglinear_ir::{HostTensor, TensorMap};
-use loglinear_schedule::kernel::{BufKind, Dim, IExpr, Index, Kernel, Program, Stmt, Sym, VarId};
+use loglinear_schedule::kernel::{BufKind, Cond, Dim, IExpr, Index, Kernel, Op, Program, Stmt, Sym, VarId};
 use loglinear_schedule::verify::dim_value;
 use loglinear_schedule::SizeEnv;
 
@@ -246,9 +246,84 @@ pub fn needs_zeroing(program: &Program) -> Vec<bool> {
             };
             let first_load = program.kernels.iter().position(loads).unwrap_or(program.kernels.len());
             let first_cover = program.kernels.iter().position(|k| covers(k, &k.body, bi, &buf.shape));
-            !first_cover.is_some_and(|c| c < first_load)
+            if first_cover.is_some_and(|c| c < first_load) {
+                return false;
+            }
+            // A store under `if bit(x, y)` covering the elements whose coordinates satisfy it, in a kernel before
+            // every load, and every load under the same predicate of the element's coordinates: no element is
+            // read that was not stored.
+            let cond_cover = program
+                .kernels
+                .iter()
+                .enumerate()
+                .find_map(|(ki, k)| cond_covers(k, &k.body, bi, &buf.shape).map(|p| (ki, p)));
+            match cond_cover {
+                Some((ki, pos)) => {
+                    !(ki < first_load
+                        && program.kernels.iter().all(|k| loads_only_under(&k.body, bi, pos, &mut Vec::new())))
+                }
+                None => true,
+            }
         })
         .collect()
+}
+
+/// `bit(x, y)` on two variables.
+fn bit_vars(c: &Cond) -> Option<(VarId, VarId)> {
+    match c {
+        Cond::Bit { x: IExpr::Var(x), bit: IExpr::Var(y) } => Some((*x, *y)),
+        _ => None,
+    }
+}
+
+/// Index positions of `x` and `y` in a store or load of `bi`, each indexed by exactly that variable.
+fn positions(index: &[Index], (x, y): (VarId, VarId)) -> Option<(usize, usize)> {
+    let at = |v: VarId| index.iter().position(|ix| matches!(ix, Index::At(IExpr::Var(w)) if *w == v));
+    let (px, py) = (at(x)?, at(y)?);
+    (px != py).then_some((px, py))
+}
+
+/// Whether `body` holds, outside any other `if`, an `if bit(x, y)` (two variables) whose `then` branch covers
+/// buffer `bi` as [`covers`] does (the store's `x` and `y` ranging over their whole dimensions): every element
+/// whose coordinates at positions `(px, py)` satisfy `bit(c[px], c[py])` is stored. Returns `(px, py)`.
+fn cond_covers(k: &Kernel, body: &[Stmt], bi: usize, shape: &[Dim]) -> Option<(usize, usize)> {
+    body.iter().find_map(|s| match s {
+        Stmt::For { body, .. } => cond_covers(k, body, bi, shape),
+        Stmt::If { cond, then, .. } => {
+            let xy = bit_vars(cond)?;
+            if !covers(k, then, bi, shape) {
+                return None;
+            }
+            let mut pos = None;
+            loglinear_schedule::kernel::visit(then, &mut |s| {
+                if let Stmt::Store { buf, index, .. } = s {
+                    if buf.0 as usize == bi && pos.is_none() {
+                        pos = positions(index, xy);
+                    }
+                }
+            });
+            pos
+        }
+        _ => None,
+    })
+}
+
+/// Whether every load of `bi` in `body` is inside the `then` branch of an `if bit(x, y)` whose `x` and `y` index
+/// the loaded element at positions `pos` (`conds`: the enclosing `then` conditions).
+fn loads_only_under<'a>(body: &'a [Stmt], bi: usize, pos: (usize, usize), conds: &mut Vec<&'a Cond>) -> bool {
+    body.iter().all(|s| match s {
+        Stmt::Assign { op: Op::Load { buf, index }, .. } if buf.0 as usize == bi => {
+            conds.iter().any(|c| bit_vars(c).is_some_and(|xy| positions(index, xy) == Some(pos)))
+        }
+        Stmt::Assign { .. } | Stmt::Store { .. } => true,
+        Stmt::For { body, .. } => loads_only_under(body, bi, pos, conds),
+        Stmt::If { cond, then, els } => {
+            conds.push(cond);
+            let t = loads_only_under(then, bi, pos, conds);
+            conds.pop();
+            t && loads_only_under(els, bi, pos, conds)
+        }
+    })
 }
 
 /// Whether `body` (of kernel `k`) holds an unconditional store of every element of buffer `bi` (`shape`).
@@ -346,7 +421,8 @@ mod tests {
         let p = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap().forward;
         let zero = needs_zeroing(&p);
         for (buf, z) in p.buffers.iter().zip(zero) {
-            // Inputs are converted; o, qt, cw, dec, hs are each stored in full before they are read.
+            // Inputs are converted; o, qt, cw, dec are each stored in full before they are read, hs wherever it is
+            // read (under `bit(i, m)` in both level_scan and level_read).
             assert_eq!(z, matches!(buf.kind, BufKind::Input(_) | BufKind::State), "buffer {}", buf.name);
         }
         // Decode states keep their zero start.

@@ -231,6 +231,8 @@ struct Tx<'a> {
     tile_shape: Vec<(usize, usize)>,
     tmp_off: [usize; 2],
     upper: Vec<Upper>,
+    /// Per tile: its values above the diagonal are never observed ([`upper_unobserved`]).
+    upper_unobserved: Vec<bool>,
     err: Option<JitError>,
 }
 
@@ -559,7 +561,7 @@ impl Tx<'_> {
             }
             _ => (d, false),
         };
-        let r = self.op(b, out, op);
+        let r = self.op(b, out, op, dst);
         self.emit_res(r);
         if via_tmp {
             let r = emit_copy_tile(b, out, d);
@@ -567,7 +569,7 @@ impl Tx<'_> {
         }
     }
 
-    fn op(&mut self, b: &mut FunctionBuilder, out: Tile, op: &Op) -> Result<(), EmitError> {
+    fn op(&mut self, b: &mut FunctionBuilder, out: Tile, op: &Op, dst: TileId) -> Result<(), EmitError> {
         let ctx = self.ctx;
         match op {
             Op::Load { buf, index } => {
@@ -642,6 +644,12 @@ impl Tx<'_> {
                 if !*ta && m == k && self.upper.get(a_id.0 as usize) == Some(&Upper::Zero) {
                     // op(A) lower-triangular: reduce each row block only up to its end.
                     spec.tri = Triangular::ALower;
+                } else if m == n && self.upper_unobserved.get(dst.0 as usize) == Some(&true) {
+                    // Only `mul` by exact-zero-above-diagonal tiles ever reads the result: zero the tile (the
+                    // blocks above the diagonal are not written, and `garbage × 0` could be NaN; vector stores, no
+                    // reads), then compute only the blocks touching the lower triangle.
+                    spec.tri = Triangular::CLower;
+                    emit_fill(b, out, 0.0)?;
                 }
                 emit_matmul(b, &ctx, &spec, a.base, bptr, out.base)
             }
@@ -787,6 +795,64 @@ fn upper_structure(k: &Kernel, shapes: &[(usize, usize)]) -> Vec<Upper> {
     }
 }
 
+/// Tiles an op reads.
+fn op_reads(op: &Op) -> Vec<TileId> {
+    match op {
+        Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) => vec![],
+        Op::LevelMask { lam, .. } => lam.iter().copied().collect(),
+        Op::Unary(_, a)
+        | Op::L2Norm(a)
+        | Op::CumSum(a)
+        | Op::SegSum(a)
+        | Op::SuffixSum(a)
+        | Op::Row(a, _)
+        | Op::Col(a, _)
+        | Op::Transpose(a)
+        | Op::Tril { a, .. }
+        | Op::MaskRows { a, .. }
+        | Op::Broadcast(a, _) => vec![*a],
+        Op::Binary(_, x, y) => vec![*x, *y],
+        Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => vec![*a, *b],
+        Op::MatmulGatedCausal { a, b, ga, gb } => vec![*a, *b, *ga, *gb],
+    }
+}
+
+/// For every tile: true when it is square and each of its reads in the kernel is an elementwise `mul` (same
+/// shape, no broadcast) with another tile that is exactly zero above the diagonal ([`Upper::Zero`]), so its
+/// entries above the diagonal never reach a result, as long as they are finite. Lets a matmul into it compute
+/// only the blocks touching the lower triangle ([`Triangular::CLower`], e.g. `Q·Kᵀ` before the decay mask);
+/// the translator then zeroes the rest. Decided from kernel-IR ops alone.
+fn upper_unobserved(k: &Kernel, shapes: &[(usize, usize)], upper: &[Upper]) -> Vec<bool> {
+    let shape = |t: &TileId| shapes.get(t.0 as usize).copied();
+    let mut ok: Vec<bool> = shapes.iter().map(|(r, c)| r == c && *r > 1).collect();
+    loglinear_schedule::kernel::visit(&k.body, &mut |s| match s {
+        Stmt::Assign { op: Op::Binary(BinOp::Mul, x, y), .. } => {
+            for (t, z) in [(x, y), (y, x)] {
+                let fine = t != z && shape(t) == shape(z) && upper.get(z.0 as usize) == Some(&Upper::Zero);
+                if !fine {
+                    if let Some(o) = ok.get_mut(t.0 as usize) {
+                        *o = false;
+                    }
+                }
+            }
+        }
+        Stmt::Assign { op, .. } => {
+            for t in op_reads(op) {
+                if let Some(o) = ok.get_mut(t.0 as usize) {
+                    *o = false;
+                }
+            }
+        }
+        Stmt::Store { src, .. } => {
+            if let Some(o) = ok.get_mut(src.0 as usize) {
+                *o = false;
+            }
+        }
+        Stmt::For { .. } | Stmt::If { .. } => {}
+    });
+    ok
+}
+
 /// Buffers a kernel touches.
 fn used_buffers(k: &Kernel) -> Vec<BufId> {
     let mut used = Vec::new();
@@ -855,6 +921,7 @@ pub fn translate_kernel(
         }
     }
     let upper = upper_structure(kern, &tile_shape);
+    let upper_unobserved = upper_unobserved(kern, &tile_shape, &upper);
     let name = format!("{}.k{ki}.{}", prog.name, kern.name);
     let params = [ParamType::Ptr, ParamType::Ptr, ParamType::I64, ParamType::I64, ParamType::Ptr];
     let mut failure: Option<JitError> = None;
@@ -880,6 +947,7 @@ pub fn translate_kernel(
             tile_shape,
             tmp_off,
             upper,
+            upper_unobserved,
             err: None,
         };
         tx.buf_shape = prog.buffers.iter().map(|buf| buf.shape.iter().map(|d| tx.dim(*d)).collect()).collect();
@@ -981,5 +1049,24 @@ mod tests {
         assert_eq!(get(&s, "qk"), Upper::Zero);
         assert_eq!(get(&s, "kk"), Upper::Any);
         assert_eq!(get(&s, "W"), Upper::Any);
+    }
+
+    #[test]
+    fn tiles_read_only_under_a_lower_mask_are_found() {
+        for (name, qk_unobserved) in [("loglinear_mamba2", true), ("mamba2", true), ("loglinear_gated_deltanet", false)]
+        {
+            let v = loglinear_ir::builtins::by_name(name).unwrap();
+            let c = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap();
+            let k = &c.forward.kernels[0];
+            let spec = Specialisation { k: 8, v: 8, c: 16, l: 5 };
+            let shapes: Vec<(usize, usize)> = k
+                .tiles
+                .iter()
+                .map(|t| (spec.static_dim(t.shape[0]).unwrap(), spec.static_dim(t.shape[1]).unwrap()))
+                .collect();
+            let un = upper_unobserved(k, &shapes, &upper_structure(k, &shapes));
+            let got: Vec<&str> = k.tiles.iter().zip(&un).filter(|(_, u)| **u).map(|(t, _)| t.name.as_str()).collect();
+            assert_eq!(got.contains(&"qk"), qk_unobserved, "{name}: {got:?}");
+        }
     }
 }

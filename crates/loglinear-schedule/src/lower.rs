@@ -555,7 +555,13 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             let st = kb.t("S", Op::Zeros([d::K, d::V]));
             let i = kb.var("i", d::NT);
             kb.for_(i, |kb| {
-                kb.store(hs, state_ix(b, hh, vec![v(m), v(i)]), st);
+                if h {
+                    // Only level_read's `bit(i, m)` chunks read hs[m, i]: store just those (half the traffic).
+                    let stored = Cond::Bit { x: v(i), bit: v(m) };
+                    kb.if_(stored, |kb| kb.store(hs, state_ix(b, hh, vec![v(m), v(i)]), st), |_| {});
+                } else {
+                    kb.store(hs, state_ix(b, hh, vec![v(m), v(i)]), st);
+                }
                 let trans = |kb: &mut KB| {
                     if s.has_transition() {
                         let (dt, ktt, wtt) = load_trans(kb, b, hh, i);

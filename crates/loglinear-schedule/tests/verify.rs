@@ -117,6 +117,10 @@ fn bounds_checked_concretely() {
                     index[2] = Index::At(IExpr::sum(e.clone(), IExpr::Lit(1)));
                 }
                 Stmt::For { body, .. } => bump(body),
+                Stmt::If { then, els, .. } => {
+                    bump(then);
+                    bump(els);
+                }
                 _ => {}
             }
         }
