@@ -122,6 +122,17 @@ enum Dv {
     V(Value),
 }
 
+/// Byte offset of element `i` along a dimension of stride `stride` (in f32 elements).
+fn f32_offset(b: &mut FunctionBuilder, i: Value, stride: Dv) -> Value {
+    match stride {
+        Dv::C(s) => b.ins().imul_imm_s(i, s * 4),
+        Dv::V(s) => {
+            let o = b.ins().imul(i, s);
+            b.ins().ishl_imm_s(o, 2)
+        }
+    }
+}
+
 fn dv_val(b: &mut FunctionBuilder, x: Dv) -> Value {
     match x {
         Dv::C(c) => b.ins().iconst(PTR, c),
@@ -444,13 +455,7 @@ impl Tx<'_> {
         let ptr = reg.ptr;
         let cols = t.cols;
         emit_for(b, Idx::Const(0), idx(valid0), 1, &[], |b, r, _| {
-            let ro = match st0 {
-                Dv::C(s) => b.ins().imul_imm_s(r, s * 4),
-                Dv::V(s) => {
-                    let o = b.ins().imul(r, s);
-                    b.ins().ishl_imm_s(o, 2)
-                }
-            };
+            let ro = f32_offset(b, r, st0);
             let row = b.ins().iadd(ptr, ro);
             let (trow, toff) = t.addr(b, Idx::Val(r), Idx::Const(0));
             let contiguous = matches!(st1, Dv::C(1)) && matches!(valid1, Dv::C(v) if v as usize == cols);
@@ -468,13 +473,7 @@ impl Tx<'_> {
                 });
             } else {
                 emit_for(b, Idx::Const(0), idx(valid1), 1, &[], |b, c, _| {
-                    let co = match st1 {
-                        Dv::C(s) => b.ins().imul_imm_s(c, s * 4),
-                        Dv::V(s) => {
-                            let o = b.ins().imul(c, s);
-                            b.ins().ishl_imm_s(o, 2)
-                        }
-                    };
+                    let co = f32_offset(b, c, st1);
                     let bp = b.ins().iadd(row, co);
                     let to = b.ins().ishl_imm_s(c, 2);
                     let tp = b.ins().iadd(trow, to);
