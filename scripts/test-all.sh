@@ -20,8 +20,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 export CARGO_TERM_COLOR=never
-# The external test vectors live beside the repository (../shared/vectors) unless told otherwise.
-export LOGLINEAR_VECTORS="${LOGLINEAR_VECTORS:-$(cd .. && pwd)/shared/vectors}"
+# The external test vectors are committed in tests/vectors; LOGLINEAR_VECTORS may point elsewhere (an override).
 
 cargo test --workspace --locked
 # The user crate has its own lock file (as a user's would); it follows the workspace's pinned versions.

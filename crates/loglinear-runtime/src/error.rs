@@ -60,6 +60,24 @@ pub enum RuntimeError {
         /// What went wrong.
         reason: String,
     },
+    /// The output has a NaN or ±Inf once rounded to its dtype: the inputs are out of the representable range.
+    #[error(
+        "output element {element} is not finite in {dtype} (value {value:e} before rounding): the inputs are out \
+         of the range the computation can represent (largest input magnitude {max_input:e}, in `{max_input_tensor}`); \
+         scale them down, or pass --allow-nonfinite to write the output anyway"
+    )]
+    NonFiniteOutput {
+        /// The first non-finite element, e.g. `o[0,5,1,3]`.
+        element: String,
+        /// Its value before rounding to `dtype`.
+        value: f64,
+        /// The output's dtype.
+        dtype: crate::io::Dtype,
+        /// The largest absolute value among the inputs.
+        max_input: f64,
+        /// The input tensor holding it.
+        max_input_tensor: String,
+    },
     /// A backend name that is not registered.
     #[error("unknown backend `{name}`; known backends: {known}")]
     UnknownBackend {

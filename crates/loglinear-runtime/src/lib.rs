@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod finite;
 pub mod io;
 
 pub use backend::{
@@ -25,4 +26,8 @@ pub use backend::{
     ReferenceBackend, RunOptions, DEFAULT_TOLERANCE,
 };
 pub use error::RuntimeError;
-pub use io::{read_safetensors, write_safetensors_atomic, Dtype, LoadedTensor, LoadedTensors};
+pub use finite::check_finite_output;
+pub use io::{
+    encode_safetensors, read_safetensors, remove_partial_files, write_safetensors_atomic, Dtype, LoadedTensor,
+    LoadedTensors, OutputFile, SafetensorsFile,
+};

@@ -1,4 +1,4 @@
-//! The interpreter against the external f64 test vectors (`LOGLINEAR_VECTORS` or `<workspace>/../shared/vectors`).
+//! The interpreter against the external f64 test vectors (`LOGLINEAR_VECTORS` or `<workspace>/tests/vectors`).
 
 use loglinear_ir::builtins;
 use loglinear_schedule::{compile, interpret, Precision, ScanForm, ScheduleOptions};

@@ -1,7 +1,7 @@
 //! # loglinear-testkit: shared test support
 //!
-//! The external f64 test vectors (`../shared/vectors/<variant>.safetensors`, produced outside this project; see
-//! that folder's README) and the error measure of spec §11.3. Every crate's tests read the vectors through here,
+//! The external f64 test vectors (`tests/vectors/<variant>.safetensors` in the repository, produced outside this
+//! project; see that folder's README) and the error measure of spec §11.3. Every crate's tests read the vectors through here,
 //! so the location rule and the file format live in one place.
 
 #![warn(missing_docs)]
@@ -12,11 +12,12 @@ use std::path::PathBuf;
 pub use loglinear_ir::relative_error;
 use loglinear_ir::{HostTensor, TensorMap};
 
-/// Where the test vectors are: `$LOGLINEAR_VECTORS`, else `<workspace>/../shared/vectors`.
+/// Where the test vectors are: `$LOGLINEAR_VECTORS` (an override), else the copy committed in the repository,
+/// `<workspace>/tests/vectors`.
 pub fn vectors_dir() -> PathBuf {
     match std::env::var_os("LOGLINEAR_VECTORS") {
         Some(p) => p.into(),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors")),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors")),
     }
 }
 

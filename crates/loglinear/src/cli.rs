@@ -6,14 +6,14 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loglinear_ir::{InputKind, VariantIr};
 use loglinear_runtime::{
-    check_chunk_size, read_safetensors, write_safetensors_atomic, BackendRegistry, Dtype, LoadedTensors, RunOptions,
-    RuntimeError,
+    check_chunk_size, check_finite_output, encode_safetensors, read_safetensors, BackendRegistry, Dtype, LoadedTensors,
+    OutputFile, RunOptions, RuntimeError,
 };
 
 use crate::demo::{format_table, run_demo, DemoOptions};
@@ -101,9 +101,17 @@ struct RunArgs {
     /// Input safetensors file: one tensor per variant input, by its plain name (q, k, v, g, beta, lam, ...)
     #[arg(long, value_name = "IN.safetensors")]
     input: PathBuf,
-    /// Output safetensors file, written atomically; holds `o` [B, T, H, V] in the dtype of `v`
+    /// Output safetensors file; holds `o` [B, T, H, V] in the dtype of `v`. It must be absent or a regular file
+    /// (a device, FIFO, socket or directory is refused) and not the same file as the input. It is written
+    /// atomically: the bytes go to `.<name>.loglinear-partial` beside it, renamed over it when complete and
+    /// removed on any error or on Ctrl-C/SIGTERM; a leftover `*.loglinear-partial` (after the process was killed)
+    /// is an incomplete output and may be deleted
     #[arg(long, value_name = "OUT.safetensors")]
     output: PathBuf,
+    /// Write the output even when some element is NaN or ±Inf in its dtype (by default that is an error, exit 2:
+    /// the inputs are out of the representable range)
+    #[arg(long)]
+    allow_nonfinite: bool,
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     chunk_size: Option<usize>,
@@ -225,6 +233,7 @@ where
         Err(e) => return clap_error(e),
     };
     init_logging(cli.log_level);
+    install_signal_cleanup();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&registry, &backends, cli.command)));
     match result {
         Ok(Ok(code)) => code,
@@ -273,6 +282,19 @@ fn clap_error(e: clap::Error) -> i32 {
             EXIT_USAGE
         }
     }
+}
+
+/// On SIGINT/SIGTERM (and SIGHUP), removes the partial output files being written and exits with 130. Installed
+/// once per process; a user's program that already has its own handler keeps it.
+fn install_signal_cleanup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            loglinear_runtime::remove_partial_files();
+            eprintln!("error: interrupted; no output written");
+            std::process::exit(130);
+        });
+    });
 }
 
 fn one_line(s: &str) -> String {
@@ -355,29 +377,13 @@ fn output_dtype(variant: &VariantIr, loaded: &LoadedTensors) -> Dtype {
         .unwrap_or(Dtype::F64)
 }
 
-/// Checks, before any work, that `path` can be an output file: not a directory, in an existing directory.
-fn check_output_path(path: &Path) -> Result<(), RuntimeError> {
-    let err = |reason: String| RuntimeError::Write { path: path.to_path_buf(), reason };
-    if path.is_dir() {
-        return Err(err("it is a directory; expected a file path".into()));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(err(format!("directory `{}` does not exist", dir.display())));
-    }
-    Ok(())
-}
-
 fn cmd_run(registry: &Registry, backends: &BackendRegistry, args: &RunArgs) -> Result<(), RuntimeError> {
     let variant = registry.get(&args.variant)?;
     let backend = backends.get(&args.backend)?;
     if let Some(c) = args.chunk_size {
         check_chunk_size(c)?;
     }
-    check_output_path(&args.output)?;
+    let output = OutputFile::prepare(&args.output, &[args.input.as_path()])?;
     let loaded = read_safetensors(&args.input)?;
     let dtype = output_dtype(variant, &loaded);
     let inputs = loaded.tensor_map();
@@ -391,8 +397,12 @@ fn cmd_run(registry: &Registry, backends: &BackendRegistry, args: &RunArgs) -> R
             message: format!("returned `o` of shape {:?} ({} elements); expected {expected:?}", o.shape, o.data.len()),
         });
     }
-    if o.data.iter().any(|x| !x.is_finite()) {
-        tracing::warn!(variant = %variant.name, "output `o` has non-finite elements (overflow)");
+    if args.allow_nonfinite {
+        if o.data.iter().any(|&x| !dtype.is_finite_in(x)) {
+            tracing::warn!(variant = %variant.name, %dtype, "output `o` has non-finite elements (--allow-nonfinite)");
+        }
+    } else {
+        check_finite_output("o", &o, dtype, &inputs)?;
     }
     tracing::info!(
         variant = %variant.name,
@@ -401,7 +411,7 @@ fn cmd_run(registry: &Registry, backends: &BackendRegistry, args: &RunArgs) -> R
         ms = start.elapsed().as_secs_f64() * 1e3,
         "ran"
     );
-    write_safetensors_atomic(&args.output, &[("o", &o, dtype)])?;
+    output.write(&encode_safetensors(&[("o", &o, dtype)])?)?;
     tracing::info!(path = %args.output.display(), %dtype, "wrote o");
     Ok(())
 }

@@ -57,7 +57,8 @@ pub fn backends() -> BackendRegistry {
 ///
 /// # Errors
 /// [`RuntimeError::UnknownBackend`], [`RuntimeError::ChunkSize`], [`RuntimeError::Input`] for inputs that do not
-/// fit the variant, or the backend's own failure.
+/// fit the variant, [`RuntimeError::NonFiniteOutput`] when finite inputs give a NaN or ±Inf in `o` (they are out
+/// of the representable range), or the backend's own failure.
 pub fn run(
     variant: &VariantIr,
     backend: &str,
@@ -69,7 +70,9 @@ pub fn run(
     if let Some(c) = chunk_size {
         check_chunk_size(c)?;
     }
-    b.run(variant, inputs, &RunOptions { chunk_size })
+    let o = b.run(variant, inputs, &RunOptions { chunk_size })?;
+    loglinear_runtime::check_finite_output("o", &o, Dtype::F64, inputs)?;
+    Ok(o)
 }
 
 pub use loglinear_ir::relative_error;

@@ -1,9 +1,9 @@
-//! Acceptance: the external test vectors in `shared/vectors/<variant>.safetensors` (produced by an
+//! Acceptance: the external test vectors in `tests/vectors/<variant>.safetensors` (produced by an
 //! implementation independent of this project) through the real `loglinear run --backend reference`.
 //!
 //! Each case `case<i>.<name>` is split into an input file with plain names (q, k, v, g, beta, lam), run with a
 //! few chunk sizes, and the written `o` must match the vector's `o` to ≤ 1e-10 relative error.
-//! The vectors are found through `LOGLINEAR_VECTORS`, else `<workspace root>/../shared/vectors`; when they are
+//! The vectors are found through `LOGLINEAR_VECTORS`, else `<workspace root>/tests/vectors`; when they are
 //! absent the tests fail, saying where they looked.
 
 use std::collections::BTreeMap;

@@ -1,21 +1,27 @@
 //! Safetensors files in and out.
 //!
-//! Inputs may be stored as F64, F32, F16 or BF16; they are converted to f64 [`HostTensor`]s and remember their
-//! [`Dtype`] so that outputs can be written back in the caller's precision. Outputs are written to a temporary
-//! file in the destination directory which is then renamed over the destination, so a failure never leaves a
-//! partial file.
+//! Inputs are opened only when they are regular files, memory-mapped, and their header is checked against the
+//! file's size before anything is decoded ([`header`]); tensors may be stored as F64, F32, F16 or BF16 and are
+//! converted to f64 [`HostTensor`]s that remember their [`Dtype`], so that outputs can be written back in the
+//! caller's precision. Outputs go through [`OutputFile`] ([`output`]): never over a non-regular file or an
+//! input, written to a partial file beside the destination and renamed over it, so a failure never leaves a
+//! partial or damaged file.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use loglinear_ir::tensor::ShapeFmt;
 use loglinear_ir::{HostTensor, TensorMap};
 use safetensors::tensor::TensorView;
-use safetensors::SafeTensors;
 
 use crate::error::RuntimeError;
+
+pub mod header;
+pub mod output;
+
+pub use header::{Layout, TensorEntry};
+pub use output::{remove_partial_files, OutputFile, PARTIAL_SUFFIX};
 
 /// The element types the runtime reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +67,21 @@ impl Dtype {
             safetensors::Dtype::F16 => Some(Dtype::F16),
             safetensors::Dtype::BF16 => Some(Dtype::BF16),
             _ => None,
+        }
+    }
+
+    /// The dtype for a safetensors dtype name (`F64`, `F32`, `F16`, `BF16`), if supported.
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Whether `x`, rounded to this dtype, is finite.
+    pub fn is_finite_in(self, x: f64) -> bool {
+        match self {
+            Dtype::F64 => x.is_finite(),
+            Dtype::F32 => (x as f32).is_finite(),
+            Dtype::F16 => half::f16::from_f64(x).is_finite(),
+            Dtype::BF16 => half::bf16::from_f64(x).is_finite(),
         }
     }
 
@@ -162,69 +183,121 @@ impl LoadedTensors {
     }
 }
 
-/// Reads every tensor of a safetensors file.
-///
-/// # Errors
-/// [`RuntimeError::FileMissing`] when `path` does not exist, [`RuntimeError::Unreadable`] when it cannot be read
-/// as a file (a directory, no permission), [`RuntimeError::NotSafetensors`] when its contents are not in the
-/// format, [`RuntimeError::UnsupportedDtype`] for a tensor that is not F64, F32, F16 or BF16.
-pub fn read_safetensors(path: impl AsRef<Path>) -> Result<LoadedTensors, RuntimeError> {
-    let path = path.as_ref();
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(RuntimeError::FileMissing { path: path.to_path_buf() })
-        }
-        Err(e) => return Err(RuntimeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() }),
-    };
-    if meta.is_dir() {
-        return Err(RuntimeError::Unreadable { path: path.to_path_buf(), reason: "it is a directory".into() });
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| RuntimeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| RuntimeError::NotSafetensors { path: path.to_path_buf(), reason: e.to_string() })?;
-    let mut views: Vec<(String, TensorView<'_>)> = st.tensors();
-    views.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut tensors = BTreeMap::new();
-    for (name, view) in views {
-        let shape = view.shape().to_vec();
-        let dtype = Dtype::from_safetensors(view.dtype()).ok_or_else(|| RuntimeError::UnsupportedDtype {
-            path: path.to_path_buf(),
-            name: name.clone(),
-            dtype: view.dtype().to_string(),
-            shape: ShapeFmt(&shape).to_string(),
-        })?;
-        let data = dtype.decode(view.data());
-        if data.len() != shape.iter().product::<usize>() {
-            return Err(RuntimeError::NotSafetensors {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "tensor `{name}` has shape {} but {} bytes of {dtype} data",
-                    ShapeFmt(&shape),
-                    view.data().len()
-                ),
-            });
-        }
-        tensors.insert(name, LoadedTensor { tensor: HostTensor { shape, data }, dtype });
-    }
-    tracing::debug!(path = %path.display(), tensors = tensors.len(), "read safetensors file");
-    Ok(LoadedTensors { path: path.to_path_buf(), tensors })
+/// A safetensors file opened for reading: memory-mapped (read-only), its layout parsed and checked against the
+/// file's size before any element is touched (see [`header`]).
+pub struct SafetensorsFile {
+    path: PathBuf,
+    map: memmap2::Mmap,
+    layout: Layout,
 }
 
-/// Writes tensors to a safetensors file atomically: the bytes go to a temporary file in the destination
-/// directory, which is then renamed over `path`. On any failure nothing is left at `path` (an existing file there
-/// is left untouched) and the temporary file is removed.
+impl fmt::Debug for SafetensorsFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SafetensorsFile").field("path", &self.path).field("layout", &self.layout).finish()
+    }
+}
+
+impl SafetensorsFile {
+    /// Opens `path`: only a regular file is opened (a FIFO, device, socket or directory is refused without
+    /// reading), then it is mapped and its header checked.
+    ///
+    /// # Errors
+    /// [`RuntimeError::FileMissing`], [`RuntimeError::Unreadable`] (not a regular file, no permission),
+    /// [`RuntimeError::NotSafetensors`] naming the first problem of the header (see [`header::parse_layout`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<SafetensorsFile, RuntimeError> {
+        let path = path.as_ref();
+        let unreadable = |reason: String| RuntimeError::Unreadable { path: path.to_path_buf(), reason };
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::FileMissing { path: path.to_path_buf() })
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
+        if !meta.is_file() {
+            return Err(unreadable(format!("it is {}", output::file_kind(&meta))));
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        {
+            // Never blocks, even if the path was swapped for a FIFO since the check above.
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NONBLOCK);
+        }
+        let file = opts.open(path).map_err(|e| unreadable(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| unreadable(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(unreadable(format!("it is {}", output::file_kind(&meta))));
+        }
+        let not_st = |reason: String| RuntimeError::NotSafetensors { path: path.to_path_buf(), reason };
+        if meta.len() < 8 {
+            return Err(not_st(format!(
+                "the file is {} bytes; a safetensors file starts with an 8-byte header length",
+                meta.len()
+            )));
+        }
+        // SAFETY: the map is read-only and private to this process; a file truncated by another process while
+        // mapped would fault, as reading it would fail, which the caller cannot prevent either way.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| unreadable(format!("cannot map it: {e}")))?;
+        let layout = header::parse_layout(&map).map_err(not_st)?;
+        Ok(SafetensorsFile { path: path.to_path_buf(), map, layout })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The checked layout: every tensor's name, dtype, shape and byte range.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// A tensor's raw little-endian bytes, if the file has it.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.layout.get(name).map(|e| self.layout.bytes(&self.map, e))
+    }
+
+    /// Decodes one tensor to f64.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnsupportedDtype`] for a dtype other than F64, F32, F16, BF16.
+    pub fn load(&self, entry: &TensorEntry) -> Result<LoadedTensor, RuntimeError> {
+        let dtype = Dtype::from_name(&entry.dtype).ok_or_else(|| RuntimeError::UnsupportedDtype {
+            path: self.path.clone(),
+            name: entry.name.clone(),
+            dtype: entry.dtype.clone(),
+            shape: ShapeFmt(&entry.shape).to_string(),
+        })?;
+        let data = dtype.decode(self.layout.bytes(&self.map, entry));
+        Ok(LoadedTensor { tensor: HostTensor { shape: entry.shape.clone(), data }, dtype })
+    }
+}
+
+/// Reads every tensor of a safetensors file (through [`SafetensorsFile`]: regular files only, header checked
+/// before anything is allocated).
 ///
 /// # Errors
-/// [`RuntimeError::Write`] when the directory does not exist or the file cannot be written or renamed;
+/// [`RuntimeError::FileMissing`] when `path` does not exist, [`RuntimeError::Unreadable`] when it is not a
+/// regular file or cannot be read, [`RuntimeError::NotSafetensors`] when its contents are not in the format
+/// (the message names the tensor, its shape, dtype and byte range where one is at fault),
+/// [`RuntimeError::UnsupportedDtype`] for a tensor that is not F64, F32, F16 or BF16.
+pub fn read_safetensors(path: impl AsRef<Path>) -> Result<LoadedTensors, RuntimeError> {
+    let file = SafetensorsFile::open(path)?;
+    let mut tensors = BTreeMap::new();
+    for entry in &file.layout().entries {
+        tensors.insert(entry.name.clone(), file.load(entry)?);
+    }
+    tracing::debug!(path = %file.path().display(), tensors = tensors.len(), "read safetensors file");
+    Ok(LoadedTensors { path: file.path().to_path_buf(), tensors })
+}
+
+/// Serialises tensors in the safetensors format, each converted to its dtype.
+///
+/// # Errors
 /// [`RuntimeError::Internal`] for a tensor whose data does not fill its shape.
-pub fn write_safetensors_atomic(
-    path: impl AsRef<Path>,
-    tensors: &[(&str, &HostTensor, Dtype)],
-) -> Result<(), RuntimeError> {
-    let path = path.as_ref();
-    let werr = |reason: String| RuntimeError::Write { path: path.to_path_buf(), reason };
+pub fn encode_safetensors(tensors: &[(&str, &HostTensor, Dtype)]) -> Result<Vec<u8>, RuntimeError> {
     let mut encoded = Vec::with_capacity(tensors.len());
     for (name, t, dtype) in tensors {
         if t.data.len() != t.shape.iter().product::<usize>() {
@@ -244,30 +317,24 @@ pub fn write_safetensors_atomic(
                 .map_err(|e| RuntimeError::Internal(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| RuntimeError::Internal(format!("serialising: {e}")))?;
-    if path.is_dir() {
-        return Err(werr("it is a directory; expected a file path".into()));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(werr(format!("directory `{}` does not exist", dir.display())));
-    }
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(|e| werr(format!("cannot create a temporary file in `{}`: {e}", dir.display())))?;
-    tmp.write_all(&bytes).map_err(|e| werr(e.to_string()))?;
-    tmp.as_file().sync_all().map_err(|e| werr(e.to_string()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // NamedTempFile is created 0600; an output file is an ordinary file.
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| werr(e.to_string()))?;
-    }
-    // On error the returned NamedTempFile is dropped, which deletes the temporary file.
-    tmp.persist(path).map_err(|e| werr(e.error.to_string()))?;
-    tracing::debug!(path = %path.display(), tensors = tensors.len(), bytes = bytes.len(), "wrote safetensors file");
+    safetensors::serialize(views, None).map_err(|e| RuntimeError::Internal(format!("serialising: {e}")))
+}
+
+/// Writes tensors to a safetensors file atomically (see [`OutputFile`]): the destination must be a regular file
+/// or absent, in an existing directory; the bytes go to `.<name>.loglinear-partial` beside it, which is renamed
+/// over it. On any failure nothing changes at `path` and the partial file is removed.
+///
+/// # Errors
+/// [`RuntimeError::Write`] when the destination is refused or cannot be written; [`RuntimeError::Internal`] for
+/// a tensor whose data does not fill its shape.
+pub fn write_safetensors_atomic(
+    path: impl AsRef<Path>,
+    tensors: &[(&str, &HostTensor, Dtype)],
+) -> Result<(), RuntimeError> {
+    let out = OutputFile::prepare(path, &[])?;
+    let bytes = encode_safetensors(tensors)?;
+    out.write(&bytes)?;
+    tracing::debug!(path = %out.path().display(), tensors = tensors.len(), bytes = bytes.len(), "wrote safetensors file");
     Ok(())
 }
 
