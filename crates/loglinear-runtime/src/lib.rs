@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod error;
 pub mod finite;
+pub mod fuzz;
 pub mod io;
 
 pub use backend::{
@@ -28,6 +29,6 @@ pub use backend::{
 pub use error::RuntimeError;
 pub use finite::check_finite_output;
 pub use io::{
-    encode_safetensors, read_safetensors, remove_partial_files, write_safetensors_atomic, Dtype, LoadedTensor,
-    LoadedTensors, OutputFile, SafetensorsFile,
+    encode_safetensors, parse_safetensors, read_safetensors, remove_partial_files, write_safetensors_atomic, Dtype,
+    LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };

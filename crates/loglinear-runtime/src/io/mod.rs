@@ -258,21 +258,6 @@ impl SafetensorsFile {
     pub fn bytes(&self, name: &str) -> Option<&[u8]> {
         self.layout.get(name).map(|e| self.layout.bytes(&self.map, e))
     }
-
-    /// Decodes one tensor to f64.
-    ///
-    /// # Errors
-    /// [`RuntimeError::UnsupportedDtype`] for a dtype other than F64, F32, F16, BF16.
-    pub fn load(&self, entry: &TensorEntry) -> Result<LoadedTensor, RuntimeError> {
-        let dtype = Dtype::from_name(&entry.dtype).ok_or_else(|| RuntimeError::UnsupportedDtype {
-            path: self.path.clone(),
-            name: entry.name.clone(),
-            dtype: entry.dtype.clone(),
-            shape: ShapeFmt(&entry.shape).to_string(),
-        })?;
-        let data = dtype.decode(self.layout.bytes(&self.map, entry));
-        Ok(LoadedTensor { tensor: HostTensor { shape: entry.shape.clone(), data }, dtype })
-    }
 }
 
 /// Reads every tensor of a safetensors file (through [`SafetensorsFile`]: regular files only, header checked
@@ -285,12 +270,38 @@ impl SafetensorsFile {
 /// [`RuntimeError::UnsupportedDtype`] for a tensor that is not F64, F32, F16 or BF16.
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<LoadedTensors, RuntimeError> {
     let file = SafetensorsFile::open(path)?;
+    let loaded = decode_all(file.path(), &file.map, file.layout())?;
+    tracing::debug!(path = %file.path().display(), tensors = loaded.len(), "read safetensors file");
+    Ok(loaded)
+}
+
+/// Parses safetensors bytes already in memory, with the same checks as [`read_safetensors`]; `path` is only
+/// used in messages.
+///
+/// # Errors
+/// As [`read_safetensors`], less the file-system ones.
+pub fn parse_safetensors(path: &Path, bytes: &[u8]) -> Result<LoadedTensors, RuntimeError> {
+    let layout = header::parse_layout(bytes)
+        .map_err(|reason| RuntimeError::NotSafetensors { path: path.to_path_buf(), reason })?;
+    decode_all(path, bytes, &layout)
+}
+
+fn decode_all(path: &Path, bytes: &[u8], layout: &Layout) -> Result<LoadedTensors, RuntimeError> {
     let mut tensors = BTreeMap::new();
-    for entry in &file.layout().entries {
-        tensors.insert(entry.name.clone(), file.load(entry)?);
+    for entry in &layout.entries {
+        let dtype = Dtype::from_name(&entry.dtype).ok_or_else(|| RuntimeError::UnsupportedDtype {
+            path: path.to_path_buf(),
+            name: entry.name.clone(),
+            dtype: entry.dtype.clone(),
+            shape: ShapeFmt(&entry.shape).to_string(),
+        })?;
+        let data = dtype.decode(layout.bytes(bytes, entry));
+        tensors.insert(
+            entry.name.clone(),
+            LoadedTensor { tensor: HostTensor { shape: entry.shape.clone(), data }, dtype },
+        );
     }
-    tracing::debug!(path = %file.path().display(), tensors = tensors.len(), "read safetensors file");
-    Ok(LoadedTensors { path: file.path().to_path_buf(), tensors })
+    Ok(LoadedTensors { path: path.to_path_buf(), tensors })
 }
 
 /// Serialises tensors in the safetensors format, each converted to its dtype.
