@@ -16,8 +16,8 @@
 //!   [`emit::emit_exp`] / [`emit::emit_exp_nonpos`] / [`emit::emit_log`] / softplus / sigmoid in CLIF,
 //!   elementwise maps, row scaling, L2 normalisation, cumulative sums, the in-chunk level mask and
 //!   unit-lower-triangular forward substitution; [`emit::tile`]: broadcasting binary ops, broadcasts, transposes,
-//!   identity, triangular cuts, rows / columns, causal differences, causal and level masks of any λ depth, row
-//!   masks and the direct-difference gated causal product.
+//!   identity, triangular cuts, rows / columns, causal and level masks of any λ depth, row masks and the
+//!   per-channel gated causal product (segment sums of raw gates); [`emit::segsum`]: segment and suffix sums.
 //! * [`KernelCache`]: compiled kernels keyed by specialisation; each key compiles once.
 //! * [`IntraChunkKernel`]: a proof kernel end to end, the log-linear Mamba-2 intra-chunk block (spec §7.2 (1)).
 #![warn(missing_docs)]

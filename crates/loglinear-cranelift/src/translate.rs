@@ -549,7 +549,7 @@ impl Tx<'_> {
         // Ops that cannot write over an operand go through a temporary.
         let (out, via_tmp) = match op {
             Op::Matmul { a, b: bb, .. } if uses_dst(a) || uses_dst(bb) => (self.tmp(b, 0, d.rows, d.cols), true),
-            Op::MatmulGatedCausal { a, b: bb, ga, gb } if [a, bb, ga, gb].iter().any(|t| uses_dst(t)) => {
+            Op::MatmulGatedCausal { a, b: bb, g } if [a, bb, g].iter().any(|t| uses_dst(t)) => {
                 (self.tmp(b, 0, d.rows, d.cols), true)
             }
             Op::Transpose(a) | Op::Broadcast(a, _) | Op::Row(a, _) | Op::Col(a, _) | Op::SegSum(a) if uses_dst(a) => {
@@ -652,9 +652,11 @@ impl Tx<'_> {
                 }
                 emit_matmul(b, &ctx, &spec, a.base, bptr, out.base)
             }
-            Op::MatmulGatedCausal { a, b: bm, ga, gb } => {
-                let (a, c, ga, gc) = (self.tile(b, *a), self.tile(b, *bm), self.tile(b, *ga), self.tile(b, *gb));
-                emit_matmul_gated_causal(b, &ctx, a, c, ga, gc, out)
+            Op::MatmulGatedCausal { a, b: bm, g } => {
+                let (a, c, g) = (self.tile(b, *a), self.tile(b, *bm), self.tile(b, *g));
+                // The running segment sums: one row of temporary 1 (temporary 0 may be `out`).
+                let seg = self.tmp(b, 1, 1, a.cols);
+                emit_matmul_gated_causal(b, &ctx, a, c, g, seg, out)
             }
             Op::CumSum(a) => {
                 let a = self.tile(b, *a);
@@ -737,7 +739,7 @@ enum Upper {
     Top,
     /// Exact zeros above the diagonal (lower-triangular).
     Zero,
-    /// `−∞` above the diagonal (a causal difference before `exp_nonpos`).
+    /// `−∞` above the diagonal (segment sums before `exp_nonpos`).
     NegInf,
     /// Nothing known.
     Any,
@@ -812,7 +814,7 @@ fn op_reads(op: &Op) -> Vec<TileId> {
         | Op::Broadcast(a, _) => vec![*a],
         Op::Binary(_, x, y) => vec![*x, *y],
         Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => vec![*a, *b],
-        Op::MatmulGatedCausal { a, b, ga, gb } => vec![*a, *b, *ga, *gb],
+        Op::MatmulGatedCausal { a, b, g } => vec![*a, *b, *g],
     }
 }
 

@@ -404,6 +404,65 @@ fn cumsum_both_axes() {
     }
 }
 
+// ---------------------------------------------------------------- gated causal product
+
+/// `out[r, s] = Σ_i a[r,i] c[s,i] exp(Σ_{u=s+1}^{r} g[u,i])` for `s ≤ r`, in f64 (the gates summed directly).
+fn naive_gated_causal(n: usize, k: usize, a: &[f32], c: &[f32], g: &[f32]) -> Vec<f64> {
+    let mut out = vec![0.0f64; n * n];
+    for r in 0..n {
+        for s in 0..=r {
+            for i in 0..k {
+                let seg: f64 = (s + 1..=r).map(|u| g[u * k + i] as f64).sum();
+                out[r * n + s] += a[r * k + i] as f64 * c[s * k + i] as f64 * seg.exp();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn matmul_gated_causal_sums_raw_gates() {
+    type Fn5 = extern "C" fn(*const f32, *const f32, *const f32, *mut f32, *mut f32);
+    for (name, jit) in jits() {
+        // K = 36: more than eight vectors, so the channel loop is a run-time loop with a scalar tail.
+        for &(n, k) in &[(1, 1), (4, 3), (16, 5), (16, 36), (64, 8)] {
+            let f = jit
+                .compile("gated_causal", &[ParamType::Ptr; 5], move |b, ctx, p| {
+                    let t = |i: usize, r: usize, c: usize| Tile::dense(p[i], r, c);
+                    emit::tile::emit_matmul_gated_causal(
+                        b,
+                        ctx,
+                        t(0, n, k),
+                        t(1, n, k),
+                        t(2, n, k),
+                        t(3, 1, k),
+                        t(4, n, n),
+                    )
+                })
+                .unwrap();
+            let fp: Fn5 = unsafe { f.as_fn().unwrap() };
+            let mut rng = Rng::new((n * 100 + k) as u64);
+            let a = rng.vec(n * k, -1.0, 1.0);
+            let c = rng.vec(n * k, -1.0, 1.0);
+            let base = rng.vec(n * k, -1.0, 0.0);
+            // Plain gates; one reset gate in the middle (−1e10: a difference of cumulative sums would lose every
+            // later gate); −3e38 everywhere (sums overflow to −∞ in f32: −∞ − (−∞) would be NaN).
+            let mut reset = base.clone();
+            reset[(n / 2) * k..(n / 2 + 1) * k].iter_mut().for_each(|x| *x = -1e10);
+            let huge = vec![-3e38f32; n * k];
+            for (what, g) in [("plain", &base), ("reset", &reset), ("-3e38", &huge)] {
+                let mut seg = vec![f32::NAN; k];
+                let mut out = vec![f32::NAN; n * n];
+                fp(a.as_ptr(), c.as_ptr(), g.as_ptr(), seg.as_mut_ptr(), out.as_mut_ptr());
+                let want = naive_gated_causal(n, k, &a, &c, g);
+                assert!(out.iter().all(|x| x.is_finite()), "{name} {what} n={n} k={k}: non-finite output");
+                let err = max_rel_err(&out, &want, 1.0);
+                assert!(err < 1e-5, "{name} gated causal {what} n={n} k={k}: err {err}");
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- triangular solve
 
 #[test]

@@ -267,3 +267,63 @@ pub fn fused(p: &HeadProblem, cs: usize) -> Vec<f64> {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loglinear_ir::builtins;
+    use loglinear_ir::random::random_inputs;
+
+    fn forms() -> [Form; 6] {
+        [Form::Recurrent, Form::Chunked(1), Form::Chunked(4), Form::Chunked(64), Form::Fused(4), Form::Fused(16)]
+    }
+
+    fn max_rel(a: &HostTensor, b: &HostTensor) -> f64 {
+        let num = a.data.iter().zip(&b.data).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+        num / b.data.iter().map(|y| y * y).sum::<f64>().sqrt().max(1e-300)
+    }
+
+    /// Huge negative gates never meet in a difference here: every decay is `exp(g)` of one token's gate, so
+    /// `g = −3e38` (and a single reset gate) give finite results on every form, and with every decay exactly 0
+    /// only the diagonal term `λ_t[0] · scale_t · (q_t·k_t) · v_t` survives.
+    #[test]
+    fn huge_negative_gates() {
+        for v in builtins::all() {
+            let Some((_, decl)) = v.input_by_name("g") else { continue };
+            let per_token = decl.kind != loglinear_ir::InputKind::HeadConst;
+            let base = random_inputs(&v, (1, 70, 2, 3, 2), 0, 9);
+            let mut everywhere = base.clone();
+            everywhere.get_mut("g").unwrap().data.iter_mut().for_each(|e| *e = -3e38);
+            let mut cases = vec![("-3e38 everywhere", everywhere.clone())];
+            if per_token {
+                for value in [-1e10, -3e38] {
+                    let mut x = base.clone();
+                    let g = x.get_mut("g").unwrap();
+                    let per_t: usize = g.shape[2..].iter().product();
+                    g.data.iter_mut().enumerate().filter(|(i, _)| (i / per_t) % 70 == 21).for_each(|(_, e)| *e = value);
+                    cases.push(("one reset gate", x));
+                }
+            }
+            for (what, x) in &cases {
+                let naive = run(&v, x, Form::Naive).unwrap();
+                assert!(naive.data.iter().all(|e| e.is_finite()), "{} {what}: naive not finite", v.name);
+                for form in forms() {
+                    let e = max_rel(&run(&v, x, form).unwrap(), &naive);
+                    assert!(e <= 1e-12, "{} {what} {form:?}: rel err {e:e}", v.name);
+                }
+            }
+            // Every decay 0: the diagonal term alone.
+            let r = resolve(&v, &everywhere).unwrap();
+            for p in r.heads() {
+                let o = naive(&p);
+                for t in 0..p.t {
+                    let dot: f64 = (0..p.k).map(|i| p.q[t * p.k + i] * p.key[t * p.k + i]).sum();
+                    for j in 0..p.v {
+                        let want = p.lambda(t, 0) * p.scale(t) * dot * p.value[t * p.v + j];
+                        assert!((o[t * p.v + j] - want).abs() <= 1e-12 * want.abs().max(1.0), "{} t={t}", v.name);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,12 +1,13 @@
 //! The cost model: flops, bytes moved and peak memory, counted from the Kernel IR for concrete sizes.
 //!
 //! Counting rules (per executed op, full tiles, partial last chunks counted as full): a matmul of
-//! `[m, k]·[k, n]` is `2mkn` flops; the gated causal product `2n²k`; the unit-lower solve `n²·cols`; elementwise
-//! ops, cumulative sums and row masks one flop per element; `l2norm` three; the causal difference and level
-//! mask `n²/2`; data movement ops (row, column, transpose, broadcast, constants) none. Loads and stores move
-//! `4` bytes (f32) per tile element. Peak memory is the largest sum of sizes of the buffers live at one kernel
-//! ([`Program::lifetimes`]), at 4 bytes per element. Conditional bodies are counted only when taken, so the
-//! masks of the level scans are exact.
+//! `[m, k]·[k, n]` is `2mkn` flops; the gated causal product `2n²k` (`n²/2` pairs × `k` channels × four: the
+//! segment-sum add, the exponential counted as one, the product, the accumulation); the unit-lower solve
+//! `n²·cols`; elementwise ops, cumulative and suffix sums and row masks one flop per element; `l2norm` three; the
+//! segment sums (`segsum`) and level mask `n²/2`; data movement ops (row, column, transpose, broadcast,
+//! constants) none. Loads and stores move `4` bytes (f32) per tile element. Peak memory is the largest sum of
+//! sizes of the buffers live at one kernel ([`Program::lifetimes`]), at 4 bytes per element. Conditional bodies
+//! are counted only when taken, so the masks of the level scans are exact.
 
 use std::fmt;
 
@@ -98,8 +99,9 @@ impl Counter<'_> {
                 (2.0 * r * c * k, 0.0)
             }
             Op::MatmulGatedCausal { a, .. } => {
+                // Lower triangle: per pair and channel a segment-sum add, an exp, a product, an accumulation.
                 let (_, k) = self.shape(*a);
-                (2.0 * r * r * k, 0.0)
+                (4.0 * (r * r / 2.0) * k, 0.0)
             }
             Op::SegSum(_) | Op::LevelMask { .. } => (n / 2.0, 0.0),
             Op::TriSolve { a, .. } => {

@@ -325,17 +325,25 @@ impl<F: Float> Machine<'_, F> {
                 }
                 t
             }
-            Op::MatmulGatedCausal { a, b, ga, gb } => {
-                let (a, b, ga, gb) = (g(a), g(b), g(ga), g(gb));
+            Op::MatmulGatedCausal { a, b, g: gt } => {
+                let (a, b, gt) = (g(a), g(b), g(gt));
                 let (n, k) = (a.r, a.c);
                 let mut t = Tile::zeros(n, b.r);
+                // seg[i] = Σ_{u=s+1}^{r} g[u, i], accumulated as s walks down from r (no differences).
+                let mut seg = vec![F::ZERO; k];
                 for r in 0..n {
-                    for s in 0..=r.min(b.r.saturating_sub(1)) {
-                        let mut acc = F::ZERO;
-                        for i in 0..k {
-                            acc += a.d[r * k + i] * b.d[s * k + i] * exp_nonpos(ga.d[r * k + i] - gb.d[s * k + i]);
+                    seg.iter_mut().for_each(|x| *x = F::ZERO);
+                    for s in (0..=r).rev() {
+                        if s < b.r {
+                            let mut acc = F::ZERO;
+                            for (i, gi) in seg.iter().enumerate() {
+                                acc += a.d[r * k + i] * b.d[s * k + i] * exp_nonpos(*gi);
+                            }
+                            t.d[r * b.r + s] = acc;
                         }
-                        t.d[r * b.r + s] = acc;
+                        for (i, gi) in seg.iter_mut().enumerate() {
+                            *gi += gt.d[s * k + i];
+                        }
                     }
                 }
                 t

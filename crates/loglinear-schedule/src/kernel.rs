@@ -259,8 +259,9 @@ pub enum UnOp {
     Neg,
     /// `exp(x)` for any `x` (preprocessing only).
     Exp,
-    /// `exp(min(x, 0))`: the only exponential of the main kernels. Its arguments are differences of local
-    /// cumulative log decays, non-positive whenever the log decays are (α ∈ (0, 1]); masked entries are `−∞`.
+    /// `exp(min(x, 0))`: the only exponential of the main kernels. Its arguments are local cumulative log decays
+    /// or segment sums of them (`segsum`, `suffix_sum`), non-positive whenever the log decays are (α ∈ (0, 1]);
+    /// masked entries and sums that overflow are `−∞` (giving 0).
     ExpNonpos,
     /// `log(1 + exp(x))`, stable.
     Softplus,
@@ -337,17 +338,18 @@ pub enum Op {
         /// Transpose `b`.
         tb: bool,
     },
-    /// Direct-difference gated product `out[r,s] = Σ_i a[r,i] b[s,i] exp_nonpos(ga[r,i] − gb[s,i])` for `s ≤ r`,
-    /// 0 above the diagonal (never factorised into `(a e^{ga})(b e^{−gb})ᵀ`).
+    /// Per-channel gated causal product over the raw gates `g` of a block (`a`, `b`, `g`: `[n, k]`):
+    /// `out[r,s] = Σ_i a[r,i] b[s,i] exp_nonpos(Σ_{u=s+1}^{r} g[u,i])` for `s ≤ r` (the empty sum 0 on the
+    /// diagonal), 0 above it. The per-channel segment sums are accumulated directly (walking `s` down from `r`),
+    /// never formed as differences `γ_r − γ_s` of cumulative sums nor factorised into `(a e^{γ})(b e^{−γ})ᵀ`: a
+    /// huge negative gate anywhere in the block costs no precision, and sums that overflow to `−∞` only add.
     MatmulGatedCausal {
         /// Left rows.
         a: TileId,
         /// Right rows.
         b: TileId,
-        /// Left log gates.
-        ga: TileId,
-        /// Right log gates.
-        gb: TileId,
+        /// Raw local log gates, one row per token (summed between the rows by the op).
+        g: TileId,
     },
     /// Inclusive cumulative sum down the rows.
     CumSum(TileId),
@@ -609,9 +611,7 @@ impl Ctx<'_> {
             Op::Matmul { a, b, ta, tb } => {
                 format!("matmul {}{}, {}{}", t(a), if *ta { "^T" } else { "" }, t(b), if *tb { "^T" } else { "" })
             }
-            Op::MatmulGatedCausal { a, b, ga, gb } => {
-                format!("matmul_gated_causal {}, {}, {}, {}", t(a), t(b), t(ga), t(gb))
-            }
+            Op::MatmulGatedCausal { a, b, g } => format!("matmul_gated_causal {}, {}, {}", t(a), t(b), t(g)),
             Op::CumSum(a) => format!("cumsum {}", t(a)),
             Op::SegSum(a) => format!("segsum {}", t(a)),
             Op::SuffixSum(a) => format!("suffix_sum {}", t(a)),

@@ -28,9 +28,11 @@
 //! 3. Every tile is assigned before it is read; every scratch buffer is written before it is read.
 //! 4. Grid programs of a kernel write disjoint regions (every store indexes every grid variable); kernels run
 //!    in order, each one seeing all writes of the previous ones.
-//! 5. The only exponential of the transition maths is `exp_nonpos`, applied to local cumulative gates or their
-//!    causal differences, with masked entries set to `−∞` *before* the exponential (spec §11.4). Plain `exp`
-//!    appears only in preprocessing, where the variant's own expressions ask for it.
+//! 5. The only exponential of the transition maths is `exp_nonpos`, applied to local cumulative gates or to
+//!    segment sums of gates (`segsum`, `suffix_sum`, and inside `matmul_gated_causal`), never to differences of
+//!    cumulative sums, with masked entries set to `−∞` *before* the exponential (spec §11.4). Every sum of
+//!    gates only adds non-positive numbers, so one that overflows is `−∞` and its exponential 0, never NaN.
+//!    Plain `exp` appears only in preprocessing, where the variant's own expressions ask for it.
 //! 6. Loads past the end of a dimension read zero and stores past it are dropped (the partial last chunk);
 //!    every `At` index and block start is in bounds ([`verify::check_bounds`], for concrete sizes).
 //! 7. Level logic is integer bit arithmetic (`bit`, `low_ones`, `low_zeros`, `tz`, `bitlen`); the in-chunk

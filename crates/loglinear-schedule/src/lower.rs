@@ -335,8 +335,9 @@ fn emit_chunk_stages(kb: &mut KB, s: &Schedule, stages: &[ChunkStage], r: &Roots
                 let mask = kb.t("mask", Op::LevelMask { lam, n });
                 let a = match (delta, gate) {
                     (false, Gate::Channel) => {
-                        let g = gam.unwrap_or(bad);
-                        kb.t("qk", Op::MatmulGatedCausal { a: q, b: k, ga: g, gb: g })
+                        // Per-channel segment sums of the raw gates inside the op, not differences of γ.
+                        let g = r.get(Root::LogDecay).unwrap_or(bad);
+                        kb.t("qk", Op::MatmulGatedCausal { a: q, b: k, g })
                     }
                     (false, _) => {
                         let a = kb.mm("qk", q, false, k, true);

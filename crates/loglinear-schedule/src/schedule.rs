@@ -159,7 +159,7 @@ impl Schedule {
                 let p = match (dl, g) {
                     (false, Gate::None) => "Q Kᵀ",
                     (false, Gate::Scalar) => "(Q Kᵀ) ⊙ Γ",
-                    (false, Gate::Channel) => "Σ_i q_ri k_si exp_nonpos(γ_ri − γ_si)",
+                    (false, Gate::Channel) => "Σ_i q_ri k_si exp_nonpos(Σ_{u=s+1}^{r} g_ui)",
                     (true, Gate::None) => "tril(Q Kᵀ) T_w",
                     (true, _) => "(tril(Q Kᵀ) T_w) ⊙ Γ",
                 };

@@ -9,7 +9,9 @@
 //!   conditionals do not count after them); every buffer is written (by an earlier kernel, or earlier in the
 //!   same kernel) before it is read, inputs and states excepted;
 //! * every store of a kernel indexes all of its grid variables (grid programs write disjoint regions);
-//! * `exp_nonpos` is applied only to local cumulative gates and their causal differences;
+//! * `exp_nonpos` is applied only to local cumulative gates and segment sums of gates (`segsum`, `suffix_sum`),
+//!   never to a difference of cumulative gates; `segsum`, `suffix_sum` and `matmul_gated_causal` sum raw
+//!   per-token gates, never cumulative ones;
 //! * no buffer is O(T²): sizes are at most linear in `T` (through `T` or `NT`), and only
 //!   `T·(K | V | L)`, `NT·C·(K | V | L)` and `NT·K·V·M` shapes carry a `T` factor.
 //!
@@ -115,15 +117,14 @@ pub fn op_shape(op: &Op, tiles: &[TileDecl], bufs: &[Buffer]) -> Result<Shape2, 
             }
             [x[0], y[1]]
         }
-        Op::MatmulGatedCausal { a, b, ga, gb } => {
-            let (x, y, gx, gy) = (t(a)?, t(b)?, t(ga)?, t(gb)?);
-            if x != gx || y != gy || !dims_eq(x[1], y[1]) || !dims_eq(x[0], y[0]) {
+        Op::MatmulGatedCausal { a, b, g } => {
+            let (x, y, gx) = (t(a)?, t(b)?, t(g)?);
+            if x != y || x != gx {
                 return Err(format!(
-                    "matmul_gated_causal needs equal [n, k] operands and gates: {} {} {} {}",
+                    "matmul_gated_causal needs equal [n, k] operands and gates: {} {} {}",
                     sh(x),
                     sh(y),
-                    sh(gx),
-                    sh(gy)
+                    sh(gx)
                 ));
             }
             [x[0], y[0]]
@@ -182,8 +183,11 @@ enum Prov {
     Other,
     /// A local cumulative gate γ (or a row/transpose of one).
     Gate,
-    /// A causal difference of gates.
+    /// A segment sum of gates (`segsum`): `γ_r − γ_s` summed directly.
     Diff,
+    /// A difference of two cumulative gates: it cancels catastrophically after a huge negative gate and is
+    /// `−∞ − (−∞)` = NaN once the sums overflow, so `exp_nonpos` of it is rejected.
+    GateDiff,
 }
 
 struct Checker<'a> {
@@ -266,21 +270,36 @@ impl Checker<'_> {
                         Op::Binary(BinOp::Sub, a, b)
                             if pv(a, &self.prov) == Prov::Gate && pv(b, &self.prov) == Prov::Gate =>
                         {
-                            Prov::Diff
+                            Prov::GateDiff
                         }
                         _ => Prov::Other,
                     };
+                    let tname = |a: &TileId| self.k.tiles.get(a.0 as usize).map_or("?".into(), |t| t.name.clone());
                     match op {
                         Op::Unary(UnOp::ExpNonpos, a) if pv(a, &self.prov) == Prov::Other => {
-                            let name = self.k.tiles.get(a.0 as usize).map_or("?".into(), |t| t.name.clone());
+                            let name = tname(a);
                             self.err(format!(
-                                "exp_nonpos of %{name}, which is not a local cumulative gate or a causal difference of gates"
+                                "exp_nonpos of %{name}, which is not a local cumulative gate or a segment sum of gates"
                             ))
                         }
-                        Op::MatmulGatedCausal { ga, gb, .. }
-                            if pv(ga, &self.prov) != Prov::Gate || pv(gb, &self.prov) != Prov::Gate =>
+                        Op::Unary(UnOp::ExpNonpos, a) if pv(a, &self.prov) == Prov::GateDiff => {
+                            let name = tname(a);
+                            self.err(format!(
+                                "exp_nonpos of %{name}, a difference of cumulative gates (it cancels; sum the gates \
+                                 between the rows with `segsum` / `suffix_sum`)"
+                            ))
+                        }
+                        // These ops sum raw per-token gates themselves: summing cumulative gates (or their
+                        // differences) again would be wrong, and exp of a difference is what they replace.
+                        Op::MatmulGatedCausal { g: a, .. } | Op::SegSum(a) | Op::SuffixSum(a)
+                            if pv(a, &self.prov) != Prov::Other =>
                         {
-                            self.err("matmul_gated_causal gates are not local cumulative gates".into())
+                            let name = tname(a);
+                            self.err(format!(
+                                "`{}` takes raw per-token gates, but %{name} is a cumulative gate or a difference \
+                                 of gates",
+                                op_to_string(self.p, self.k, op)
+                            ))
                         }
                         _ => {}
                     }
@@ -374,7 +393,7 @@ impl Checker<'_> {
             Op::Binary(_, a, b) | Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => {
                 vec![*a, *b]
             }
-            Op::MatmulGatedCausal { a, b, ga, gb } => vec![*a, *b, *ga, *gb],
+            Op::MatmulGatedCausal { a, b, g } => vec![*a, *b, *g],
             Op::LevelMask { lam, .. } => lam.iter().copied().collect(),
         };
         for t in ts {

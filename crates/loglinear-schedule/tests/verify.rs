@@ -1,7 +1,7 @@
 //! The Kernel-IR validator accepts every lowered program and rejects broken ones.
 
 use loglinear_ir::{builtins, Dims};
-use loglinear_schedule::kernel::{d, BufKind, Buffer, Dim, IExpr, Index, Op, Stmt, Sym, UnOp};
+use loglinear_schedule::kernel::{d, BinOp, BufKind, Buffer, Dim, IExpr, Index, Op, Stmt, Sym, TileDecl, TileId, UnOp};
 use loglinear_schedule::verify::{check_bounds, verify};
 use loglinear_schedule::{compile, dump, DumpWhen, ScanForm, ScheduleError, ScheduleOptions, SizeEnv};
 
@@ -103,6 +103,50 @@ fn rejects_exp_of_non_gates() {
     assert!(done);
     let e = errors(&p);
     assert!(e.contains("exp_nonpos of %q"), "{e}");
+}
+
+/// The index of the tile named `name` in kernel 0.
+fn tile_named(p: &loglinear_schedule::Program, name: &str) -> TileId {
+    TileId(p.kernels[0].tiles.iter().position(|t| t.name == name).unwrap_or_else(|| panic!("no %{name}")) as u32)
+}
+
+#[test]
+fn rejects_exp_of_a_difference_of_cumulative_gates() {
+    // %d = sub %gam, %gam_last; %eg = exp_nonpos %d: the cancelling form the segment sums replace.
+    let mut p = mamba().forward;
+    let (gam, glast) = (tile_named(&p, "gam"), tile_named(&p, "gam_last"));
+    let k = &mut p.kernels[0];
+    k.tiles.push(TileDecl { name: "d".into(), shape: [d::C, d::ONE] });
+    let dt = TileId(k.tiles.len() as u32 - 1);
+    let at = k
+        .body
+        .iter()
+        .position(|s| matches!(s, Stmt::Assign { op: Op::Unary(UnOp::ExpNonpos, a), .. } if *a == gam))
+        .expect("exp_nonpos %gam");
+    if let Stmt::Assign { op: Op::Unary(_, a), .. } = &mut k.body[at] {
+        *a = dt;
+    }
+    k.body.insert(at, Stmt::Assign { dst: dt, op: Op::Binary(BinOp::Sub, gam, glast) });
+    let e = errors(&p);
+    assert!(e.contains("exp_nonpos of %d, a difference of cumulative gates"), "{e}");
+}
+
+#[test]
+fn gated_causal_product_takes_raw_gates() {
+    // GLA's matmul_gated_causal sums the raw gates %g itself; handing it the cumulative %gam is rejected.
+    let mut p = compile(&builtins::by_name("loglinear_gla").unwrap(), &ScheduleOptions::default()).unwrap().forward;
+    assert_eq!(errors(&p), "");
+    let gam = tile_named(&p, "gam");
+    let mut done = false;
+    for s in p.kernels[0].body.iter_mut() {
+        if let Stmt::Assign { op: Op::MatmulGatedCausal { g, .. }, .. } = s {
+            *g = gam;
+            done = true;
+        }
+    }
+    assert!(done);
+    let e = errors(&p);
+    assert!(e.contains("`matmul_gated_causal %q, %k, %gam` takes raw per-token gates"), "{e}");
 }
 
 #[test]

@@ -4,12 +4,14 @@
 //! * **Case table** ([`case_table`]): every built-in variant (12) × a core set of shapes (spec §11.4: T = 1, 2, 3,
 //!   37, 63, 64, 65, 257; partial last chunks; NT = 1, 2^k, 2^k + 1; K = 1; K ≠ V; B = 2, H = 2) × chunk sizes
 //!   {1, 4, 16, 64}, plus the extreme cases on the variants they concern: λ with extra levels and with negative
-//!   and zero entries (log-linear variants), g = 0 and g = −50 and a chunk-sized block of g = −1e4 (variants
-//!   with a decay input), β ∈ {0, 1} and mixed (delta rule), repeated keys inside a chunk. Each run is compared
-//!   with the f64 naive oracle ([`Form::Naive`]) within the backend's own [`Backend::tolerance`].
+//!   and zero entries (log-linear variants), g = 0 and g = −50, a block of g = −1e4 aligned with a chunk and one
+//!   inside a chunk, one token of g ∈ {−1e4, −1e10, −3e38} in the middle of a chunk (a "reset" gate) and
+//!   g = −3e38 everywhere (its sums overflow f32 to −∞) (variants with a decay input), β ∈ {0, 1} and mixed
+//!   (delta rule), repeated keys inside a chunk. Each run is compared with the f64 naive oracle
+//!   ([`Form::Naive`]) within the backend's own [`Backend::tolerance`]: no case is exempt.
 //! * **External vectors**: `loglinear_mamba2` (≤ 1e-5) and `loglinear_gated_deltanet` (≤ 1e-4) for f32
 //!   backends, ≤ 1e-10 for f64 ones (a backend whose own tolerance is ≤ 1e-10 counts as f64). Found through
-//!   `LOGLINEAR_VECTORS`, else `<workspace>/../shared/vectors`; the tests fail when they are absent.
+//!   `LOGLINEAR_VECTORS`, else `<workspace>/tests/vectors`; the tests fail when they are absent.
 //! * **Bad input**: every backend returns an error (not a panic) for a missing tensor and for a NaN.
 //!
 //! Every failure names the case, the variant, the backend, the chunk size and the error; all failures of a test
@@ -34,6 +36,8 @@ enum Edit {
     G(f64),
     /// `g = −1e4` on positions `start..start + len` (and on the whole `[H]` tensor of RetNet).
     GBlock { start: usize, len: usize },
+    /// `g = value` on every channel of token `pos` only (per-token `g`: `[B, T, H]` or `[B, T, H, K]`).
+    GToken { pos: usize, value: f64 },
     /// Every β set to this value.
     Beta(f64),
     /// β alternating 0 and 1.
@@ -59,8 +63,6 @@ struct Case {
     edit: Edit,
     /// Chunk sizes to run.
     chunks: Vec<usize>,
-    /// Only check that `o` is finite and has the right shape, not its error (see the unaligned g block).
-    finite_only: bool,
 }
 
 fn names() -> Vec<String> {
@@ -74,6 +76,13 @@ fn variant(name: &str) -> VariantIr {
 fn has_input(v: &VariantIr, name: &str) -> bool {
     v.input_by_name(name).is_some()
 }
+
+/// One token of huge negative `g` in the middle of a chunk, and the case's name.
+const RESET_GATES: [(f64, &str); 3] = [
+    (-1e4, "one token of g = −1e4 inside a chunk"),
+    (-1e10, "one token of g = −1e10 inside a chunk"),
+    (-3e38, "one token of g = −3e38 inside a chunk"),
+];
 
 /// The case table.
 fn case_table() -> Vec<Case> {
@@ -100,7 +109,6 @@ fn case_table() -> Vec<Case> {
             extra_levels,
             edit,
             chunks: chunks.to_vec(),
-            finite_only: false,
         };
         for (what, shape) in core {
             cases.push(case(what, shape, 0, Edit::None, &CHUNKS));
@@ -120,12 +128,18 @@ fn case_table() -> Vec<Case> {
             // The same block straddling chunk boundaries or inside a chunk. Forming γ_r − γ_s as a difference of
             // local cumulative sums (spec §7.2) would cancel catastrophically after the block (they reach −1.6e5:
             // f32 ~3e-3 relative error at C = 64); the schedule sums the gates between the rows instead (kernel-IR
-            // `segsum` / `suffix_sum`), so this is checked to the backend's tolerance. GLA's per-channel intra
-            // block (`matmul_gated_causal`) still takes differences of cumulative sums: finiteness only there.
+            // `segsum` / `suffix_sum`, and per channel inside `matmul_gated_causal` for GLA).
             let block = Edit::GBlock { start: 16, len: 16 };
-            let mut unaligned = case("g = −1e4 on a block inside a chunk", (1, 70, 2, 4, 3), 0, block, &CHUNKS);
-            unaligned.finite_only = v.class() == loglinear::ir::TransitionClass::DiagonalDecay;
-            cases.push(unaligned);
+            cases.push(case("g = −1e4 on a block inside a chunk", (1, 70, 2, 4, 3), 0, block, &CHUNKS));
+            // One reset gate at token 21: row 1 of chunk 5 (C = 4), row 5 of chunk 1 (C = 16), row 21 of chunk 0
+            // (C = 64). A difference of cumulative sums would lose every later gate of the chunk (−1e10: O(1)
+            // error); −3e38 is finite in f32, and sums of it overflow to −∞ (where −∞ − (−∞) would be NaN).
+            if v.input_by_name("g").is_some_and(|(_, g)| g.kind != loglinear::InputKind::HeadConst) {
+                for (value, what) in RESET_GATES {
+                    cases.push(case(what, (1, 70, 2, 4, 3), 0, Edit::GToken { pos: 21, value }, &CHUNKS));
+                }
+            }
+            cases.push(case("g = −3e38 everywhere (sums overflow f32)", (1, 70, 2, 4, 3), 0, Edit::G(-3e38), &CHUNKS));
         }
         if has_input(&v, "beta") {
             cases.push(case("β = 0", (1, 40, 1, 4, 3), 0, Edit::Beta(0.0), &CHUNKS));
@@ -157,6 +171,16 @@ fn inputs(v: &VariantIr, case: &Case, seed: u64) -> TensorMap {
                     if (start..start + len).contains(&((i / per_t) % t)) {
                         *e = -1e4;
                     }
+                }
+            }
+        }
+        Edit::GToken { pos, value } => {
+            let g = x.get_mut("g").expect("g");
+            assert!(g.shape.len() > 1, "a per-token g");
+            let per_t: usize = g.shape[2..].iter().product();
+            for (i, e) in g.data.iter_mut().enumerate() {
+                if (i / per_t) % t == pos {
+                    *e = value;
                 }
             }
         }
@@ -236,8 +260,7 @@ fn run_cases(variant_name: &str) -> (usize, Vec<String>) {
         let x = inputs(&v, case, 1000 + i as u64);
         let want = loglinear::oracle::run(&v, &x, Form::Naive).expect("the oracle accepts the case's inputs");
         for backend in backends.iter() {
-            // A finite-only case accepts any finite error.
-            let tol = if case.finite_only { f64::MAX } else { backend.tolerance(&v) };
+            let tol = backend.tolerance(&v);
             for &c in &case.chunks {
                 if let Some(why) = check(run_caught(backend, &v, &x, Some(c)), &want, tol) {
                     failures.push(format!(
@@ -331,14 +354,20 @@ fn case_table_covers_the_edge_cases() {
             assert!(edits.contains(&Edit::LamSigns), "{name}: no negative / zero λ");
         }
         if has_input(&v, "g") {
-            for e in [Edit::G(0.0), Edit::G(-50.0)] {
+            for e in [Edit::G(0.0), Edit::G(-50.0), Edit::GBlock { start: 16, len: 16 }, Edit::G(-3e38)] {
                 assert!(edits.contains(&e), "{name}: no {e:?}");
+            }
+            if v.input_by_name("g").is_some_and(|(_, g)| g.kind != loglinear::InputKind::HeadConst) {
+                for (value, _) in RESET_GATES {
+                    let e = Edit::GToken { pos: 21, value };
+                    let c = cases.iter().find(|c| c.edit == e).unwrap_or_else(|| panic!("{name}: no {e:?}"));
+                    // Not chunk-aligned for any chunk size above 1.
+                    assert!(c.chunks.iter().all(|&ch| ch == 1 || 21 % ch != 0) && c.shape.1 > 21);
+                }
             }
             for c in CHUNKS {
                 assert!(
-                    cases
-                        .iter()
-                        .any(|k| k.edit == Edit::GBlock { start: c, len: c } && k.chunks == [c] && !k.finite_only),
+                    cases.iter().any(|k| k.edit == Edit::GBlock { start: c, len: c } && k.chunks == [c]),
                     "{name}: no chunk-aligned g block for C = {c}"
                 );
             }

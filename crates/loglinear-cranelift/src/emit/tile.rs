@@ -1,6 +1,6 @@
 //! Shape-changing and structural tile ops of the kernel IR: broadcasting binary ops, broadcasts, copies,
-//! transposes, identity, triangular cuts, row / column extraction, causal differences, the causal and level
-//! masks (λ of any depth), row masks and the direct-difference gated causal product.
+//! transposes, identity, triangular cuts, row / column extraction, the causal and level masks (λ of any depth),
+//! row masks and the per-channel gated causal product (segment sums of raw gates).
 //!
 //! All sizes are compile-time; row / column indices and row limits may be run-time `i64` values.
 
@@ -284,41 +284,48 @@ pub fn emit_causal_level_mask(b: &mut FunctionBuilder, lam: Option<Tile>, dst: T
     Ok(())
 }
 
-/// Direct-difference gated causal product (`a`, `c`, `ga`, `gc`: `n × k`; `dst`: `n × m` with `m` the rows of
-/// `c`): `dst[r, s] = Σ_i a[r,i] c[s,i] exp_nonpos(ga[r,i] − gc[s,i])` for `s ≤ r`, 0 above the diagonal.
-/// `dst` must not alias an operand.
+/// Per-channel gated causal product over raw gates (`a`, `c`, `g`: `n × k`; `dst`: `n × n`):
+/// `dst[r, s] = Σ_i a[r,i] c[s,i] exp_nonpos(Σ_{u=s+1}^{r} g[u,i])` for `s ≤ r`, 0 above the diagonal.
+///
+/// For each row `r`, `s` walks down from `r` while the `1 × k` row `seg` (scratch, must not alias anything)
+/// accumulates the per-channel segment sums: `seg = 0` at `s = r`, then `seg += g[s, :]` after column `s`. No
+/// difference of cumulative sums is ever formed, so a huge negative gate costs no precision elsewhere, and sums
+/// that overflow to `−∞` give 0 (never `−∞ − (−∞)`). `dst` must not alias an operand.
 pub fn emit_matmul_gated_causal(
     b: &mut FunctionBuilder,
     ctx: &EmitCtx,
     a: Tile,
     c: Tile,
-    ga: Tile,
-    gc: Tile,
+    g: Tile,
+    seg: Tile,
     dst: Tile,
 ) -> Result<(), EmitError> {
-    for (t, n) in [(&a, "a"), (&c, "b"), (&ga, "ga"), (&gc, "gb"), (&dst, "dst")] {
+    for (t, n) in [(&a, "a"), (&c, "b"), (&g, "g"), (&seg, "seg"), (&dst, "dst")] {
         t.validate(&format!("matmul_gated_causal {n}"))?;
     }
-    let k = a.cols;
-    if c.cols != k || ga.rows != a.rows || ga.cols != k || gc.rows != c.rows || gc.cols != k {
+    let (n, k) = (a.rows, a.cols);
+    if c.rows != n || c.cols != k || g.rows != n || g.cols != k || seg.rows != 1 || seg.cols != k {
         return shape_err("matmul_gated_causal", "operand shapes disagree".into());
     }
-    if dst.rows != a.rows || dst.cols != c.rows {
+    if dst.rows != n || dst.cols != n {
         return shape_err("matmul_gated_causal", format!("dst {}x{}", dst.rows, dst.cols));
     }
     emit_fill(b, dst, 0.0)?;
-    let m = c.rows;
-    emit_for(b, Idx::Const(0), Idx::Const(dst.rows), 1, &[], |b, r, _| {
+    emit_for(b, Idx::Const(0), Idx::Const(n), 1, &[], |b, r, _| {
         let (ar, ao) = a.addr(b, Idx::Val(r), Idx::Const(0));
-        let (gar, gao) = ga.addr(b, Idx::Val(r), Idx::Const(0));
         let (dr, dof) = dst.addr(b, Idx::Val(r), Idx::Const(0));
+        let zv = fconst(b, F32X4, 0.0);
+        let zs = fconst(b, F32, 0.0);
+        for_each_col(b, k, |b, ty, i| {
+            let (p, o) = seg.addr(b, Idx::Const(0), i);
+            b.ins().store(mem(), if ty.is_vector() { zv } else { zs }, p, o);
+        });
         let r1 = b.ins().iadd_imm_s(r, 1);
-        let mv = b.ins().iconst(PTR, m as i64);
-        let lt = b.ins().icmp(IntCC::SignedLessThan, r1, mv);
-        let end = b.ins().select(lt, r1, mv);
-        emit_for(b, Idx::Const(0), Idx::Val(end), 1, &[], |b, s, _| {
+        // s = r − j for j in 0..=r.
+        emit_for(b, Idx::Const(0), Idx::Val(r1), 1, &[], |b, j, _| {
+            let s = b.ins().isub(r, j);
             let (cr, co) = c.addr(b, Idx::Val(s), Idx::Const(0));
-            let (gcr, gco) = gc.addr(b, Idx::Val(s), Idx::Const(0));
+            let (gr, go) = g.addr(b, Idx::Val(s), Idx::Const(0));
             let zv = fconst(b, F32X4, 0.0);
             let zs = fconst(b, F32, 0.0);
             let acc = for_each_col_fold(b, k, &[zv, zs], |b, ty, i, st| {
@@ -328,10 +335,12 @@ pub fn emit_matmul_gated_causal(
                 };
                 let x = ld(b, ar, ao);
                 let y = ld(b, cr, co);
-                let g1 = ld(b, gar, gao);
-                let g2 = ld(b, gcr, gco);
-                let d = b.ins().fsub(g1, g2);
-                let e = emit_exp_nonpos(b, ctx, d);
+                let gs = ld(b, gr, go);
+                let (sp, so) = seg.addr(b, Idx::Const(0), i);
+                let sg = b.ins().load(ty, mem(), sp, so);
+                let e = emit_exp_nonpos(b, ctx, sg);
+                let next = b.ins().fadd(sg, gs);
+                b.ins().store(mem(), next, sp, so);
                 let xy = b.ins().fmul(x, y);
                 if ty.is_vector() {
                     vec![mul_add(b, ctx, xy, e, st[0]), st[1]]
