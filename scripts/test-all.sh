@@ -25,4 +25,4 @@ export CARGO_TERM_COLOR=never
 cargo test --workspace --locked
 # The user crate has its own lock file (as a user's would); it follows the workspace's pinned versions.
 cargo test --manifest-path tests/user-crate/Cargo.toml --target-dir target
-cargo run --locked -q -p loglinear -- demo
+cargo run --locked -q -p loglinear-cli -- demo

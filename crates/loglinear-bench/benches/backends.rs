@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use loglinear_bench::{Shape, Workload};
-use loglinear_runtime::BackendRegistry;
+use loglinear_runtime::Runtime;
 
 const VARIANTS: &[&str] = &["loglinear_mamba2", "loglinear_gated_deltanet"];
 const CHUNK: usize = 64;
@@ -28,9 +28,8 @@ fn shape() -> Shape {
     })
 }
 
-fn registry() -> &'static BackendRegistry {
-    static REG: OnceLock<BackendRegistry> = OnceLock::new();
-    REG.get_or_init(loglinear::backends)
+fn registry() -> &'static Runtime {
+    loglinear::runtime()
 }
 
 /// The workloads, built once (not timed).
@@ -72,8 +71,8 @@ macro_rules! variant_benches {
                 fn loglinear_form(bencher: divan::Bencher, backend: &str) {
                     let w = workload(VARIANTS[$index]);
                     let be = registry().get(backend).expect("registered");
-                    w.run_backend(be).expect("first call (compilation) outside the samples");
-                    bencher.bench(|| w.run_backend(be).expect("run"));
+                    w.run_backend(&be).expect("first call (compilation) outside the samples");
+                    bencher.bench(|| w.run_backend(&be).expect("run"));
                 }
 
                 /// Its linear form on each backend.
@@ -81,8 +80,8 @@ macro_rules! variant_benches {
                 fn linear_form(bencher: divan::Bencher, backend: &str) {
                     let w = workload(VARIANTS[$index]);
                     let be = registry().get(backend).expect("registered");
-                    w.run_linear(be).expect("log-linear").expect("first call");
-                    bencher.bench(|| w.run_linear(be).expect("log-linear").expect("run"));
+                    w.run_linear(&be).expect("log-linear").expect("first call");
+                    bencher.bench(|| w.run_linear(&be).expect("log-linear").expect("run"));
                 }
 
                 /// The hand-written rustc baseline of the log-linear form (one thread).

@@ -17,12 +17,13 @@
 
 pub mod baseline;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{HostTensor, TensorMap, VariantIr};
-use loglinear_runtime::{check_chunk_size, Backend, BackendRegistry, RunOptions, RuntimeError};
+use loglinear_runtime::{check_chunk_size, Backend, DType, RunOptions, Runtime, RuntimeError, Tensor};
 
 use crate::baseline::{BaselineError, BaselineProblem};
 
@@ -95,6 +96,8 @@ pub struct Workload {
     pub linear_inputs: TensorMap,
     /// The inputs prepared for the hand-written baseline, or why it does not cover the variant.
     pub baseline: Result<BaselineProblem, String>,
+    /// The inputs stored in f32 (made once): what an f32 backend reads.
+    pub typed: BTreeMap<String, Tensor>,
 }
 
 impl Workload {
@@ -128,24 +131,26 @@ impl Workload {
                 return Err(RuntimeError::Internal(format!("random inputs rejected by the baseline: {e}")))
             }
         };
-        Ok(Workload { variant: variant.clone(), linear, shape, chunk, inputs, linear_inputs, baseline })
+        let typed =
+            inputs.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(DType::F32, t.shape.clone(), &t.data))).collect();
+        Ok(Workload { variant: variant.clone(), linear, shape, chunk, inputs, linear_inputs, baseline, typed })
     }
 
     /// Runs the variant on `backend`.
     ///
     /// # Errors
     /// The backend's error.
-    pub fn run_backend(&self, backend: &dyn Backend) -> Result<HostTensor, RuntimeError> {
-        backend.run(&self.variant, &self.inputs, &RunOptions::with_chunk_size(Some(self.chunk)))
+    pub fn run_backend(&self, backend: &Backend<'_>) -> Result<HostTensor, RuntimeError> {
+        run_typed(backend, &self.variant, &self.inputs, &self.typed, self.chunk)
     }
 
     /// Runs the linear form on `backend`; `None` when the variant is already linear.
     ///
     /// # Errors
     /// The backend's error.
-    pub fn run_linear(&self, backend: &dyn Backend) -> Option<Result<HostTensor, RuntimeError>> {
+    pub fn run_linear(&self, backend: &Backend<'_>) -> Option<Result<HostTensor, RuntimeError>> {
         let l = self.linear.as_ref()?;
-        Some(backend.run(l, &self.linear_inputs, &RunOptions::with_chunk_size(Some(self.chunk))))
+        Some(run_typed(backend, l, &self.linear_inputs, &self.typed, self.chunk))
     }
 
     /// Runs the hand-written baseline on `threads` threads: `o` as `[B, T, H, V]` f32; `None` when it does not
@@ -153,6 +158,32 @@ impl Workload {
     pub fn run_baseline(&self, threads: usize) -> Option<Vec<f32>> {
         self.baseline.as_ref().ok().map(|p| p.run(self.chunk, threads))
     }
+}
+
+/// Runs `variant` on `backend` through the typed path `loglinear run` takes: with `f32` (the inputs stored in
+/// f32, made once, as a user's f32 file is) when the backend stores f32, else with the inputs converted to its
+/// storage type; returns `o` in f64.
+fn run_typed(
+    backend: &Backend<'_>,
+    variant: &VariantIr,
+    inputs: &TensorMap,
+    f32: &BTreeMap<String, Tensor>,
+    chunk: usize,
+) -> Result<HostTensor, RuntimeError> {
+    let opts = RunOptions::with_chunk_size(Some(chunk));
+    let storage = backend.config(variant, &opts)?.storage;
+    let converted: BTreeMap<String, Tensor>;
+    let typed = if storage == DType::F32 {
+        f32
+    } else {
+        converted =
+            inputs.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data))).collect();
+        &converted
+    };
+    let views: loglinear_runtime::Bindings<'_> =
+        typed.iter().filter(|(n, _)| variant.input_by_name(n).is_some()).map(|(n, t)| (n.clone(), t.view())).collect();
+    let o = backend.run(variant, &views, &opts)?.o;
+    Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
 }
 
 /// What a row of the report measures.
@@ -334,7 +365,7 @@ fn time_calls<T>(
 /// `reps == 0` or a zero size; [`RuntimeError::ChunkSize`]; a backend's error on the main row. Failing baseline
 /// rows are reported as skipped rows instead.
 pub fn run_bench(
-    backends: &BackendRegistry,
+    backends: &Runtime,
     spec: &BenchSpec,
     on_step: &mut dyn FnMut(Step<'_>),
 ) -> Result<BenchReport, RuntimeError> {
@@ -352,7 +383,7 @@ pub fn run_bench(
     let mut rows = Vec::new();
 
     let label = backend.name().to_string();
-    let (first, samples, main_out) = time_calls(spec, &label, on_step, || w.run_backend(backend))?;
+    let (first, samples, main_out) = time_calls(spec, &label, on_step, || w.run_backend(&backend))?;
     rows.push(Row {
         kind: RowKind::Main,
         label,
@@ -375,7 +406,7 @@ pub fn run_bench(
     };
     let interp_label = INTERPRETER_F32.to_string();
     match backends.get(INTERPRETER_F32) {
-        Ok(ib) => match time_calls(spec, &interp_label, on_step, || w.run_backend(ib)) {
+        Ok(ib) => match time_calls(spec, &interp_label, on_step, || w.run_backend(&ib)) {
             Ok((first, samples, o)) => rows.push(Row {
                 kind: RowKind::Interpreter,
                 label: interp_label,
@@ -425,7 +456,7 @@ pub fn run_bench(
     match &w.linear {
         Some(lin) => {
             let lname = lin.name.clone();
-            let res = time_calls(spec, &llabel, on_step, || w.run_linear(backend).expect("log-linear variant"));
+            let res = time_calls(spec, &llabel, on_step, || w.run_linear(&backend).expect("log-linear variant"));
             match res {
                 Ok((first, samples, _)) => rows.push(Row {
                     kind: RowKind::Linear,
@@ -581,7 +612,7 @@ mod tests {
         spec.reps = 3;
         spec.baselines = true;
         let mut steps = 0u64;
-        let r = run_bench(&BackendRegistry::with_defaults(), &spec, &mut |_| steps += 1).unwrap();
+        let r = run_bench(&Runtime::with_defaults(), &spec, &mut |_| steps += 1).unwrap();
         assert_eq!(steps, total_steps(&spec));
         assert_eq!(r.rows.len(), 4);
         for row in &r.rows {
@@ -604,7 +635,7 @@ mod tests {
 
     #[test]
     fn skipped_rows_and_errors() {
-        let reg = BackendRegistry::with_defaults();
+        let reg = Runtime::with_defaults();
         let gla = builtins::by_name("gla").unwrap();
         let mut spec = BenchSpec::new(gla, "reference", (1, 9, 1, 2, 2));
         spec.baselines = true;

@@ -8,14 +8,18 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use loglinear_ir::{HostTensor, TensorMap};
-use loglinear_schedule::kernel::{BufKind, Cond, Dim, IExpr, Index, Kernel, Op, Program, Stmt, Sym, VarId};
-use loglinear_schedule::verify::dim_value;
-use loglinear_schedule::SizeEnv;
+use std::time::Instant;
+
+use loglinear_kernel::analysis::needs_zeroing;
+use loglinear_kernel::kernel::{BufKind, Program};
+use loglinear_kernel::verify::{check_bounds, dim_value};
+use loglinear_kernel::{
+    Bindings, CompileStats, DType, Executable, KernelStats, SizeEnv, Specialisation, TargetError, Tensor, TensorRef,
+};
 
 use crate::error::JitError;
 use crate::jit::JitModule;
-use crate::translate::{sym_slot, translate_kernel, KernelCode, Specialisation, ALL_SYMS, NUM_SYMS};
+use crate::translate::{sym_slot, translate_kernel, KernelCode, ALL_SYMS, NUM_SYMS};
 
 /// Flushes subnormal f32 results and operands to zero (x86-64 MXCSR FTZ + DAZ) on the current thread while
 /// alive, restoring the previous mode on drop. States of upper Fenwick levels only decay for long stretches and
@@ -53,11 +57,14 @@ impl Drop for FlushDenormals {
     }
 }
 
-/// A kernel-IR program with every kernel translated and compiled for one [`Specialisation`].
+/// A specialised kernel-IR program with every kernel translated and compiled: the Cranelift [`Executable`].
 #[derive(Debug)]
 pub struct CompiledProgram {
     program: Program,
     spec: Specialisation,
+    storage: DType,
+    threads: usize,
+    stats: CompileStats,
     kernels: Vec<KernelCode>,
     /// Per buffer: whether a run must zero it first ([`needs_zeroing`]).
     zero: Vec<bool>,
@@ -67,10 +74,10 @@ pub struct CompiledProgram {
 
 /// Buffers of a finished run with their shapes.
 type Pooled = (Vec<Vec<usize>>, Vec<Vec<f32>>);
-/// Where an input buffer's values come from: the input's name, its tensor and the buffer's shape.
-type InputSrc<'a> = Option<(&'a str, &'a HostTensor, &'a [usize])>;
+/// Where an input buffer's values come from: its tensor and the buffer's shape.
+type InputSrc<'a> = Option<(&'a TensorRef<'a>, &'a [usize])>;
 /// A piece of a buffer to fill: the destination, its first element's index in the buffer, its source.
-type Piece<'a> = (&'a mut [f32], usize, Option<(&'a HostTensor, &'a [usize])>);
+type Piece<'a> = (&'a mut [f32], usize, InputSrc<'a>);
 
 /// Raw buffer pointers shared by the workers of one kernel.
 #[derive(Clone, Copy)]
@@ -86,15 +93,40 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl CompiledProgram {
-    /// Translates and compiles every kernel of `program` for `spec`.
+    /// Translates and compiles every kernel of the specialised `program`; runs store in `storage` (inputs are
+    /// converted to f32 on the way in, `o` rounded to `storage` on the way out) on up to `threads` workers.
     ///
     /// # Errors
-    /// The translator's or Cranelift's error for the first kernel that fails.
-    pub fn compile(jit: &JitModule, program: &Program, spec: Specialisation) -> Result<Self, JitError> {
-        let kernels =
-            (0..program.kernels.len()).map(|ki| translate_kernel(jit, program, ki, spec)).collect::<Result<_, _>>()?;
+    /// [`JitError::InvalidArgument`] for a program that is not specialised; the translator's or Cranelift's
+    /// error for the first kernel that fails.
+    pub fn compile(jit: &JitModule, program: &Program, storage: DType, threads: usize) -> Result<Self, JitError> {
+        let spec = program
+            .specialised
+            .ok_or_else(|| JitError::InvalidArgument(format!("program `{}` is not specialised", program.name)))?;
+        let start = Instant::now();
+        let mut kernels = Vec::with_capacity(program.kernels.len());
+        let mut stats = CompileStats::default();
+        for ki in 0..program.kernels.len() {
+            let code = translate_kernel(jit, program, ki)?;
+            stats.kernels.push(KernelStats {
+                name: code.name.clone(),
+                time: code.code.compile_time(),
+                code_bytes: code.code.code_size() as usize,
+            });
+            kernels.push(code);
+        }
+        stats.total = start.elapsed();
         let zero = needs_zeroing(program);
-        Ok(CompiledProgram { program: program.clone(), spec, kernels, zero, pool: Mutex::new(None) })
+        Ok(CompiledProgram {
+            program: program.clone(),
+            spec,
+            storage,
+            threads: threads.max(1),
+            stats,
+            kernels,
+            zero,
+            pool: Mutex::new(None),
+        })
     }
 
     /// The program.
@@ -112,20 +144,26 @@ impl CompiledProgram {
         &self.kernels
     }
 
-    /// Runs the program on `inputs` (already checked with `loglinear_ir::check_inputs`) with sizes `env`, on up to
-    /// `threads` worker threads; returns the output buffer as an f64 tensor.
+    /// Runs the program on `inputs` (already checked by the runtime) with sizes `env`; returns the output in the
+    /// storage type.
     ///
     /// # Errors
-    /// [`JitError::InvalidArgument`] when `env` does not match the specialisation or an input is missing or has
-    /// the wrong number of elements.
-    pub fn run(&self, inputs: &TensorMap, env: &SizeEnv, threads: usize) -> Result<HostTensor, JitError> {
+    /// [`JitError::InvalidArgument`] when `env` does not match the specialisation, an access would leave a
+    /// buffer for these sizes, or an input is missing or has the wrong shape.
+    pub fn run_tensor(&self, inputs: &Bindings<'_>, env: &SizeEnv) -> Result<Tensor, JitError> {
         let s = self.spec;
-        if (env.k, env.v, env.c, env.l) != (s.k, s.v, s.c, s.l) {
+        if (env.k, env.v, env.c) != (s.k, s.v, s.c) {
             return Err(JitError::InvalidArgument(format!(
-                "sizes {env} do not match the compiled specialisation K={} V={} C={} L={}",
-                s.k, s.v, s.c, s.l
+                "sizes {env} do not match the compiled specialisation K={} V={} C={}",
+                s.k, s.v, s.c
             )));
         }
+        // The generated code does no bounds checks of its own: check every access for these sizes first.
+        check_bounds(&self.program, env).map_err(|e| {
+            let msgs: Vec<String> = e.iter().map(|x| x.to_string()).collect();
+            JitError::InvalidArgument(format!("kernel IR out of bounds for {env}: {}", msgs.join("; ")))
+        })?;
+        let threads = self.threads;
         let t_start = std::time::Instant::now();
         let mut sizes = [0i64; NUM_SYMS];
         for sym in ALL_SYMS {
@@ -133,7 +171,6 @@ impl CompiledProgram {
         }
         let shapes: Vec<Vec<usize>> =
             self.program.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, env)).collect()).collect();
-        let threads = threads.max(1);
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut data: Vec<Vec<f32>> = match pooled {
             Some((sh, d)) if sh == shapes => d,
@@ -149,7 +186,7 @@ impl CompiledProgram {
                         .get(name)
                         .ok_or_else(|| JitError::InvalidArgument(format!("input `{name}` is missing")))?;
                     check_input(name, t, shape)?;
-                    jobs.push((d.as_mut_slice(), Some((name.as_str(), t, shape.as_slice()))));
+                    jobs.push((d.as_mut_slice(), Some((t, shape.as_slice()))));
                 }
                 _ if *zero => jobs.push((d.as_mut_slice(), None)),
                 _ => {}
@@ -203,159 +240,14 @@ impl CompiledProgram {
         }
         tracing::debug!(?phases, "cranelift run: elapsed after setup and each kernel");
         let o = self.program.output.0 as usize;
-        let out = HostTensor::new(shapes[o].clone(), widen(&data[o], threads));
+        let out = narrow(shapes[o].clone(), &data[o], self.storage, threads);
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some((shapes, data));
         Ok(out)
     }
 }
 
-/// `src` converted to f64, split over `threads` workers.
-fn widen(src: &[f32], threads: usize) -> Vec<f64> {
-    let mut out = vec![0.0f64; src.len()];
-    let piece = src.len().div_ceil(threads.max(1)).max(1 << 16);
-    std::thread::scope(|scope| {
-        for (d, s) in out.chunks_mut(piece).zip(src.chunks(piece)) {
-            scope.spawn(move || d.iter_mut().zip(s).for_each(|(d, s)| *d = *s as f64));
-        }
-    });
-    out
-}
-
-/// For every buffer of `program`: whether a run must zero it before the first kernel. Inputs are converted, not
-/// zeroed; states and outputs and scratch buffers start at zero (the kernel IR's semantics) unless a kernel
-/// *before* every kernel that loads the buffer stores all of its elements: a store outside any `if` whose
-/// indices each cover their whole dimension (`:`, a grid or loop variable ranging over the dimension, or
-/// `i*C +: C` blocks with `i < NT` over `T`). Then no element can be read before it is overwritten.
-pub fn needs_zeroing(program: &Program) -> Vec<bool> {
-    program
-        .buffers
-        .iter()
-        .enumerate()
-        .map(|(bi, buf)| {
-            if !matches!(buf.kind, BufKind::Output | BufKind::Scratch) {
-                return true;
-            }
-            let loads = |k: &Kernel| {
-                let mut found = false;
-                loglinear_schedule::kernel::visit(&k.body, &mut |s| {
-                    if let Stmt::Assign { op: loglinear_schedule::kernel::Op::Load { buf, .. }, .. } = s {
-                        found |= buf.0 as usize == bi;
-                    }
-                });
-                found
-            };
-            let first_load = program.kernels.iter().position(loads).unwrap_or(program.kernels.len());
-            let first_cover = program.kernels.iter().position(|k| covers(k, &k.body, bi, &buf.shape));
-            if first_cover.is_some_and(|c| c < first_load) {
-                return false;
-            }
-            // A store under `if bit(x, y)` covering the elements whose coordinates satisfy it, in a kernel before
-            // every load, and every load under the same predicate of the element's coordinates: no element is
-            // read that was not stored.
-            let cond_cover = program
-                .kernels
-                .iter()
-                .enumerate()
-                .find_map(|(ki, k)| cond_covers(k, &k.body, bi, &buf.shape).map(|p| (ki, p)));
-            match cond_cover {
-                Some((ki, pos)) => {
-                    !(ki < first_load
-                        && program.kernels.iter().all(|k| loads_only_under(&k.body, bi, pos, &mut Vec::new())))
-                }
-                None => true,
-            }
-        })
-        .collect()
-}
-
-/// `bit(x, y)` on two variables.
-fn bit_vars(c: &Cond) -> Option<(VarId, VarId)> {
-    match c {
-        Cond::Bit { x: IExpr::Var(x), bit: IExpr::Var(y) } => Some((*x, *y)),
-        _ => None,
-    }
-}
-
-/// Index positions of `x` and `y` in a store or load of `bi`, each indexed by exactly that variable.
-fn positions(index: &[Index], (x, y): (VarId, VarId)) -> Option<(usize, usize)> {
-    let at = |v: VarId| index.iter().position(|ix| matches!(ix, Index::At(IExpr::Var(w)) if *w == v));
-    let (px, py) = (at(x)?, at(y)?);
-    (px != py).then_some((px, py))
-}
-
-/// Whether `body` holds, outside any other `if`, an `if bit(x, y)` (two variables) whose `then` branch covers
-/// buffer `bi` as [`covers`] does (the store's `x` and `y` ranging over their whole dimensions): every element
-/// whose coordinates at positions `(px, py)` satisfy `bit(c[px], c[py])` is stored. Returns `(px, py)`.
-fn cond_covers(k: &Kernel, body: &[Stmt], bi: usize, shape: &[Dim]) -> Option<(usize, usize)> {
-    body.iter().find_map(|s| match s {
-        Stmt::For { body, .. } => cond_covers(k, body, bi, shape),
-        Stmt::If { cond, then, .. } => {
-            let xy = bit_vars(cond)?;
-            if !covers(k, then, bi, shape) {
-                return None;
-            }
-            let mut pos = None;
-            loglinear_schedule::kernel::visit(then, &mut |s| {
-                if let Stmt::Store { buf, index, .. } = s {
-                    if buf.0 as usize == bi && pos.is_none() {
-                        pos = positions(index, xy);
-                    }
-                }
-            });
-            pos
-        }
-        _ => None,
-    })
-}
-
-/// Whether every load of `bi` in `body` is inside the `then` branch of an `if bit(x, y)` whose `x` and `y` index
-/// the loaded element at positions `pos` (`conds`: the enclosing `then` conditions).
-fn loads_only_under<'a>(body: &'a [Stmt], bi: usize, pos: (usize, usize), conds: &mut Vec<&'a Cond>) -> bool {
-    body.iter().all(|s| match s {
-        Stmt::Assign { op: Op::Load { buf, index }, .. } if buf.0 as usize == bi => {
-            conds.iter().any(|c| bit_vars(c).is_some_and(|xy| positions(index, xy) == Some(pos)))
-        }
-        Stmt::Assign { .. } | Stmt::Store { .. } => true,
-        Stmt::For { body, .. } => loads_only_under(body, bi, pos, conds),
-        Stmt::If { cond, then, els } => {
-            conds.push(cond);
-            let t = loads_only_under(then, bi, pos, conds);
-            conds.pop();
-            t && loads_only_under(els, bi, pos, conds)
-        }
-    })
-}
-
-/// Whether `body` (of kernel `k`) holds an unconditional store of every element of buffer `bi` (`shape`).
-fn covers(k: &Kernel, body: &[Stmt], bi: usize, shape: &[Dim]) -> bool {
-    let extent = |v: &VarId| k.vars.get(v.0 as usize).map(|x| x.extent);
-    body.iter().any(|s| match s {
-        Stmt::For { body, .. } => covers(k, body, bi, shape),
-        Stmt::Store { buf, index, .. } if buf.0 as usize == bi && index.len() == shape.len() => {
-            index.iter().zip(shape).all(|(ix, d)| match ix {
-                Index::Full => true,
-                Index::At(IExpr::Var(v)) => extent(v) == Some(*d),
-                Index::Block { start: IExpr::Mul(x, y), len: Dim::Sym(Sym::C) } if *d == Dim::Sym(Sym::T) => {
-                    match (&**x, &**y) {
-                        (IExpr::Var(v), IExpr::Sym(Sym::C)) | (IExpr::Sym(Sym::C), IExpr::Var(v)) => {
-                            extent(v) == Some(Dim::Sym(Sym::NT))
-                        }
-                        _ => false,
-                    }
-                }
-                _ => false,
-            })
-        }
-        _ => false,
-    })
-}
-
-/// Checks that input `t` fits buffer `shape` (a 4-D input may have more entries in its last dimension: λ with
-/// extra levels, of which the first `shape[3]` are used).
-fn check_input(name: &str, t: &HostTensor, shape: &[usize]) -> Result<(), JitError> {
-    let ok = t.data.len() == t.shape.iter().product::<usize>()
-        && t.shape.len() == shape.len()
-        && if shape.len() == 4 { t.shape[..3] == shape[..3] && t.shape[3] >= shape[3] } else { t.shape == shape };
+fn check_input(name: &str, t: &TensorRef<'_>, shape: &[usize]) -> Result<(), JitError> {
+    let ok = t.shape == shape;
     if ok {
         Ok(())
     } else {
@@ -372,25 +264,13 @@ fn fill_buffers(jobs: Vec<(&mut [f32], InputSrc)>, threads: usize) {
         let mut start = 0;
         for p in d.chunks_mut(PIECE) {
             let n = p.len();
-            pieces.push((p, start, src.map(|(_, t, s)| (t, s))));
+            pieces.push((p, start, src));
             start += n;
         }
     }
     let work = |(p, start, src): Piece| match src {
         None => p.fill(0.0),
-        Some((t, shape)) => {
-            if shape.len() == 4 && t.shape[3] != shape[3] {
-                let (l0, l) = (t.shape[3], shape[3]);
-                for (i, x) in p.iter_mut().enumerate() {
-                    let e = start + i;
-                    *x = t.data[(e / l) * l0 + e % l] as f32;
-                }
-            } else {
-                for (x, y) in p.iter_mut().zip(&t.data[start..]) {
-                    *x = *y as f32;
-                }
-            }
-        }
+        Some((t, _)) => t.read_f32_into(start, p),
     };
     if threads <= 1 || pieces.len() <= 1 {
         pieces.into_iter().for_each(work);
@@ -410,24 +290,37 @@ fn fill_buffers(jobs: Vec<(&mut [f32], InputSrc)>, threads: usize) {
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use loglinear_schedule::{compile, ScheduleOptions};
-
-    #[test]
-    fn fully_overwritten_buffers_are_not_zeroed() {
-        let v = loglinear_ir::builtins::by_name("loglinear_mamba2").unwrap();
-        let p = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap().forward;
-        let zero = needs_zeroing(&p);
-        for (buf, z) in p.buffers.iter().zip(zero) {
-            // Inputs are converted; o, qt, cw, dec are each stored in full before they are read, hs wherever it is
-            // read (under `bit(i, m)` in both level_scan and level_read).
-            assert_eq!(z, matches!(buf.kind, BufKind::Input(_) | BufKind::State), "buffer {}", buf.name);
-        }
-        // Decode states keep their zero start.
-        let d = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap().decode;
-        let zero = needs_zeroing(&d);
-        assert!(d.buffers.iter().zip(zero).all(|(b, z)| z || matches!(b.kind, BufKind::Output)));
+impl Executable for CompiledProgram {
+    fn program(&self) -> &Program {
+        &self.program
     }
+
+    fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError> {
+        self.run_tensor(inputs, sizes)
+            .map_err(|e| TargetError::Failed { target: "cranelift".into(), message: e.to_string() })
+    }
+}
+
+/// The f32 output as a tensor of `dtype`, converted on up to `threads` threads.
+fn narrow(shape: Vec<usize>, src: &[f32], dtype: DType, threads: usize) -> Tensor {
+    if dtype == DType::F32 {
+        return Tensor::from_f32(shape, src);
+    }
+    let size = dtype.size();
+    let mut bytes = vec![0u8; src.len() * size];
+    let piece = src.len().div_ceil(threads.max(1)).max(1 << 16);
+    std::thread::scope(|scope| {
+        for (d, s) in bytes.chunks_mut(piece * size).zip(src.chunks(piece)) {
+            scope.spawn(move || {
+                let mut v = Vec::with_capacity(d.len());
+                s.iter().for_each(|&x| dtype.push(&mut v, x as f64));
+                d.copy_from_slice(&v);
+            });
+        }
+    });
+    Tensor::from_bytes(dtype, shape, bytes).expect("bytes fill the shape")
 }

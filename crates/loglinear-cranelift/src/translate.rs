@@ -6,18 +6,18 @@
 //! the program (row-major f32), `sizes` the values of the size symbols in [`sym_slot`] order, `scratch` a
 //! per-worker area of [`KernelCode::scratch_floats`] floats holding the kernel's tiles.
 //!
-//! Specialisation: the sizes of [`Specialisation`] (K, V, C, L) and literals are compile-time constants, so every
-//! tile has a compile-time shape and every tile op maps onto an emitter of [`crate::emit`] with fixed sizes. All
-//! other symbols (B, T, H, NT, M, MS, LC) are run-time values: loop bounds, index arithmetic and the valid part
+//! Specialisation: the program must have been through `loglinear_kernel::passes::specialise`, so K, V, C and
+//! every tile shape are literals and every tile op maps onto an emitter of [`crate::emit`] with fixed sizes. All
+//! other symbols (B, T, H, L, NT, M, MS, LC) are run-time values: loop bounds, index arithmetic and the valid part
 //! of loads and stores (a partial last chunk reads zeros past the end and drops stores past the end, exactly as
 //! the kernel IR specifies). Nothing here knows variants or transition classes: each op is translated by itself.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
-use loglinear_ir::expr::L2NORM_EPS;
-use loglinear_schedule::kernel::{
-    BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Program, Stmt, Sym, TileId, UnOp, VarId,
+use loglinear_kernel::analysis::{upper_structure, upper_unobserved, used_buffers, Upper};
+use loglinear_kernel::kernel::{
+    BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Program, Stmt, Sym, TileId, UnOp, VarId, L2NORM_EPS,
 };
 
 use crate::emit::tile::{
@@ -57,30 +57,11 @@ pub fn sym_slot(s: Sym) -> usize {
 pub const ALL_SYMS: [Sym; NUM_SYMS] =
     [Sym::B, Sym::T, Sym::H, Sym::K, Sym::V, Sym::L, Sym::NT, Sym::C, Sym::M, Sym::MS, Sym::LC, Sym::Step];
 
-/// The compile-time sizes a kernel is specialised on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Specialisation {
-    /// Key dimension K.
-    pub k: usize,
-    /// Value dimension V.
-    pub v: usize,
-    /// Chunk size C.
-    pub c: usize,
-    /// Number of λ levels L of the λ tiles.
-    pub l: usize,
-}
-
-impl Specialisation {
-    /// The value of `d` when it is a compile-time constant of this specialisation.
-    pub fn static_dim(&self, d: Dim) -> Option<usize> {
-        match d {
-            Dim::Lit(n) => Some(n),
-            Dim::Sym(Sym::K) => Some(self.k),
-            Dim::Sym(Sym::V) => Some(self.v),
-            Dim::Sym(Sym::C) => Some(self.c),
-            Dim::Sym(Sym::L) => Some(self.l),
-            Dim::Sym(_) => None,
-        }
+/// The value of `d` when it is a compile-time constant (a literal: after specialisation K, V and C are).
+pub fn static_dim(d: Dim) -> Option<usize> {
+    match d {
+        Dim::Lit(n) => Some(n),
+        Dim::Sym(_) => None,
     }
 }
 
@@ -230,7 +211,6 @@ struct Region {
 
 struct Tx<'a> {
     kern: &'a Kernel,
-    spec: Specialisation,
     ctx: EmitCtx,
     syms: [Option<Value>; NUM_SYMS],
     scratch: Value,
@@ -262,7 +242,7 @@ impl Tx<'_> {
     }
 
     fn dim(&self, d: Dim) -> Dv {
-        match self.spec.static_dim(d) {
+        match static_dim(d) {
             Some(n) => Dv::C(n as i64),
             None => match d {
                 Dim::Sym(s) => Dv::V(self.syms[sym_slot(s)].expect("runtime symbols are loaded at entry")),
@@ -399,7 +379,7 @@ impl Tx<'_> {
                     base = dv_add(b, base, o);
                 }
                 Index::Block { start, len } => {
-                    let Some(len) = self.spec.static_dim(*len) else {
+                    let Some(len) = static_dim(*len) else {
                         self.fail(unsupported(&name, format!("block of run-time length {len}")));
                         continue;
                     };
@@ -732,157 +712,18 @@ impl Tx<'_> {
     }
 }
 
-/// Structure of a square tile's values above the diagonal, valid for every value the tile ever holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Upper {
-    /// Not yet constrained (the optimistic start of the fixpoint; never assigned at the end).
-    Top,
-    /// Exact zeros above the diagonal (lower-triangular).
-    Zero,
-    /// `−∞` above the diagonal (segment sums before `exp_nonpos`).
-    NegInf,
-    /// Nothing known.
-    Any,
-}
-
-fn meet(x: Upper, y: Upper) -> Upper {
-    match (x, y) {
-        (Upper::Top, v) | (v, Upper::Top) => v,
-        (a, b) if a == b => a,
-        _ => Upper::Any,
-    }
-}
-
-/// For every tile, what holds above its diagonal whatever assignment produced its value: the greatest fixpoint
-/// over all assignments of the kernel (independent of control flow). Lets a matmul whose left operand is
-/// lower-triangular skip the zero blocks ([`Triangular::ALower`]), found from kernel-IR ops alone.
-fn upper_structure(k: &Kernel, shapes: &[(usize, usize)]) -> Vec<Upper> {
-    let sq = |t: &TileId| shapes.get(t.0 as usize).is_some_and(|(r, c)| r == c && *r > 1);
-    let mut assigns: Vec<(TileId, &Op)> = Vec::new();
-    loglinear_schedule::kernel::visit(&k.body, &mut |s| {
-        if let Stmt::Assign { dst, op } = s {
-            assigns.push((*dst, op));
-        }
-    });
-    let mut st: Vec<Upper> =
-        (0..shapes.len()).map(|i| if sq(&TileId(i as u32)) { Upper::Top } else { Upper::Any }).collect();
-    loop {
-        let g = |t: &TileId| st.get(t.0 as usize).copied().unwrap_or(Upper::Any);
-        let zero = |t: &TileId| sq(t) && matches!(g(t), Upper::Zero | Upper::Top);
-        let mut next: Vec<Upper> = st.iter().map(|u| if *u == Upper::Any { Upper::Any } else { Upper::Top }).collect();
-        for (dst, op) in &assigns {
-            let produced = match op {
-                Op::Zeros(_) | Op::Eye(_) | Op::Tril { .. } | Op::LevelMask { .. } | Op::MatmulGatedCausal { .. } => {
-                    Upper::Zero
-                }
-                Op::SegSum(..) => Upper::NegInf,
-                Op::Unary(UnOp::ExpNonpos, a) if sq(a) && matches!(g(a), Upper::NegInf | Upper::Top) => Upper::Zero,
-                Op::Unary(UnOp::Neg, a) if zero(a) => Upper::Zero,
-                Op::Binary(BinOp::Mul, x, y) if zero(x) || zero(y) => Upper::Zero,
-                Op::Binary(BinOp::Add | BinOp::Sub, x, y) if zero(x) && zero(y) => Upper::Zero,
-                Op::Matmul { a, b, ta: false, tb: false } if zero(a) && zero(b) => Upper::Zero,
-                Op::TriSolve { b, .. } if zero(b) => Upper::Zero,
-                Op::MaskRows { a, .. } if zero(a) => Upper::Zero,
-                _ => Upper::Any,
-            };
-            if let Some(n) = next.get_mut(dst.0 as usize) {
-                *n = meet(*n, produced);
-            }
-        }
-        if next == st {
-            return st;
-        }
-        st = next;
-    }
-}
-
-/// Tiles an op reads.
-fn op_reads(op: &Op) -> Vec<TileId> {
-    match op {
-        Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) => vec![],
-        Op::LevelMask { lam, .. } => lam.iter().copied().collect(),
-        Op::Unary(_, a)
-        | Op::L2Norm(a)
-        | Op::CumSum(a)
-        | Op::SegSum(a)
-        | Op::SuffixSum(a)
-        | Op::Row(a, _)
-        | Op::Col(a, _)
-        | Op::Transpose(a)
-        | Op::Tril { a, .. }
-        | Op::MaskRows { a, .. }
-        | Op::Broadcast(a, _) => vec![*a],
-        Op::Binary(_, x, y) => vec![*x, *y],
-        Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => vec![*a, *b],
-        Op::MatmulGatedCausal { a, b, g } => vec![*a, *b, *g],
-    }
-}
-
-/// For every tile: true when it is square and each of its reads in the kernel is an elementwise `mul` (same
-/// shape, no broadcast) with another tile that is exactly zero above the diagonal ([`Upper::Zero`]), so its
-/// entries above the diagonal never reach a result, as long as they are finite. Lets a matmul into it compute
-/// only the blocks touching the lower triangle ([`Triangular::CLower`], e.g. `Q·Kᵀ` before the decay mask);
-/// the translator then zeroes the rest. Decided from kernel-IR ops alone.
-fn upper_unobserved(k: &Kernel, shapes: &[(usize, usize)], upper: &[Upper]) -> Vec<bool> {
-    let shape = |t: &TileId| shapes.get(t.0 as usize).copied();
-    let mut ok: Vec<bool> = shapes.iter().map(|(r, c)| r == c && *r > 1).collect();
-    loglinear_schedule::kernel::visit(&k.body, &mut |s| match s {
-        Stmt::Assign { op: Op::Binary(BinOp::Mul, x, y), .. } => {
-            for (t, z) in [(x, y), (y, x)] {
-                let fine = t != z && shape(t) == shape(z) && upper.get(z.0 as usize) == Some(&Upper::Zero);
-                if !fine {
-                    if let Some(o) = ok.get_mut(t.0 as usize) {
-                        *o = false;
-                    }
-                }
-            }
-        }
-        Stmt::Assign { op, .. } => {
-            for t in op_reads(op) {
-                if let Some(o) = ok.get_mut(t.0 as usize) {
-                    *o = false;
-                }
-            }
-        }
-        Stmt::Store { src, .. } => {
-            if let Some(o) = ok.get_mut(src.0 as usize) {
-                *o = false;
-            }
-        }
-        Stmt::For { .. } | Stmt::If { .. } => {}
-    });
-    ok
-}
-
-/// Buffers a kernel touches.
-fn used_buffers(k: &Kernel) -> Vec<BufId> {
-    let mut used = Vec::new();
-    loglinear_schedule::kernel::visit(&k.body, &mut |s| {
-        let buf = match s {
-            Stmt::Store { buf, .. } => Some(*buf),
-            Stmt::Assign { op: Op::Load { buf, .. }, .. } => Some(*buf),
-            _ => None,
-        };
-        if let Some(b) = buf {
-            if !used.contains(&b) {
-                used.push(b);
-            }
-        }
-    });
-    used
-}
-
-/// Translates kernel `ki` of `prog` into a JIT-compiled function specialised on `spec`.
+/// Translates kernel `ki` of the specialised program `prog` into a JIT-compiled function.
 ///
 /// # Errors
 /// [`JitError::Unsupported`] for kernel IR outside what the translator handles (a tile with a run-time shape,
 /// a malformed access), [`JitError::Emit`] / [`JitError::Module`] when an emitter or Cranelift rejects it.
-pub fn translate_kernel(
-    jit: &JitModule,
-    prog: &Program,
-    ki: usize,
-    spec: Specialisation,
-) -> Result<KernelCode, JitError> {
+pub fn translate_kernel(jit: &JitModule, prog: &Program, ki: usize) -> Result<KernelCode, JitError> {
+    if prog.specialised.is_none() {
+        return Err(JitError::InvalidArgument(format!(
+            "program `{}` is not specialised (run `specialise`)",
+            prog.name
+        )));
+    }
     let kern = prog
         .kernels
         .get(ki)
@@ -893,7 +734,7 @@ pub fn translate_kernel(
     let mut off = 0usize;
     let mut max_tile = 1usize;
     for t in &kern.tiles {
-        let (Some(r), Some(c)) = (spec.static_dim(t.shape[0]), spec.static_dim(t.shape[1])) else {
+        let (Some(r), Some(c)) = (static_dim(t.shape[0]), static_dim(t.shape[1])) else {
             return Err(unsupported(
                 &kern.name,
                 format!("tile %{} has a run-time shape [{}, {}]", t.name, t.shape[0], t.shape[1]),
@@ -930,13 +771,12 @@ pub fn translate_kernel(
         let (bufs, sizes, lo, hi, scratch) = (p[0], p[1], p[2], p[3], p[4]);
         let mut syms = [None; NUM_SYMS];
         for s in ALL_SYMS {
-            if spec.static_dim(Dim::Sym(s)).is_none() {
+            if static_dim(Dim::Sym(s)).is_none() {
                 syms[sym_slot(s)] = Some(b.ins().load(types::I64, mem(), sizes, (sym_slot(s) * 8) as i32));
             }
         }
         let mut tx = Tx {
             kern,
-            spec,
             ctx: *ctx,
             syms,
             scratch,
@@ -1013,61 +853,4 @@ fn _assert_send_sync() {
     fn f<T: Send + Sync>() {}
     f::<KernelCode>();
     let _ = VarId(0);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use loglinear_schedule::{compile, ScheduleOptions};
-
-    fn structure(name: &str) -> Vec<(String, Upper)> {
-        let v = loglinear_ir::builtins::by_name(name).unwrap();
-        let c = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap();
-        let k = &c.forward.kernels[0];
-        let spec = Specialisation { k: 8, v: 8, c: 16, l: 5 };
-        let shapes: Vec<(usize, usize)> = k
-            .tiles
-            .iter()
-            .map(|t| (spec.static_dim(t.shape[0]).unwrap(), spec.static_dim(t.shape[1]).unwrap()))
-            .collect();
-        let st = upper_structure(k, &shapes);
-        k.tiles.iter().zip(st).map(|(t, u)| (t.name.clone(), u)).collect()
-    }
-
-    fn get(s: &[(String, Upper)], n: &str) -> Upper {
-        s.iter().find(|(x, _)| x == n).map(|(_, u)| *u).unwrap_or_else(|| panic!("no tile {n}"))
-    }
-
-    #[test]
-    fn lower_triangular_tiles_are_found_from_ops() {
-        let s = structure("loglinear_mamba2");
-        assert_eq!(get(&s, "gdiff"), Upper::NegInf);
-        assert_eq!(get(&s, "Gamma"), Upper::Zero);
-        assert_eq!(get(&s, "P"), Upper::Zero);
-        assert_eq!(get(&s, "qk"), Upper::Any);
-        let s = structure("loglinear_gated_deltanet");
-        assert_eq!(get(&s, "Tw"), Upper::Zero);
-        assert_eq!(get(&s, "qk"), Upper::Zero);
-        assert_eq!(get(&s, "kk"), Upper::Any);
-        assert_eq!(get(&s, "W"), Upper::Any);
-    }
-
-    #[test]
-    fn tiles_read_only_under_a_lower_mask_are_found() {
-        for (name, qk_unobserved) in [("loglinear_mamba2", true), ("mamba2", true), ("loglinear_gated_deltanet", false)]
-        {
-            let v = loglinear_ir::builtins::by_name(name).unwrap();
-            let c = compile(&v, &ScheduleOptions { chunk_size: Some(16), ..Default::default() }).unwrap();
-            let k = &c.forward.kernels[0];
-            let spec = Specialisation { k: 8, v: 8, c: 16, l: 5 };
-            let shapes: Vec<(usize, usize)> = k
-                .tiles
-                .iter()
-                .map(|t| (spec.static_dim(t.shape[0]).unwrap(), spec.static_dim(t.shape[1]).unwrap()))
-                .collect();
-            let un = upper_unobserved(k, &shapes, &upper_structure(k, &shapes));
-            let got: Vec<&str> = k.tiles.iter().zip(&un).filter(|(_, u)| **u).map(|(t, _)| t.name.as_str()).collect();
-            assert_eq!(got.contains(&"qk"), qk_unobserved, "{name}: {got:?}");
-        }
-    }
 }

@@ -4,13 +4,14 @@
 
 use std::sync::OnceLock;
 
-use loglinear_cranelift::CraneliftBackend;
+mod common;
+
+use common::{cranelift_runtime, run_form};
 use loglinear_ir::level::num_levels;
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{builtins, TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
-use loglinear_runtime::{f32_tolerance, Backend, RunOptions};
-use loglinear_schedule::ScanForm;
+use loglinear_runtime::{f32_tolerance, RunOptions, Runtime, ScanForm};
 
 const FORMS: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
 const LENGTHS: [usize; 8] = [1, 2, 3, 37, 63, 64, 65, 130];
@@ -18,9 +19,9 @@ const CHUNKS: [usize; 4] = [1, 4, 16, 64];
 /// λ depth used by every test input (that of T = 130), so that one compiled program serves every length.
 const LEVELS: usize = 9;
 
-fn backend() -> &'static CraneliftBackend {
-    static B: OnceLock<CraneliftBackend> = OnceLock::new();
-    B.get_or_init(|| CraneliftBackend::new().with_threads(2))
+fn runtime() -> &'static Runtime {
+    static B: OnceLock<Runtime> = OnceLock::new();
+    B.get_or_init(|| cranelift_runtime(2))
 }
 
 use loglinear_testkit::relative_error as rel;
@@ -35,7 +36,7 @@ fn check(v: &VariantIr, x: &TensorMap, what: &str, chunks: &[usize]) {
     let tol = f32_tolerance(v);
     for &c in chunks {
         for form in FORMS {
-            let o = backend().run_with_form(v, x, &RunOptions::with_chunk_size(Some(c)), form).unwrap();
+            let o = run_form(runtime(), "cranelift", v, x, c, form).unwrap();
             let e = rel(&o, &want);
             assert!(e <= tol, "{} {what} C={c} {form:?}: rel err {e:e} > {tol:e}", v.name);
         }
@@ -114,7 +115,7 @@ fn external_vectors() {
         for loglinear_testkit::Case { index: i, inputs: case, o: want } in loglinear_testkit::read_cases(name) {
             for c in [4, 16, 64] {
                 for form in FORMS {
-                    let o = backend().run_with_form(&v, &case, &RunOptions::with_chunk_size(Some(c)), form).unwrap();
+                    let o = run_form(runtime(), "cranelift", &v, &case, c, form).unwrap();
                     let e = rel(&o, &want);
                     assert!(e <= tol, "{name} case {i} C={c} {form:?}: rel err {e:e}");
                 }
@@ -124,41 +125,48 @@ fn external_vectors() {
 }
 
 #[test]
-fn second_run_does_not_recompile() {
-    let b = CraneliftBackend::new();
+fn a_new_length_or_lambda_depth_does_not_recompile() {
+    let rt = cranelift_runtime(2);
+    let b = rt.get("cranelift").unwrap();
     let v = builtins::by_name("loglinear_gated_deltanet").unwrap();
-    let x = inputs(&v, 50, 4, 3, 1);
+    // λ exactly as deep as each length needs: T = 50 has 7 levels, T = 33 has 7, T = 300 has 10.
+    let x = random_inputs(&v, (2, 50, 2, 4, 3), 0, 1);
     let opts = RunOptions::with_chunk_size(Some(16));
-    let o1 = b.run(&v, &x, &opts).unwrap();
-    assert_eq!(b.compile_count(), 1);
-    let kernels = b.kernel_compile_count();
-    assert!(kernels >= 2, "{kernels}");
-    // Another length with the same λ depth and other data: same specialisation.
-    let x2 = inputs(&v, 33, 4, 3, 2);
-    let o2 = b.run(&v, &x2, &opts).unwrap();
-    let o1b = b.run(&v, &x, &opts).unwrap();
-    assert_eq!(b.compile_count(), 1);
-    assert_eq!(b.kernel_compile_count(), kernels);
+    let o1 = b.run_f64(&v, &x, &opts).unwrap();
+    assert_eq!(rt.compile_count(), 1);
+    let exe = rt.compile(&v, "cranelift", 4, 3, &b.config(&v, &opts).unwrap()).unwrap();
+    let stats = exe.stats().clone();
+    assert!(stats.kernels.len() >= 2 && stats.code_bytes() > 0, "{stats:?}");
+    assert_eq!(rt.compile_count(), 1, "asking for the executable again compiles nothing");
+    for (t, seed) in [(33, 2), (300, 3), (1, 4)] {
+        let x2 = random_inputs(&v, (1, t, 3, 4, 3), 0, seed);
+        let o2 = b.run_f64(&v, &x2, &opts).unwrap();
+        assert_eq!(o2.shape, vec![1, t, 3, 3]);
+        let want = run(&v, &x2, Form::Naive).unwrap();
+        assert!(rel(&o2, &want) <= f32_tolerance(&v), "T={t}");
+    }
+    assert_eq!(rt.compile_count(), 1, "new B, T, H and λ depth: same executable");
+    let o1b = b.run_f64(&v, &x, &opts).unwrap();
     assert_eq!(o1.data, o1b.data);
-    assert_eq!(o2.shape, vec![2, 33, 2, 3]);
-    // A new chunk size or scan form is a new specialisation.
-    b.run(&v, &x, &RunOptions::with_chunk_size(Some(4))).unwrap();
-    assert_eq!(b.compile_count(), 2);
-    b.run_with_form(&v, &x, &opts, ScanForm::Fused).unwrap();
-    assert_eq!(b.compile_count(), 3);
+    // A new chunk size or scan form is a new configuration.
+    b.run_f64(&v, &x, &RunOptions::with_chunk_size(Some(4))).unwrap();
+    assert_eq!(rt.compile_count(), 2);
+    run_form(&rt, "cranelift", &v, &x, 16, ScanForm::Fused).unwrap();
+    assert_eq!(rt.compile_count(), 3);
 }
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    let b = CraneliftBackend::new();
+    let rt = cranelift_runtime(2);
+    let b = rt.get("cranelift").unwrap();
     let v = builtins::by_name("loglinear_mamba2").unwrap();
     let mut x = inputs(&v, 10, 4, 3, 1);
     x.remove("q");
-    assert!(b.run(&v, &x, &RunOptions::default()).is_err());
+    assert!(b.run_f64(&v, &x, &RunOptions::default()).is_err());
     let x = inputs(&v, 10, 4, 3, 1);
-    assert!(b.run(&v, &x, &RunOptions::with_chunk_size(Some(12))).is_err());
+    assert!(b.run_f64(&v, &x, &RunOptions::with_chunk_size(Some(12))).is_err());
     assert_eq!(b.name(), "cranelift");
-    assert_eq!(b.tolerance(&v), f32_tolerance(&v));
+    assert_eq!(b.default_tolerance(&v), f32_tolerance(&v));
 }
 
 #[test]
@@ -166,8 +174,8 @@ fn single_and_many_threads_agree() {
     let v = builtins::by_name("loglinear_gla").unwrap();
     let x = inputs(&v, 130, 5, 7, 8);
     let opts = RunOptions::with_chunk_size(Some(16));
-    let one = CraneliftBackend::new().with_threads(1).run(&v, &x, &opts).unwrap();
-    let four = CraneliftBackend::new().with_threads(4).run(&v, &x, &opts).unwrap();
+    let one = cranelift_runtime(1).get("cranelift").unwrap().run_f64(&v, &x, &opts).unwrap();
+    let four = cranelift_runtime(4).get("cranelift").unwrap().run_f64(&v, &x, &opts).unwrap();
     assert_eq!(one.data, four.data);
 }
 

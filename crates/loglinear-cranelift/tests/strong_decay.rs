@@ -4,12 +4,13 @@
 //! sum of gates (never a difference of cumulative sums), so a huge gate costs no precision elsewhere and an
 //! overflowed −∞ never meets another −∞ in a subtraction.
 
-use loglinear_cranelift::CraneliftBackend;
+mod common;
+
+use common::{cranelift_runtime, run_form};
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{builtins, TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
-use loglinear_runtime::{f32_tolerance, Backend, InterpreterBackend, RunOptions};
-use loglinear_schedule::ScanForm;
+use loglinear_runtime::{f32_tolerance, ScanForm};
 use loglinear_testkit::relative_error as rel;
 
 /// Sets `g` of every (batch, head) at token `t0` (all channels) to `value`.
@@ -30,17 +31,15 @@ fn check(v: &VariantIr, x: &TensorMap, what: &str, chunks: &[usize], failures: &
     let want = run(v, x, Form::Naive).unwrap();
     assert!(want.data.iter().all(|e| e.is_finite()), "{what}: oracle not finite");
     let tol = f32_tolerance(v);
-    let cl = CraneliftBackend::new().with_threads(2);
-    let interp = InterpreterBackend::f32();
+    let rt = cranelift_runtime(2);
     for &c in chunks {
-        let opts = RunOptions::with_chunk_size(Some(c));
-        let e = rel(&interp.run(v, x, &opts).unwrap(), &want);
+        let e = rel(&run_form(&rt, "interpreter-f32", v, x, c, ScanForm::PerLevel).unwrap(), &want);
         eprintln!("{} {what} C={c} interpreter-f32: {e:.3e}", v.name);
         if e.is_nan() || e > tol {
             failures.push(format!("{} {what} C={c} interpreter-f32: rel err {e:e} > {tol:e}", v.name));
         }
         for form in [ScanForm::PerLevel, ScanForm::Fused] {
-            let e = rel(&cl.run_with_form(v, x, &opts, form).unwrap(), &want);
+            let e = rel(&run_form(&rt, "cranelift", v, x, c, form).unwrap(), &want);
             eprintln!("{} {what} C={c} cranelift {form:?}: {e:.3e}", v.name);
             if e.is_nan() || e > tol {
                 failures.push(format!("{} {what} C={c} cranelift {form:?}: rel err {e:e} > {tol:e}", v.name));

@@ -22,7 +22,9 @@
 
 pub mod builder;
 pub mod builtins;
+pub mod check;
 pub mod declare;
+pub mod eval;
 pub mod expr;
 pub mod level;
 pub mod print;
@@ -33,10 +35,11 @@ pub mod validate;
 pub mod variant;
 
 pub use builder::VariantBuilder;
+pub use check::{check_decay, check_inputs, InputTensor};
 pub use declare::Variant;
 pub use expr::{BinaryOp, Expr, ExprId, InputId, Ty, UnaryOp};
 pub use problem::{resolve, HeadProblem, HeadTransition, Resolved};
-pub use tensor::{check_inputs, relative_error, Dims, HostTensor, InputError, TensorMap};
+pub use tensor::{relative_error, Dims, HostTensor, InputError, TensorMap};
 pub use validate::{validate, ValidationError};
 pub use variant::{
     Hierarchy, InputDecl, InputKind, Transition, TransitionClass, VariantIr, Write, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,

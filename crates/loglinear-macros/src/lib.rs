@@ -166,6 +166,78 @@ mod tests {
     }
 
     #[test]
+    fn declarations_that_could_never_run_are_rejected() {
+        for (t, want) in [
+            (quote!(exp(0.5) * I), "`0.5` is the constant 0.5"),
+            (quote!(exp(s - s + 1.0)), "reads `s`, so not a constant: accepted"),
+            (quote!(exp(softplus(0.0))), "`softplus(0.0)` is the constant 0.69314"),
+            (quote!(exp(0.25) * (I - s * outer(k, k))), "`0.25` is the constant 0.25"),
+            (quote!(exp(1.0 - 0.5) * I), "e.g. `exp(-(1.0 - 0.5))`"),
+            (quote!(exp(-(0.0 - 1.0)) * I), "e.g. `exp(0.0 - 1.0)`"),
+            (quote!(exp(0.0 - 1.0) * I), "not a constant > 0: accepted"),
+        ] {
+            let r = lower(
+                quote!(),
+                quote! {
+                    fn x(q: Key, k: Key, v: Value, s: Scalar) {
+                        query(q + s);
+                        transition(#t);
+                        write(outer(k, v));
+                    }
+                },
+            );
+            match (r, want.contains("not a constant")) {
+                (Ok(_), true) => {}
+                (Err(e), false) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(want) && e.contains("positive constant log decay") && e.contains("≤ 0"),
+                        "{t}: {e}"
+                    );
+                }
+                (r, _) => panic!("{t}: {r:?}"),
+            }
+        }
+        for (pre, erase, write, want) in [
+            (quote!(), quote!(k), quote!(q), "the write key `q` is not the delta rule's erasure key `k`"),
+            (quote!(), quote!(l2norm(k)), quote!(k), "e.g. `write(outer(l2norm(k), v))`"),
+            (quote!(let kn = l2norm(k);), quote!(kn), quote!(2.0 * kn), "erasure key `kn`"),
+            (quote!(let kk = k;), quote!(kk), quote!(kk), "a `let` after the transition rebinds a name in `kk`"),
+        ] {
+            let rebind = if want.contains("rebinds") { quote!(let kk = l2norm(k);) } else { quote!() };
+            let e = lower(
+                quote!(),
+                quote! {
+                    fn x(q: Key, k: Key, v: Value, s: Scalar) {
+                        #pre
+                        query(q);
+                        transition(I - s * outer(#erase, #erase));
+                        #rebind
+                        write(outer(#write, v));
+                    }
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want) && e.contains("WY/UT") && e.contains("same key expression"), "{write}: {e}");
+        }
+        // The same key spelled twice is one key.
+        let ir = lower(
+            quote!(),
+            quote! {
+                fn x(q: Key, k: Key, v: Value, s: Scalar) {
+                    let kn = l2norm(k);
+                    query(q);
+                    transition(I - s * outer(l2norm(k), kn));
+                    write(s * outer(l2norm(k), v));
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(ir.class(), loglinear_ir::TransitionClass::Delta);
+    }
+
+    #[test]
     fn camel_case() {
         assert_eq!(generate::emit::camel_case("loglinear_gated_deltanet"), "LoglinearGatedDeltanet");
         assert_eq!(generate::emit::camel_case("mamba2"), "Mamba2");

@@ -72,7 +72,7 @@ pub enum RuntimeError {
         /// Its value before rounding to `dtype`.
         value: f64,
         /// The output's dtype.
-        dtype: crate::io::Dtype,
+        dtype: crate::io::DType,
         /// The largest absolute value among the inputs.
         max_input: f64,
         /// The input tensor holding it.
@@ -111,6 +111,17 @@ pub enum RuntimeError {
         value: String,
         /// What is expected.
         expected: String,
+    },
+    /// An invalid schedule configuration.
+    #[error(transparent)]
+    Config(#[from] loglinear_kernel::ConfigError),
+    /// A backend that cannot run what was asked (a capability it lacks: a storage type, a tile budget, …).
+    #[error("backend `{backend}` does not support {what}")]
+    Unsupported {
+        /// The backend.
+        backend: String,
+        /// What it lacks.
+        what: String,
     },
     /// A backend failed on inputs that passed validation: an internal error.
     #[error("backend `{backend}` failed: {message}")]

@@ -6,9 +6,10 @@
 //! magnitude. The CLI's `--allow-nonfinite` skips the rule for users who want the file anyway.
 
 use loglinear_ir::{HostTensor, TensorMap};
+use loglinear_kernel::{Bindings, Tensor};
 
 use crate::error::RuntimeError;
-use crate::io::Dtype;
+use crate::io::DType;
 
 /// Checks that every element of `tensor` (named `name`) is finite once rounded to `dtype`.
 ///
@@ -18,7 +19,7 @@ use crate::io::Dtype;
 pub fn check_finite_output(
     name: &str,
     tensor: &HostTensor,
-    dtype: Dtype,
+    dtype: DType,
     inputs: &TensorMap,
 ) -> Result<(), RuntimeError> {
     let Some(flat) = tensor.data.iter().position(|&x| !dtype.is_finite_in(x)) else {
@@ -45,6 +46,44 @@ pub fn check_finite_output(
     })
 }
 
+/// [`check_finite_output`] for a typed output (already in the dtype it is delivered in) and typed inputs.
+///
+/// # Errors
+/// As [`check_finite_output`].
+pub fn check_finite_tensor(name: &str, tensor: &Tensor, inputs: &Bindings<'_>) -> Result<(), RuntimeError> {
+    use loglinear_ir::InputTensor;
+    let view = tensor.view();
+    let Some(flat) = InputTensor::find(&view, &|x: f64| !x.is_finite()) else {
+        return Ok(());
+    };
+    let mut index = vec![0; tensor.shape().len()];
+    let mut rest = flat;
+    for (i, &d) in tensor.shape().iter().enumerate().rev() {
+        if d > 0 {
+            index[i] = rest % d;
+            rest /= d;
+        }
+    }
+    let (max_input, max_name) = inputs
+        .iter()
+        .map(|(n, t)| {
+            let m = std::cell::Cell::new(0.0f64);
+            InputTensor::find(t, &|x: f64| {
+                m.set(m.get().max(x.abs()));
+                false
+            });
+            (m.get(), n.as_str())
+        })
+        .fold((0.0, ""), |best, cur| if cur.0 > best.0 { cur } else { best });
+    Err(RuntimeError::NonFiniteOutput {
+        element: format!("{name}[{}]", index.iter().map(usize::to_string).collect::<Vec<_>>().join(",")),
+        value: view.get(flat),
+        dtype: tensor.dtype(),
+        max_input,
+        max_input_tensor: max_name.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,8 +92,8 @@ mod tests {
     fn names_the_first_element_that_rounds_to_infinity() {
         let inputs: TensorMap = [("q".to_string(), HostTensor::new(vec![2], vec![1e20, -3.0]))].into();
         let o = HostTensor::new(vec![1, 2, 1, 2], vec![1.0, 2.0, 1e39, f64::NAN]);
-        assert!(check_finite_output("o", &o, Dtype::F64, &inputs).is_err(), "NaN in f64");
-        let e = check_finite_output("o", &o, Dtype::F32, &inputs).unwrap_err();
+        assert!(check_finite_output("o", &o, DType::F64, &inputs).is_err(), "NaN in f64");
+        let e = check_finite_output("o", &o, DType::F32, &inputs).unwrap_err();
         let text = e.to_string();
         assert!(e.is_user_error());
         assert!(
@@ -62,8 +101,8 @@ mod tests {
             "{text}"
         );
         let fine = HostTensor::new(vec![2], vec![1.0, 6e4]);
-        assert!(check_finite_output("o", &fine, Dtype::F16, &inputs).is_ok());
+        assert!(check_finite_output("o", &fine, DType::F16, &inputs).is_ok());
         let big = HostTensor::new(vec![2], vec![1.0, 7e4]);
-        assert!(check_finite_output("o", &big, Dtype::F16, &inputs).unwrap_err().to_string().contains("o[1]"));
+        assert!(check_finite_output("o", &big, DType::F16, &inputs).unwrap_err().to_string().contains("o[1]"));
     }
 }

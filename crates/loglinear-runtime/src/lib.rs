@@ -1,34 +1,33 @@
-//! # loglinear-runtime: files, backends and their registry
+//! # loglinear-runtime: the pipeline driver, files and backends
 //!
-//! * [`io`]: reading inputs from and writing outputs to safetensors files (F64, F32, F16 and BF16 tensors,
-//!   converted to and from the f64 [`HostTensor`]s that the rest of the project works on). Outputs are
-//!   written atomically: a failure never leaves a partial file behind.
-//! * [`Backend`]: something that evaluates a [`VariantIr`] on a [`TensorMap`] and returns `o` (`[B, T, H, V]`).
-//!   [`ReferenceBackend`] is the f64 oracle's per-level chunked scan.
-//! * [`BackendRegistry`]: backends by name, open to registration (interpreter, Cranelift, ... live in other
-//!   crates and register themselves).
+//! * [`Runtime`] ([`engine`]): the backends by name — the f64 oracle `reference` and every kernel-IR
+//!   [`Target`](loglinear_kernel::Target) (`interpreter`, `interpreter-f32`, and those registered by other
+//!   crates such as Cranelift) — the pass pipeline and the compiled-kernel cache ([`cache`]). A run checks its
+//!   typed inputs on their own dtype, picks the [`ScheduleConfig`], compiles through the cache (no recompile
+//!   for a new B, T, H or λ depth) and returns `o` in the storage type.
+//! * [`io`]: safetensors files in (memory-mapped, header checked before anything is allocated, typed views) and
+//!   out (never over a non-regular file or an input, atomically).
+//! * [`finite`]: the non-finite rule for outputs.
 //! * [`RuntimeError`]: every failure, each message naming the tensor or argument, its actual value or shape and
 //!   what was expected. [`RuntimeError::is_user_error`] separates bad input (exit code 2 in the CLI) from
 //!   internal failures (exit code 1).
-//!
-//! [`HostTensor`]: loglinear_ir::HostTensor
-//! [`VariantIr`]: loglinear_ir::VariantIr
-//! [`TensorMap`]: loglinear_ir::TensorMap
 #![warn(missing_docs)]
 
-pub mod backend;
+pub mod cache;
+pub mod engine;
 pub mod error;
 pub mod finite;
 pub mod fuzz;
 pub mod io;
 
-pub use backend::{
-    check_chunk_size, f32_tolerance, resolve_chunk_size, Backend, BackendRegistry, InterpreterBackend,
-    ReferenceBackend, RunOptions, DEFAULT_TOLERANCE,
+pub use engine::{
+    check_chunk_size, f32_tolerance, f64_tensors, size_env, views, Backend, BackendKind, Ran, RunOptions, Runtime,
+    DEFAULT_TOLERANCE, HALF_TOLERANCE,
 };
 pub use error::RuntimeError;
-pub use finite::check_finite_output;
+pub use finite::{check_finite_output, check_finite_tensor};
 pub use io::{
-    encode_safetensors, parse_safetensors, read_safetensors, remove_partial_files, write_safetensors_atomic, Dtype,
-    LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
+    encode_safetensors, encode_tensors, parse_safetensors, read_safetensors, remove_partial_files,
+    write_safetensors_atomic, LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };
+pub use loglinear_kernel::{Bindings, DType, ScanForm, ScheduleConfig, Tensor, TensorRef};

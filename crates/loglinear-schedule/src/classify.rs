@@ -137,11 +137,13 @@ pub fn classify(v: &VariantIr) -> Result<Classified, ScheduleError> {
             (Gate::Channel, false)
         }
         Transition::Delta { log_decay, beta, key } => {
+            // Defensive: the validator (invariant 9 of `loglinear_ir::validate`) rejects a delta rule whose
+            // erasure key is not its write key, so no valid variant reaches this.
             if *key != v.write.key {
                 return Err(ScheduleError::Unsupported {
                     variant: v.name.clone(),
                     what: format!(
-                        "a delta rule whose erasure key `{}` differs from the write key `{}` (the WY/UT form of spec §5.4 needs them equal)",
+                        "a delta rule whose erasure key `{}` differs from the write key `{}` (the WY/UT form of spec §5.4 needs them equal; the IR validator rejects this, so the variant was not validated)",
                         expr_to_string(v, *key),
                         expr_to_string(v, v.write.key)
                     ),

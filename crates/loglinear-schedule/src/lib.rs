@@ -46,62 +46,18 @@
 
 pub mod classify;
 pub mod cost;
-pub mod filecheck;
-pub mod interp;
-pub mod kernel;
 pub mod lower;
 pub mod schedule;
-pub mod verify;
 
-use std::fmt;
-
-use loglinear_ir::level::bitlen;
-use loglinear_ir::{Dims, ValidationError, VariantIr};
+use loglinear_ir::{check_inputs, Dims, HostTensor, InputError, TensorMap, ValidationError, VariantIr};
+pub use loglinear_kernel::{
+    filecheck, interp, kernel, verify, Capabilities, DType, Float, Precision, Program, ScanForm, ScheduleConfig,
+    SizeEnv, Specialisation, VerifyError,
+};
 
 pub use classify::{Classified, Gate, Root};
 pub use cost::{cost, cost_program, Cost, StageCost};
-pub use interp::{interpret, interpret_decode, Float, Precision};
-pub use kernel::Program;
 pub use schedule::Schedule;
-pub use verify::VerifyError;
-
-/// The inter-chunk scan form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum ScanForm {
-    /// One masked scan per chunk level, then one read pass (spec §7.2, the reference's organisation).
-    #[default]
-    PerLevel,
-    /// The fused chunk-carry pass (end of spec §7.2).
-    Fused,
-}
-
-impl ScanForm {
-    /// Name in the text form and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScanForm::PerLevel => "per_level",
-            ScanForm::Fused => "fused",
-        }
-    }
-
-    /// Parses `per_level` / `fused`.
-    pub fn from_name(s: &str) -> Option<ScanForm> {
-        match s {
-            "per_level" | "per-level" => Some(ScanForm::PerLevel),
-            "fused" => Some(ScanForm::Fused),
-            _ => None,
-        }
-    }
-}
-
-/// Options of [`compile`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct ScheduleOptions {
-    /// Chunk size `C` (a power of two in `1..=256`); `None`: the variant's default.
-    pub chunk_size: Option<usize>,
-    /// Scan form.
-    pub form: ScanForm,
-}
 
 /// Why compilation failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -132,8 +88,14 @@ pub enum ScheduleError {
     #[error("kernel IR does not validate: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Verify(Vec<VerifyError>),
     /// `dump` was asked for a pass that does not exist.
-    #[error("unknown pass `{0}`; passes are: validate, classify, schedule, lower, verify")]
+    #[error("unknown pass `{0}`; passes are: validate, classify, schedule, lower, specialise, verify")]
     UnknownPass(String),
+    /// An invalid configuration.
+    #[error(transparent)]
+    Config(#[from] loglinear_kernel::ConfigError),
+    /// The program does not fit the target's budget (one line per kernel over it).
+    #[error("{0}")]
+    Budget(String),
 }
 
 /// The result of the pipeline.
@@ -155,84 +117,24 @@ pub struct Compiled {
     pub decode: Program,
 }
 
-/// Concrete sizes of one run, for bounds checks, interpretation and costs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SizeEnv {
-    /// Batch.
-    pub b: usize,
-    /// Sequence length.
-    pub t: usize,
-    /// Heads.
-    pub h: usize,
-    /// Key dimension.
-    pub k: usize,
-    /// Value dimension.
-    pub v: usize,
-    /// λ levels in the λ tensors.
-    pub l: usize,
-    /// Chunks.
-    pub nt: usize,
-    /// Chunk size.
-    pub c: usize,
-    /// Inter-chunk scans.
-    pub m: usize,
-    /// Fused carry states.
-    pub ms: usize,
-    /// Decode states.
-    pub lc: usize,
-    /// Decode position.
-    pub step: usize,
+/// Sizes of a problem for the kernel IR (see [`SizeEnv::new`]).
+#[allow(clippy::too_many_arguments)]
+pub fn size_env(
+    b: usize,
+    t: usize,
+    h: usize,
+    k: usize,
+    v: usize,
+    l: usize,
+    chunk: usize,
+    hierarchical: bool,
+) -> SizeEnv {
+    SizeEnv::new(b, t, h, k, v, l, chunk, hierarchical)
 }
 
-impl SizeEnv {
-    /// Sizes for `dims` at chunk size `chunk`.
-    pub fn new(dims: &Dims, chunk: usize, hierarchical: bool) -> SizeEnv {
-        let nt = dims.t.div_ceil(chunk.max(1));
-        let m = if hierarchical { bitlen(nt.saturating_sub(1) as u64) as usize } else { 1 };
-        SizeEnv {
-            b: dims.b,
-            t: dims.t,
-            h: dims.h,
-            k: dims.k,
-            v: dims.v,
-            l: dims.l.max(1),
-            nt,
-            c: chunk,
-            m,
-            ms: if hierarchical { m + 1 } else { 1 },
-            lc: if hierarchical { dims.l.max(1) } else { 1 },
-            step: 0,
-        }
-    }
-
-    /// The value of a symbol.
-    pub fn get(&self, s: kernel::Sym) -> usize {
-        use kernel::Sym::*;
-        match s {
-            B => self.b,
-            T => self.t,
-            H => self.h,
-            K => self.k,
-            V => self.v,
-            L => self.l,
-            NT => self.nt,
-            C => self.c,
-            M => self.m,
-            MS => self.ms,
-            LC => self.lc,
-            Step => self.step,
-        }
-    }
-}
-
-impl fmt::Display for SizeEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "B={} T={} H={} K={} V={} L={} C={} NT={} M={}",
-            self.b, self.t, self.h, self.k, self.v, self.l, self.c, self.nt, self.m
-        )
-    }
+/// Sizes of a problem from checked input dimensions.
+pub fn dims_env(dims: &Dims, chunk: usize, hierarchical: bool) -> SizeEnv {
+    SizeEnv::new(dims.b, dims.t, dims.h, dims.k, dims.v, dims.l, chunk, hierarchical)
 }
 
 /// The state threaded through the passes.
@@ -240,8 +142,13 @@ impl fmt::Display for SizeEnv {
 pub struct PassState {
     /// Input variant.
     pub variant: Option<VariantIr>,
-    /// Options.
-    pub options: ScheduleOptions,
+    /// The configuration.
+    pub config: ScheduleConfig,
+    /// Compile-time sizes `(K, V)`: when set, `specialise` fixes them (and C) in both programs.
+    pub sizes: Option<(usize, usize)>,
+    /// Bytes of live tiles a grid program may hold (the target's budget), checked by `verify` on specialised
+    /// programs.
+    pub budget: Option<usize>,
     /// After `classify`.
     pub classified: Option<Classified>,
     /// After `schedule`.
@@ -277,22 +184,37 @@ fn pass_classify(s: &mut PassState) -> Result<(), ScheduleError> {
 }
 
 fn pass_schedule(s: &mut PassState) -> Result<(), ScheduleError> {
-    let v = s.variant.as_ref().ok_or_else(|| internal("variant"))?;
     let cl = s.classified.as_ref().ok_or_else(|| internal("classified"))?;
-    let chunk = s.options.chunk_size.unwrap_or(v.chunk_size);
-    s.schedule = Some(schedule::schedule(cl, chunk, s.options.form)?);
+    let c = s.config.chunk;
+    if !c.is_power_of_two() || c > loglinear_kernel::config::MAX_CHUNK {
+        return Err(ScheduleError::ChunkSize(c));
+    }
+    s.config.validate()?;
+    s.schedule = Some(schedule::schedule(cl, s.config.chunk, s.config.form)?);
     Ok(())
 }
 
 fn pass_lower(s: &mut PassState) -> Result<(), ScheduleError> {
     let v = s.variant.as_ref().ok_or_else(|| internal("variant"))?;
     let sc = s.schedule.as_ref().ok_or_else(|| internal("schedule"))?;
-    let (fwd, mut e1) = lower::lower_forward(sc, v);
-    let (dec, e2) = lower::lower_decode(sc, v);
+    let (mut fwd, mut e1) = lower::lower_forward(sc, v);
+    let (mut dec, e2) = lower::lower_decode(sc, v);
     e1.extend(e2);
     if !e1.is_empty() {
         return Err(ScheduleError::Lowering { variant: v.name.clone(), messages: e1 });
     }
+    for p in [&mut fwd, &mut dec] {
+        p.set_types(s.config.storage, s.config.accum);
+    }
+    s.programs = Some((fwd, dec));
+    Ok(())
+}
+
+fn pass_specialise(s: &mut PassState) -> Result<(), ScheduleError> {
+    let Some((k, v)) = s.sizes else { return Ok(()) };
+    let (f, d) = s.programs.as_ref().ok_or_else(|| internal("programs"))?;
+    let fwd = loglinear_kernel::specialise(f, Specialisation { k, v, c: s.config.chunk }, &s.config);
+    let dec = loglinear_kernel::specialise(d, Specialisation { k, v, c: 1 }, &s.config);
     s.programs = Some((fwd, dec));
     Ok(())
 }
@@ -308,6 +230,11 @@ fn pass_verify(s: &mut PassState) -> Result<(), ScheduleError> {
     if !errs.is_empty() {
         return Err(ScheduleError::Verify(errs));
     }
+    if let (Some(budget), Some((k, v))) = (s.budget, s.sizes) {
+        // Tile shapes are literal after `specialise`: any B, T, H, L give the same tile bytes.
+        let env = SizeEnv::new(1, 1, 1, k, v, 1, s.config.chunk, f.hierarchical);
+        loglinear_kernel::resources::check_budget(f, &env, budget).map_err(|e| ScheduleError::Budget(e.join("; ")))?;
+    }
     s.verified = true;
     Ok(())
 }
@@ -318,6 +245,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "classify", run: pass_classify },
     Pass { name: "schedule", run: pass_schedule },
     Pass { name: "lower", run: pass_lower },
+    Pass { name: "specialise", run: pass_specialise },
     Pass { name: "verify", run: pass_verify },
 ];
 
@@ -326,8 +254,11 @@ fn stage_text(name: &str, s: &PassState) -> String {
     match name {
         "validate" => s.variant.as_ref().map(|v| v.to_string()).unwrap_or_default(),
         "classify" => s.classified.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-        "schedule" => s.schedule.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-        "lower" => match &s.programs {
+        "schedule" => s.schedule.as_ref().map(|c| format!("; config {}\n{c}", s.config)).unwrap_or_default(),
+        "lower" | "specialise" if name == "specialise" && s.sizes.is_none() => {
+            "; not specialised: no K, V given (pass --shape)".to_string()
+        }
+        "lower" | "specialise" => match &s.programs {
             Some((f, d)) => format!("{f}{d}").trim_end().to_string(),
             None => String::new(),
         },
@@ -372,10 +303,12 @@ pub enum DumpWhen {
 
 fn run_passes(
     v: &VariantIr,
-    opts: &ScheduleOptions,
+    config: &ScheduleConfig,
+    sizes: Option<(usize, usize)>,
+    budget: Option<usize>,
     mut each: impl FnMut(&str, &PassState),
 ) -> Result<PassState, ScheduleError> {
-    let mut st = PassState { variant: Some(v.clone()), options: *opts, ..Default::default() };
+    let mut st = PassState { variant: Some(v.clone()), config: *config, sizes, budget, ..Default::default() };
     for p in PASSES {
         (p.run)(&mut st)?;
         each(p.name, &st);
@@ -383,9 +316,34 @@ fn run_passes(
     Ok(st)
 }
 
-/// Runs the pipeline.
-pub fn compile(v: &VariantIr, opts: &ScheduleOptions) -> Result<Compiled, ScheduleError> {
-    let st = run_passes(v, opts, |_, _| {})?;
+/// Runs the pipeline without specialisation (K and V stay symbolic).
+pub fn compile(v: &VariantIr, config: &ScheduleConfig) -> Result<Compiled, ScheduleError> {
+    compile_with(v, config, None, None)
+}
+
+/// Runs the pipeline for a target: specialised on `k`, `v` and the config, verified, and checked against the
+/// target's tile budget; returns the forward program.
+///
+/// # Errors
+/// [`ScheduleError::Budget`] when a kernel needs more tile memory than `caps` allows; the pipeline's errors.
+pub fn compile_for_target(
+    v: &VariantIr,
+    config: &ScheduleConfig,
+    k: usize,
+    vd: usize,
+    caps: &Capabilities,
+) -> Result<Program, ScheduleError> {
+    Ok(compile_with(v, config, Some((k, vd)), caps.tile_memory)?.forward)
+}
+
+/// Runs the pipeline with optional specialisation sizes `(K, V)` and tile budget.
+pub fn compile_with(
+    v: &VariantIr,
+    config: &ScheduleConfig,
+    sizes: Option<(usize, usize)>,
+    budget: Option<usize>,
+) -> Result<Compiled, ScheduleError> {
+    let st = run_passes(v, config, sizes, budget, |_, _| {})?;
     let (forward, decode) = st.programs.ok_or_else(|| internal("programs"))?;
     let schedule = st.schedule.ok_or_else(|| internal("schedule"))?;
     Ok(Compiled {
@@ -401,14 +359,19 @@ pub fn compile(v: &VariantIr, opts: &ScheduleOptions) -> Result<Compiled, Schedu
 
 /// Runs the pipeline and prints `; after <pass>` followed by the stage's text form, after every pass or
 /// after one. Fails if the pipeline fails or the pass name is unknown.
-pub fn dump(v: &VariantIr, opts: &ScheduleOptions, when: DumpWhen) -> Result<String, ScheduleError> {
+pub fn dump(
+    v: &VariantIr,
+    config: &ScheduleConfig,
+    sizes: Option<(usize, usize)>,
+    when: DumpWhen,
+) -> Result<String, ScheduleError> {
     if let DumpWhen::After(n) = &when {
         if !PASSES.iter().any(|p| p.name == n) {
             return Err(ScheduleError::UnknownPass(n.clone()));
         }
     }
     let mut out = String::new();
-    run_passes(v, opts, |name, st| {
+    run_passes(v, config, sizes, None, |name, st| {
         let print = match &when {
             DumpWhen::AfterAll => true,
             DumpWhen::After(n) => n == name,
@@ -420,7 +383,46 @@ pub fn dump(v: &VariantIr, opts: &ScheduleOptions, when: DumpWhen) -> Result<Str
     Ok(out)
 }
 
-/// Evaluates a condition of the Kernel IR (shared by the interpreter and the cost model).
-pub(crate) fn interp_cond(c: &kernel::Cond, vars: &[i64], env: &SizeEnv) -> bool {
-    interp::eval_cond(c, vars, env)
+/// Interprets the forward program of `c` on f64 `inputs` (checked with [`check_inputs`]) at `precision`;
+/// returns `o` in f64 (the convenience of the schedule's own tests; the runtime goes through
+/// [`loglinear_kernel::InterpreterTarget`]).
+///
+/// # Panics
+/// Only on a compiler bug (kernel IR out of bounds for these sizes).
+pub fn interpret(c: &Compiled, inputs: &TensorMap, precision: Precision) -> Result<HostTensor, InputError> {
+    interpret_program(c, &c.forward, c.chunk, inputs, precision, false)
+}
+
+/// Runs the decode-step program of `c` for `t = 0 .. T−1` (states carried between steps); returns every `o_t`.
+///
+/// # Panics
+/// As [`interpret`].
+pub fn interpret_decode(c: &Compiled, inputs: &TensorMap, precision: Precision) -> Result<HostTensor, InputError> {
+    interpret_program(c, &c.decode, 1, inputs, precision, true)
+}
+
+fn interpret_program(
+    c: &Compiled,
+    p: &Program,
+    chunk: usize,
+    inputs: &TensorMap,
+    precision: Precision,
+    decode: bool,
+) -> Result<HostTensor, InputError> {
+    use loglinear_kernel::interp::{run_decode, run_program};
+    let dims = check_inputs(&c.variant, inputs)?;
+    let env = dims_env(&dims, chunk, p.hierarchical);
+    let owned: std::collections::BTreeMap<String, loglinear_kernel::Tensor> = inputs
+        .iter()
+        .map(|(n, t)| (n.clone(), loglinear_kernel::Tensor::from_f64(DType::F64, t.shape.clone(), &t.data)))
+        .collect();
+    let views: loglinear_kernel::Bindings<'_> = owned.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+    let out = match (precision, decode) {
+        (Precision::F64, false) => run_program::<f64>(p, &env, &views, DType::F64),
+        (Precision::F32, false) => run_program::<f32>(p, &env, &views, DType::F64),
+        (Precision::F64, true) => run_decode::<f64>(p, &env, &views, DType::F64),
+        (Precision::F32, true) => run_decode::<f32>(p, &env, &views, DType::F64),
+    };
+    let o = out.unwrap_or_else(|e| panic!("{e}"));
+    Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
 }

@@ -9,6 +9,7 @@ use crate::classify::{Gate, Root};
 use crate::kernel::*;
 use crate::schedule::{ChunkStage, DecodeStage, InterStage, Schedule};
 use crate::verify::op_shape;
+use loglinear_kernel::DType;
 
 /// Builds one kernel, inferring tile shapes as it goes.
 struct KB<'a> {
@@ -139,7 +140,7 @@ struct Bufs {
 
 impl Bufs {
     fn add(&mut self, name: &str, kind: BufKind, shape: Vec<Dim>) -> BufId {
-        self.list.push(Buffer { name: name.into(), kind, shape });
+        self.list.push(Buffer { name: name.into(), kind, shape, elem: DType::F32 });
         BufId(self.list.len() as u32 - 1)
     }
     fn with_inputs(var: &VariantIr) -> Bufs {
@@ -686,6 +687,8 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
         buffers: bufs.list,
         kernels,
         output: o,
+        accum: DType::F32,
+        specialised: None,
     };
     (prog, errs)
 }
@@ -790,6 +793,8 @@ pub fn lower_decode(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
         buffers: bufs.list,
         kernels: vec![k],
         output: o,
+        accum: DType::F32,
+        specialised: None,
     };
     (prog, errs)
 }

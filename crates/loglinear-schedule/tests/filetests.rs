@@ -8,7 +8,7 @@
 //! Then `; check:` / `; nextln:` / `; not:` directives (see `loglinear_schedule::filecheck`), matched in order
 //! against the dump.
 
-use loglinear_schedule::{dump, filecheck, DumpWhen, ScanForm, ScheduleOptions};
+use loglinear_schedule::{dump, filecheck, DumpWhen, ScanForm, ScheduleConfig};
 
 fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
@@ -20,8 +20,8 @@ fn run_file(path: &std::path::Path) -> Result<(), String> {
     let name = header(&text, "variant:").ok_or("missing `; variant:` header")?;
     let v = loglinear_ir::builtins::by_name(name).ok_or_else(|| format!("unknown variant `{name}`"))?;
     let chunk = match header(&text, "chunk:") {
-        Some(c) => Some(c.parse::<usize>().map_err(|e| format!("bad chunk: {e}"))?),
-        None => None,
+        Some(c) => c.parse::<usize>().map_err(|e| format!("bad chunk: {e}"))?,
+        None => v.chunk_size,
     };
     let form = match header(&text, "form:") {
         Some(f) => ScanForm::from_name(f).ok_or_else(|| format!("bad form `{f}`"))?,
@@ -31,7 +31,7 @@ fn run_file(path: &std::path::Path) -> Result<(), String> {
         "after-all" => DumpWhen::AfterAll,
         other => DumpWhen::After(other.strip_prefix("after").ok_or("bad dump header")?.trim().to_string()),
     };
-    let out = dump(&v, &ScheduleOptions { chunk_size: chunk, form }, when).map_err(|e| e.to_string())?;
+    let out = dump(&v, &ScheduleConfig { chunk, form, ..Default::default() }, None, when).map_err(|e| e.to_string())?;
     let dirs = filecheck::parse(&text);
     if dirs.is_empty() {
         return Err("no check directives".into());
@@ -61,7 +61,7 @@ fn filetests() {
 #[test]
 fn a_wrong_check_fails() {
     let v = loglinear_ir::builtins::by_name("loglinear_mamba2").unwrap();
-    let out = dump(&v, &ScheduleOptions::default(), DumpWhen::AfterAll).unwrap();
+    let out = dump(&v, &ScheduleConfig::default(), None, DumpWhen::AfterAll).unwrap();
     assert!(filecheck::check(&filecheck::parse("; check: matmul_gated_causal"), &out).is_err());
     assert!(filecheck::check(&filecheck::parse("; check: segsum"), &out).is_ok());
 }

@@ -4,7 +4,7 @@ use loglinear_ir::builtins;
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
-use loglinear_schedule::{compile, interpret, interpret_decode, Precision, ScanForm, ScheduleOptions};
+use loglinear_schedule::{compile, interpret, interpret_decode, Precision, ScanForm, ScheduleConfig};
 
 use loglinear_testkit::relative_error as rel;
 
@@ -15,7 +15,7 @@ fn check_all_chunks(v: &VariantIr, inputs: &TensorMap, what: &str, chunks: &[usi
     assert!(want.data.iter().all(|x| x.is_finite()), "{what}: oracle not finite");
     for &c in chunks {
         for form in FORMS {
-            let comp = compile(v, &ScheduleOptions { chunk_size: Some(c), form }).unwrap();
+            let comp = compile(v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
             let o = interpret(&comp, inputs, Precision::F64).unwrap();
             let e = rel(&o, &want);
             assert!(e <= 1e-12, "{} {what} C={c} {form:?}: rel err {e:e}", v.name);
@@ -109,7 +109,7 @@ fn f32_tolerances() {
         let tol = if v.class().is_delta() { 1e-4 } else { 1e-5 };
         for c in [4, 16] {
             for form in FORMS {
-                let comp = compile(&v, &ScheduleOptions { chunk_size: Some(c), form }).unwrap();
+                let comp = compile(&v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
                 let e = rel(&interpret(&comp, &inputs, Precision::F32).unwrap(), &want);
                 assert!(e <= tol, "{} f32 C={c} {form:?}: {e:e}", v.name);
                 assert!(e > 0.0, "{}: f32 run must differ from f64", v.name);
@@ -124,7 +124,7 @@ fn decode_step_matches() {
         for t in [1usize, 2, 17, 64] {
             let inputs = random_inputs(&v, (1, t, 2, 3, 2), 1, 31 + t as u64);
             let want = run(&v, &inputs, Form::Naive).unwrap();
-            let comp = compile(&v, &ScheduleOptions::default()).unwrap();
+            let comp = compile(&v, &ScheduleConfig::default()).unwrap();
             let e = rel(&interpret_decode(&comp, &inputs, Precision::F64).unwrap(), &want);
             assert!(e <= 1e-12, "{} decode T={t}: {e:e}", v.name);
         }
@@ -134,7 +134,7 @@ fn decode_step_matches() {
 #[test]
 fn bad_inputs_are_errors() {
     let v = builtins::by_name("loglinear_mamba2").unwrap();
-    let comp = compile(&v, &ScheduleOptions::default()).unwrap();
+    let comp = compile(&v, &ScheduleConfig::default()).unwrap();
     let mut inputs = random_inputs(&v, (1, 8, 1, 2, 2), 0, 1);
     inputs.remove("g");
     assert!(interpret(&comp, &inputs, Precision::F64).is_err());

@@ -3,7 +3,7 @@
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{BinaryOp, InputKind, Transition, UnaryOp, VariantBuilder, VariantIr};
 use loglinear_oracle::{run, Form};
-use loglinear_schedule::{compile, interpret, interpret_decode, Precision, ScanForm, ScheduleOptions};
+use loglinear_schedule::{compile, interpret, interpret_decode, Precision, ScanForm, ScheduleConfig};
 
 /// A model-style Gated DeltaNet: q, k L2-normalised, β = sigmoid(b), g = −exp(A_log)·softplus(dt + dt_bias),
 /// λ = softplus(lp · 0.5).
@@ -70,12 +70,12 @@ fn expression_roots_match_oracle() {
             let want = run(&v, &inputs, Form::Naive).unwrap();
             for c in [1, 4, 16] {
                 for form in [ScanForm::PerLevel, ScanForm::Fused] {
-                    let comp = compile(&v, &ScheduleOptions { chunk_size: Some(c), form }).unwrap();
+                    let comp = compile(&v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
                     let e = rel(&interpret(&comp, &inputs, Precision::F64).unwrap(), &want);
                     assert!(e <= 1e-12, "{} T={t} C={c} {form:?}: {e:e}", v.name);
                 }
             }
-            let comp = compile(&v, &ScheduleOptions::default()).unwrap();
+            let comp = compile(&v, &ScheduleConfig::default()).unwrap();
             let e = rel(&interpret_decode(&comp, &inputs, Precision::F64).unwrap(), &want);
             assert!(e <= 1e-12, "{} decode T={t}: {e:e}", v.name);
         }
@@ -84,7 +84,7 @@ fn expression_roots_match_oracle() {
 
 #[test]
 fn expression_roots_are_lowered() {
-    let c = compile(&model_gdn(true), &ScheduleOptions::default()).unwrap();
+    let c = compile(&model_gdn(true), &ScheduleConfig::default()).unwrap();
     let text = c.forward.to_string();
     for op in ["l2norm %q", "sigmoid %b", "exp %a_log", "neg %e", "softplus %e", "mask_rows", "buffer lam: scratch"] {
         assert!(text.contains(op), "missing `{op}` in\n{text}");

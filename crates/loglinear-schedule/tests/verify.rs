@@ -3,12 +3,12 @@
 use loglinear_ir::{builtins, Dims};
 use loglinear_schedule::kernel::{d, BinOp, BufKind, Buffer, Dim, IExpr, Index, Op, Stmt, Sym, TileDecl, TileId, UnOp};
 use loglinear_schedule::verify::{check_bounds, verify};
-use loglinear_schedule::{compile, dump, DumpWhen, ScanForm, ScheduleError, ScheduleOptions, SizeEnv};
+use loglinear_schedule::{compile, dump, DumpWhen, ScanForm, ScheduleConfig, ScheduleError};
 
 fn mamba() -> loglinear_schedule::Compiled {
     compile(
         &builtins::by_name("loglinear_mamba2").unwrap(),
-        &ScheduleOptions { chunk_size: Some(4), form: ScanForm::PerLevel },
+        &ScheduleConfig { chunk: 4, form: ScanForm::PerLevel, ..Default::default() },
     )
     .unwrap()
 }
@@ -25,13 +25,13 @@ fn every_builtin_every_chunk_verifies() {
     for v in builtins::all() {
         for c in [1, 2, 4, 8, 16, 32, 64, 128, 256] {
             for form in [ScanForm::PerLevel, ScanForm::Fused] {
-                let comp = compile(&v, &ScheduleOptions { chunk_size: Some(c), form }).unwrap();
+                let comp = compile(&v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
                 assert_eq!(errors(&comp.forward), "", "{} C={c}", v.name);
                 assert_eq!(errors(&comp.decode), "", "{} decode", v.name);
                 for t in [1, 2, 5, 64, 65, 300] {
                     let dims = Dims { b: 1, t, h: 2, k: 3, v: 4, l: loglinear_ir::level::num_levels(t) };
-                    check_bounds(&comp.forward, &SizeEnv::new(&dims, c, v.is_log_linear())).unwrap();
-                    check_bounds(&comp.decode, &SizeEnv::new(&dims, 1, v.is_log_linear())).unwrap();
+                    check_bounds(&comp.forward, &loglinear_schedule::dims_env(&dims, c, v.is_log_linear())).unwrap();
+                    check_bounds(&comp.decode, &loglinear_schedule::dims_env(&dims, 1, v.is_log_linear())).unwrap();
                 }
             }
         }
@@ -44,12 +44,22 @@ fn rejects_quadratic_buffers() {
         [vec![d::B, d::T, d::T], vec![d::B, d::H, d::NT, d::C, d::C], vec![d::T, d::NT], vec![d::T, d::K, d::V]]
     {
         let mut p = mamba().forward;
-        p.buffers.push(Buffer { name: "big".into(), kind: BufKind::Scratch, shape: shape.clone() });
+        p.buffers.push(Buffer {
+            name: "big".into(),
+            kind: BufKind::Scratch,
+            shape: shape.clone(),
+            elem: loglinear_schedule::DType::F32,
+        });
         let e = errors(&p);
         assert!(e.contains("buffer `big`"), "{shape:?} accepted: {e}");
     }
     let mut p = mamba().forward;
-    p.buffers.push(Buffer { name: "ok".into(), kind: BufKind::Scratch, shape: vec![d::B, d::H, d::NT, d::C, d::K] });
+    p.buffers.push(Buffer {
+        name: "ok".into(),
+        kind: BufKind::Scratch,
+        shape: vec![d::B, d::H, d::NT, d::C, d::K],
+        elem: loglinear_schedule::DType::F32,
+    });
     assert_eq!(errors(&p), "");
 }
 
@@ -85,7 +95,7 @@ fn rejects_shape_mismatch_and_races() {
         }
     }
     let e = errors(&p);
-    assert!(e.contains("does not index grid variable `i`"), "{e}");
+    assert!(e.contains("is not proven disjoint across grid variable `i`"), "{e}");
 }
 
 #[test]
@@ -134,7 +144,7 @@ fn rejects_exp_of_a_difference_of_cumulative_gates() {
 #[test]
 fn gated_causal_product_takes_raw_gates() {
     // GLA's matmul_gated_causal sums the raw gates %g itself; handing it the cumulative %gam is rejected.
-    let mut p = compile(&builtins::by_name("loglinear_gla").unwrap(), &ScheduleOptions::default()).unwrap().forward;
+    let mut p = compile(&builtins::by_name("loglinear_gla").unwrap(), &ScheduleConfig::default()).unwrap().forward;
     assert_eq!(errors(&p), "");
     let gam = tile_named(&p, "gam");
     let mut done = false;
@@ -171,7 +181,7 @@ fn bounds_checked_concretely() {
     }
     bump(&mut p.kernels[1].body);
     let dims = Dims { b: 1, t: 40, h: 1, k: 2, v: 2, l: 7 };
-    let e = check_bounds(&p, &SizeEnv::new(&dims, 4, true)).unwrap_err();
+    let e = check_bounds(&p, &loglinear_schedule::dims_env(&dims, 4, true)).unwrap_err();
     assert!(e[0].message.contains("`hs`"), "{e:?}");
     assert_eq!(Dim::Sym(Sym::M).to_string(), "M");
 }
@@ -180,35 +190,35 @@ fn bounds_checked_concretely() {
 fn errors_not_panics() {
     let v = builtins::by_name("loglinear_gla").unwrap();
     for c in [0, 3, 512] {
-        let e = compile(&v, &ScheduleOptions { chunk_size: Some(c), ..Default::default() }).unwrap_err();
+        let e = compile(&v, &ScheduleConfig::with_chunk(c)).unwrap_err();
         assert_eq!(e, ScheduleError::ChunkSize(c));
     }
-    let e = dump(&v, &ScheduleOptions::default(), DumpWhen::After("nope".into())).unwrap_err();
+    let e = dump(&v, &ScheduleConfig::default(), None, DumpWhen::After("nope".into())).unwrap_err();
     assert!(matches!(e, ScheduleError::UnknownPass(_)));
-    // A delta rule whose erasure key is not the write key.
+    // A delta rule whose erasure key is not the write key: refused by the variant validator.
     let mut bad = builtins::by_name("loglinear_deltanet").unwrap();
     if let loglinear_ir::Transition::Delta { key, .. } = &mut bad.transition {
         *key = bad.query;
     }
-    assert!(matches!(compile(&bad, &ScheduleOptions::default()), Err(ScheduleError::Unsupported { .. })));
+    assert!(matches!(compile(&bad, &ScheduleConfig::default()), Err(ScheduleError::Invalid(_))));
     // An invalid variant.
     let mut inv = builtins::by_name("mamba2").unwrap();
     inv.chunk_size = 3;
-    assert!(matches!(compile(&inv, &ScheduleOptions::default()), Err(ScheduleError::Invalid(_))));
+    assert!(matches!(compile(&inv, &ScheduleConfig::default()), Err(ScheduleError::Invalid(_))));
 }
 
 #[test]
 fn dump_after_each_pass() {
     let v = builtins::by_name("loglinear_mamba2").unwrap();
-    let all = dump(&v, &ScheduleOptions::default(), DumpWhen::AfterAll).unwrap();
+    let all = dump(&v, &ScheduleConfig::default(), None, DumpWhen::AfterAll).unwrap();
     let mut last = 0;
     for p in loglinear_schedule::PASSES {
         let h = format!("; after {}\n", p.name);
         let at = all.find(&h).unwrap_or_else(|| panic!("no `{h}`"));
         assert!(at >= last, "passes out of order");
         last = at;
-        let one = dump(&v, &ScheduleOptions::default(), DumpWhen::After(p.name.into())).unwrap();
+        let one = dump(&v, &ScheduleConfig::default(), None, DumpWhen::After(p.name.into())).unwrap();
         assert!(one.starts_with(&h) && one.matches("; after").count() == 1);
     }
-    assert_eq!(all, dump(&v, &ScheduleOptions::default(), DumpWhen::AfterAll).unwrap(), "stable");
+    assert_eq!(all, dump(&v, &ScheduleConfig::default(), None, DumpWhen::AfterAll).unwrap(), "stable");
 }

@@ -1,9 +1,9 @@
 //! # loglinear: a compiler for log-linear attention variants
 //!
 //! This is the facade crate: it re-exports the variant algebra ([`ir`]), the f64 oracles ([`oracle`]) and the
-//! runtime ([`runtime`]: files, backends), and adds the variant [`registry`], a convenience [`run`] for Rust
-//! users, the [`demo`] (every log-linear variant on every backend against the naive oracle) and the [`cli`]
-//! behind the `loglinear` command.
+//! runtime ([`runtime`]: files, backends), and adds the variant [`registry`], every backend of this build
+//! ([`backends`]) and a convenience [`run`] for Rust users. The `loglinear` command is the separate
+//! `loglinear-cli` crate, so depending on this one pulls no command-line dependencies.
 //!
 //! ```
 //! use loglinear::{registry::Registry, random::random_inputs};
@@ -15,13 +15,8 @@
 //! assert_eq!(o.shape, vec![1, 10, 1, 3]);
 //! ```
 //!
-//! A binary of your own can expose your own variants through the same command line:
-//!
-//! ```no_run
-//! let mut reg = loglinear::registry::Registry::builtin();
-//! // reg.register(&MyVariant);
-//! std::process::exit(loglinear::cli::main_with(reg));
-//! ```
+//! A binary of your own can expose your own variants through the same command line with
+//! `loglinear_cli::main_with(registry)` (crate `loglinear-cli`).
 #![warn(missing_docs)]
 
 pub use loglinear_ir as ir;
@@ -34,22 +29,28 @@ pub use loglinear_ir::{
     builtins, check_inputs, random, Dims, Hierarchy, HostTensor, InputDecl, InputError, InputKind, TensorMap,
     Transition, TransitionClass, Variant, VariantBuilder, VariantIr, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
+pub use loglinear_kernel as kernel;
 pub use loglinear_runtime::{
-    check_chunk_size, read_safetensors, write_safetensors_atomic, Backend, BackendRegistry, Dtype, LoadedTensor,
-    LoadedTensors, ReferenceBackend, RunOptions, RuntimeError, DEFAULT_TOLERANCE,
+    check_chunk_size, read_safetensors, write_safetensors_atomic, Backend, Bindings, DType, LoadedTensor,
+    LoadedTensors, RunOptions, Runtime, RuntimeError, ScanForm, ScheduleConfig, Tensor, TensorRef, DEFAULT_TOLERANCE,
 };
 
-pub mod cli;
-pub mod demo;
 pub mod registry;
 
 pub use registry::Registry;
 
-/// Every backend this build provides, in order: the one place where backends from other crates are added.
-pub fn backends() -> BackendRegistry {
-    let mut registry = BackendRegistry::with_defaults();
-    registry.register(Box::new(loglinear_cranelift::CraneliftBackend::shared()));
-    registry
+/// A runtime with every backend this build provides, in order: the one place where backends from other crates
+/// are added. Each runtime has its own compiled-kernel cache; [`runtime`] is the process-wide one.
+pub fn backends() -> Runtime {
+    let mut runtime = Runtime::with_defaults();
+    runtime.register(std::sync::Arc::new(loglinear_cranelift::CraneliftTarget::shared()));
+    runtime
+}
+
+/// The process-wide runtime ([`backends`], made once): its kernel cache serves every run of the process.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(backends)
 }
 
 /// Runs `variant` on `inputs` with the backend named `backend` (one of [`backends`]) and returns `o`
@@ -65,13 +66,12 @@ pub fn run(
     inputs: &TensorMap,
     chunk_size: Option<usize>,
 ) -> Result<HostTensor, RuntimeError> {
-    let registry = backends();
-    let b = registry.get(backend)?;
+    let b = runtime().get(backend)?;
     if let Some(c) = chunk_size {
         check_chunk_size(c)?;
     }
-    let o = b.run(variant, inputs, &RunOptions { chunk_size })?;
-    loglinear_runtime::check_finite_output("o", &o, Dtype::F64, inputs)?;
+    let o = b.run_f64(variant, inputs, &RunOptions::with_chunk_size(chunk_size))?;
+    loglinear_runtime::check_finite_output("o", &o, DType::F64, inputs)?;
     Ok(o)
 }
 

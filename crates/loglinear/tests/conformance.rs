@@ -8,7 +8,9 @@
 //!   inside a chunk, one token of g ∈ {−1e4, −1e10, −3e38} in the middle of a chunk (a "reset" gate) and
 //!   g = −3e38 everywhere (its sums overflow f32 to −∞) (variants with a decay input), β ∈ {0, 1} and mixed
 //!   (delta rule), repeated keys inside a chunk. Each run is compared with the f64 naive oracle
-//!   ([`Form::Naive`]) within the backend's own [`Backend::tolerance`]: no case is exempt.
+//!   ([`Form::Naive`]) on the same (rounded) inputs within the backend's tolerance for the configuration
+//!   ([`Backend::tolerance`]), in every configuration of the axes: default, the other scan form, and 16-bit
+//!   storage types where the backend's capabilities declare them (skips are printed): no case is exempt.
 //! * **External vectors**: `loglinear_mamba2` (≤ 1e-5) and `loglinear_gated_deltanet` (≤ 1e-4) for f32
 //!   backends, ≤ 1e-10 for f64 ones (a backend whose own tolerance is ≤ 1e-10 counts as f64). Found through
 //!   `LOGLINEAR_VECTORS`, else `<workspace>/tests/vectors`; the tests fail when they are absent.
@@ -22,7 +24,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use loglinear::oracle::Form;
 use loglinear::random::random_inputs;
-use loglinear::{relative_error, Backend, HostTensor, RunOptions, TensorMap, VariantIr};
+use loglinear::{
+    relative_error, Backend, DType, HostTensor, RunOptions, ScanForm, ScheduleConfig, TensorMap, VariantIr,
+};
 
 /// Chunk sizes every core case runs with.
 const CHUNKS: [usize; 4] = [1, 4, 16, 64];
@@ -218,9 +222,16 @@ fn inputs(v: &VariantIr, case: &Case, seed: u64) -> TensorMap {
     x
 }
 
-/// Runs `backend` and turns a panic into an error message.
-fn run_caught(backend: &dyn Backend, v: &VariantIr, x: &TensorMap, chunk: Option<usize>) -> Result<HostTensor, String> {
-    match catch_unwind(AssertUnwindSafe(|| backend.run(v, x, &RunOptions::with_chunk_size(chunk)))) {
+/// Runs `backend` with `config` (or its default at chunk `chunk`) and turns a panic into an error message.
+fn run_caught(
+    backend: &Backend<'_>,
+    v: &VariantIr,
+    x: &TensorMap,
+    chunk: Option<usize>,
+    config: Option<ScheduleConfig>,
+) -> Result<HostTensor, String> {
+    let opts = RunOptions { chunk_size: chunk, config };
+    match catch_unwind(AssertUnwindSafe(|| backend.run_f64(v, x, &opts))) {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(format!("returned an error: {e}")),
         Err(p) => Err(format!(
@@ -231,6 +242,48 @@ fn run_caught(backend: &dyn Backend, v: &VariantIr, x: &TensorMap, chunk: Option
                 .unwrap_or_default()
         )),
     }
+}
+
+/// The configurations `backend` runs each case in (the axes beyond backend × variant × case × chunk): its
+/// default; the other scan form; and every 16-bit storage type its capabilities declare. What it does not
+/// declare is skipped, and said so on stderr (never silently).
+fn configs(backend: &Backend<'_>, v: &VariantIr, chunk: usize) -> Vec<(String, ScheduleConfig)> {
+    let Ok(default) = backend.config(v, &RunOptions::with_chunk_size(Some(chunk))) else {
+        eprintln!("skip: backend `{}` has no default configuration for `{}`", backend.name(), v.name);
+        return vec![];
+    };
+    let mut out = vec![(format!("{default}"), default)];
+    if backend.target().is_none() {
+        return out; // the oracle has no schedule: forms and storage types do not apply
+    }
+    for form in ScanForm::ALL.into_iter().filter(|f| *f != default.form) {
+        let c = ScheduleConfig { form, ..default };
+        out.push((format!("{c}"), c));
+    }
+    let caps = backend.capabilities();
+    for storage in [DType::F16, DType::BF16] {
+        let c = ScheduleConfig { storage, ..default };
+        if caps.supports(&c).is_ok() {
+            out.push((format!("{c}"), c));
+        } else if chunk == 1 {
+            eprintln!(
+                "skip: backend `{}` does not declare storage {} (capabilities)",
+                backend.name(),
+                storage.ir_name()
+            );
+        }
+    }
+    out
+}
+
+/// `x` rounded to `storage` (the inputs a backend with that storage type actually sees).
+fn rounded(x: &TensorMap, storage: DType) -> TensorMap {
+    x.iter()
+        .map(|(n, t)| {
+            let r = loglinear::Tensor::from_f64(storage, t.shape.clone(), &t.data).to_f64();
+            (n.clone(), HostTensor::new(t.shape.clone(), r))
+        })
+        .collect()
 }
 
 /// Checks `o` against `want` within `tol`; `None` when it passes, else the reason.
@@ -250,38 +303,65 @@ fn check(o: Result<HostTensor, String>, want: &HostTensor, tol: f64) -> Option<S
     }
 }
 
-/// Runs every case of `variant_name` on every backend; returns (runs checked, failures).
-fn run_cases(variant_name: &str) -> (usize, Vec<String>) {
-    let backends = loglinear::backends();
+/// Runs every case of `variant_name` on every backend in every configuration of [`configs`], against the naive
+/// oracle on the same (rounded) inputs; returns (runs checked, runs expected, failures).
+fn run_cases(variant_name: &str) -> (usize, usize, Vec<String>) {
+    let runtime = loglinear::runtime();
     let v = variant(variant_name);
-    let mut checked = 0;
+    let (mut checked, mut expected) = (0, 0);
     let mut failures = Vec::new();
     for (i, case) in case_table().iter().enumerate().filter(|(_, c)| c.variant == variant_name) {
         let x = inputs(&v, case, 1000 + i as u64);
-        let want = loglinear::oracle::run(&v, &x, Form::Naive).expect("the oracle accepts the case's inputs");
-        for backend in backends.iter() {
-            let tol = backend.tolerance(&v);
+        let mut wants: Vec<(DType, TensorMap, HostTensor)> = Vec::new();
+        for backend in runtime.iter() {
             for &c in &case.chunks {
-                if let Some(why) = check(run_caught(backend, &v, &x, Some(c)), &want, tol) {
-                    failures.push(format!(
-                        "case #{i} `{}` ({:?}, B,T,H,K,V = {:?}) variant `{variant_name}` backend `{}` chunk {c}: {why}",
-                        case.name,
-                        case.edit,
-                        case.shape,
-                        backend.name()
-                    ));
+                for (label, config) in configs(&backend, &v, c) {
+                    expected += 1;
+                    let storage = config.storage;
+                    if !wants.iter().any(|w| w.0 == storage) {
+                        let xs = if storage == DType::F64 || storage == DType::F32 {
+                            x.clone()
+                        } else {
+                            rounded(&x, storage)
+                        };
+                        if xs.values().any(|t| t.data.iter().any(|e| !e.is_finite())) {
+                            // g = −1e10 or −3e38 has no 16-bit value: such a file is refused at the door (Inf).
+                            eprintln!(
+                                "skip: case #{i} `{}`: inputs not representable in {}",
+                                case.name,
+                                storage.ir_name()
+                            );
+                            expected -= 1;
+                            continue;
+                        }
+                        let want =
+                            loglinear::oracle::run(&v, &xs, Form::Naive).expect("the oracle accepts the case's inputs");
+                        wants.push((storage, xs, want));
+                    }
+                    let (_, xs, want) = wants.iter().find(|w| w.0 == storage).expect("just added");
+                    let tol = backend.tolerance(&v, &config);
+                    if let Some(why) = check(run_caught(&backend, &v, xs, None, Some(config)), want, tol) {
+                        failures.push(format!(
+                            "case #{i} `{}` ({:?}, B,T,H,K,V = {:?}) variant `{variant_name}` backend `{}` config `{label}`: {why}",
+                            case.name,
+                            case.edit,
+                            case.shape,
+                            backend.name()
+                        ));
+                    }
+                    checked += 1;
                 }
-                checked += 1;
             }
         }
     }
-    (checked, failures)
+    (checked, expected, failures)
 }
 
 fn assert_variant_conforms(variant_name: &str) {
-    let (checked, failures) = run_cases(variant_name);
+    let (checked, expected, failures) = run_cases(variant_name);
     let per_backend = case_table().iter().filter(|c| c.variant == variant_name).map(|c| c.chunks.len()).sum::<usize>();
-    assert_eq!(checked, per_backend * loglinear::backends().len(), "{variant_name}: not every run was checked");
+    assert_eq!(checked, expected, "{variant_name}: not every run was checked");
+    assert!(checked >= per_backend * loglinear::runtime().len(), "{variant_name}: a backend ran no configuration");
     assert!(checked >= 36, "{variant_name}: only {checked} runs");
     assert!(
         failures.is_empty(),
@@ -391,9 +471,9 @@ fn check_vectors(variant_name: &str, f32_tol: f64) {
     let mut checked = 0;
     for loglinear_testkit::Case { index: i, inputs: x, o: want } in loglinear_testkit::read_cases(variant_name) {
         for backend in backends.iter() {
-            let tol = if backend.tolerance(&v) <= 1e-10 { 1e-10 } else { f32_tol };
+            let tol = if backend.default_tolerance(&v) <= 1e-10 { 1e-10 } else { f32_tol };
             for chunk in [None, Some(4), Some(16)] {
-                if let Some(why) = check(run_caught(backend, &v, &x, chunk), &want, tol) {
+                if let Some(why) = check(run_caught(&backend, &v, &x, chunk, None), &want, tol) {
                     failures.push(format!(
                         "vector {variant_name} case{i} backend `{}` chunk {chunk:?}: {why}",
                         backend.name()
@@ -424,7 +504,7 @@ fn vectors_loglinear_gated_deltanet_every_backend() {
 /// every built-in variant.
 #[test]
 fn bad_input_is_an_error_on_every_backend() {
-    let backends = loglinear::backends();
+    let backends = loglinear::runtime();
     let mut failures = Vec::new();
     for name in names() {
         let v = variant(&name);
@@ -439,7 +519,7 @@ fn bad_input_is_an_error_on_every_backend() {
             for (what, x, needle) in
                 [("missing `v`", &missing, "`v`"), ("NaN in `q`", &nan, "`q`"), ("+inf in `k`", &inf, "`k`")]
             {
-                match run_caught(backend, &v, x, Some(4)) {
+                match run_caught(&backend, &v, x, Some(4), None) {
                     Ok(o) => failures.push(format!(
                         "variant `{name}` backend `{}`: {what} gave an output of shape {:?} instead of an error",
                         backend.name(),
@@ -466,9 +546,9 @@ fn bad_input_is_an_error_on_every_backend() {
 /// The suite runs on every registered backend, the three built into the runtime among them.
 #[test]
 fn suite_runs_on_every_registered_backend() {
-    let names = loglinear::backends().names();
+    let names = loglinear::runtime().names();
     eprintln!("conformance backends: {names:?}");
-    for n in ["reference", "interpreter", "interpreter-f32"] {
+    for n in ["reference", "interpreter", "interpreter-f32", "cranelift"] {
         assert!(names.contains(&n), "{n} not registered: {names:?}");
     }
 }
@@ -476,38 +556,64 @@ fn suite_runs_on_every_registered_backend() {
 /// A backend that is wrong, panics or accepts bad input is caught by the checks above.
 #[test]
 fn the_checks_catch_a_broken_backend() {
+    use loglinear::kernel::{Bindings, Capabilities, CompileStats, Executable, Program, SizeEnv, Target, TargetError};
+    use std::sync::Arc;
+    /// Wraps the f64 interpreter and breaks its output.
     struct Broken(&'static str);
-    impl Backend for Broken {
+    struct BrokenExec(&'static str, Arc<dyn Executable>);
+    impl Target for Broken {
         fn name(&self) -> &'static str {
             self.0
         }
-        fn run(&self, v: &VariantIr, x: &TensorMap, o: &RunOptions) -> Result<HostTensor, loglinear::RuntimeError> {
+        fn description(&self) -> &'static str {
+            "broken on purpose"
+        }
+        fn capabilities(&self) -> Capabilities {
+            loglinear::kernel::InterpreterTarget::f64().capabilities()
+        }
+        fn default_config(&self, c: ScheduleConfig) -> ScheduleConfig {
+            loglinear::kernel::InterpreterTarget::f64().default_config(c)
+        }
+        fn compile(&self, p: &Program, c: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {
+            Ok(Arc::new(BrokenExec(self.0, loglinear::kernel::InterpreterTarget::f64().compile(p, c)?)))
+        }
+    }
+    impl Executable for BrokenExec {
+        fn program(&self) -> &Program {
+            self.1.program()
+        }
+        fn stats(&self) -> &CompileStats {
+            self.1.stats()
+        }
+        fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<loglinear::Tensor, TargetError> {
+            let o = self.1.run(sizes, inputs)?;
             match self.0 {
                 "panics" => panic!("boom"),
                 "off-by-eps" => {
-                    let mut r = loglinear::ReferenceBackend.run(v, x, o)?;
-                    r.data.iter_mut().for_each(|e| *e *= 1.0 + 1e-9);
-                    Ok(r)
+                    let d: Vec<f64> = o.to_f64().iter().map(|e| e * (1.0 + 1e-9)).collect();
+                    Ok(loglinear::Tensor::from_f64(o.dtype(), o.shape().to_vec(), &d))
                 }
-                _ => {
-                    let d = loglinear::check_inputs(v, x)?;
-                    Ok(HostTensor::zeros(vec![d.b, d.t, d.h, d.v]))
-                }
+                _ => Ok(loglinear::Tensor::zeros(o.dtype(), o.shape().to_vec())),
             }
         }
+    }
+    let mut rt = loglinear::Runtime::empty();
+    for name in ["panics", "off-by-eps", "zeros"] {
+        rt.register(Arc::new(Broken(name)));
     }
     let v = variant("loglinear_mamba2");
     let case = &case_table().into_iter().find(|c| c.variant == v.name && c.shape.1 == 65).unwrap();
     let x = inputs(&v, case, 1);
     let want = loglinear::oracle::run(&v, &x, Form::Naive).unwrap();
-    let panics = check(run_caught(&Broken("panics"), &v, &x, Some(4)), &want, 1e-12).unwrap();
+    let b = |n: &str| rt.get(n).unwrap();
+    let panics = check(run_caught(&b("panics"), &v, &x, Some(4), None), &want, 1e-12).unwrap();
     assert!(panics.contains("PANICKED: boom"), "{panics}");
-    let eps = check(run_caught(&Broken("off-by-eps"), &v, &x, Some(4)), &want, 1e-12).unwrap();
+    let eps = check(run_caught(&b("off-by-eps"), &v, &x, Some(4), None), &want, 1e-12).unwrap();
     assert!(eps.contains("relative error"), "{eps}");
-    assert!(check(run_caught(&Broken("off-by-eps"), &v, &x, Some(4)), &want, 1e-5).is_none());
-    let zeros = check(run_caught(&Broken("zeros"), &v, &x, Some(4)), &want, 1e-5).unwrap();
+    assert!(check(run_caught(&b("off-by-eps"), &v, &x, Some(4), None), &want, 1e-5).is_none());
+    let zeros = check(run_caught(&b("zeros"), &v, &x, Some(4), None), &want, 1e-5).unwrap();
     assert!(zeros.contains("relative error 1.000e0"), "{zeros}");
     let mut nan = x.clone();
     nan.get_mut("q").unwrap().data[0] = f64::NAN;
-    assert!(run_caught(&Broken("zeros"), &v, &nan, Some(4)).unwrap_err().contains("`q`"));
+    assert!(run_caught(&b("zeros"), &v, &nan, Some(4), None).unwrap_err().contains("`q`"));
 }

@@ -43,3 +43,28 @@ pub fn max_rel_err(a: &[f32], b: &[f64], floor: f64) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs() / y.abs().max(floor)).fold(0.0, f64::max)
 }
+
+/// A runtime whose only kernel-IR targets are the defaults and Cranelift with `threads` workers (its own
+/// compiled-kernel cache).
+pub fn cranelift_runtime(threads: usize) -> loglinear_runtime::Runtime {
+    let mut rt = loglinear_runtime::Runtime::with_defaults();
+    rt.register(std::sync::Arc::new(loglinear_cranelift::CraneliftTarget::new().with_threads(threads)));
+    rt
+}
+
+/// Runs backend `name` of `rt` at chunk `c` in scan form `form` on f64 inputs.
+pub fn run_form(
+    rt: &loglinear_runtime::Runtime,
+    name: &str,
+    v: &loglinear_ir::VariantIr,
+    x: &loglinear_ir::TensorMap,
+    c: usize,
+    form: loglinear_runtime::ScanForm,
+) -> Result<loglinear_ir::HostTensor, loglinear_runtime::RuntimeError> {
+    let b = rt.get(name)?;
+    let config = loglinear_runtime::ScheduleConfig {
+        form,
+        ..b.config(v, &loglinear_runtime::RunOptions::with_chunk_size(Some(c)))?
+    };
+    b.run_f64(v, x, &loglinear_runtime::RunOptions::with_config(config))
+}

@@ -70,6 +70,10 @@ struct Lowerer {
     tys: Vec<Ty>,
     env: HashMap<String, ExprId>,
     names: Vec<String>,
+    /// The delta rule's erasure key as written (the first argument of its `outer(k, k)`).
+    erase_at: Option<DExpr>,
+    /// The write's scale, key and value as written.
+    write_at: Option<(Option<DExpr>, DExpr, DExpr)>,
 }
 
 impl Lowerer {
@@ -89,6 +93,22 @@ impl Lowerer {
 
     fn ty(&self, id: ExprId) -> Ty {
         self.tys[id.index()]
+    }
+
+    /// The value of `id` when it reads no input, folded with the IR's own scalar operations (as the validator's
+    /// `constant_value` does on the finished IR).
+    /// One pass over the calls up to `id`, so shared sub-expressions are folded once.
+    fn constant(&self, id: ExprId) -> Option<f64> {
+        let mut vals: Vec<Option<f64>> = Vec::with_capacity(id.index() + 1);
+        for (_, op) in &self.ops[..=id.index()] {
+            vals.push(match op {
+                Op::Input(..) | Op::Unary(UnaryOp::L2Norm, _) => None,
+                Op::Const(c) => Some(*c),
+                Op::Unary(o, a) => vals[a.index()].map(|x| o.apply_scalar(x)),
+                Op::Binary(o, a, b) => vals[a.index()].zip(vals[b.index()]).map(|(x, y)| o.apply(x, y)),
+            });
+        }
+        vals[id.index()]
     }
 
     /// Lowers `e` and checks its type with `ok`; `role` and `expected` word the error.
@@ -200,7 +220,32 @@ impl Lowerer {
     fn log_decay(&mut self, e: &DExpr) -> syn::Result<ExprId> {
         let args = e.as_call("exp").expect("caller checked");
         let g = self.one_arg(e, "exp", args)?;
-        self.expect(g, Ty::is_scalar, "log decay g in `exp(g)`", SCALAR)
+        let id = self.expect(g, Ty::is_scalar, "log decay g in `exp(g)`", SCALAR)?;
+        match self.constant(id) {
+            Some(c) if c > 0.0 || c.is_nan() => {
+                let what = if c.is_nan() {
+                    format!("`{g}` is the constant NaN, which is no decay")
+                } else {
+                    format!(
+                        "`{g}` is the constant {c}: its decay factor exp({c}) ≈ {:.4} is above 1 whatever the inputs",
+                        c.exp()
+                    )
+                };
+                let neg = match &g.kind {
+                    DKind::Neg(x) => x.to_string(),
+                    _ => DExpr { kind: DKind::Neg(Box::new(g.clone())), tokens: Default::default() }.to_string(),
+                };
+                err(
+                    g,
+                    format!(
+                        "positive constant log decay: the log decay g in `exp(g)` must be ≤ 0 (decay factors in (0, 1]), \
+                         but {what}, so the variant could never run; expected a constant ≤ 0 (e.g. `exp({neg})`) or a \
+                         decay input"
+                    ),
+                )
+            }
+            _ => Ok(id),
+        }
     }
 
     /// `I - beta * outer(k, k)` (also `I - outer(k, k)`, β = 1): `Ok(None)` when `e` is not a difference.
@@ -233,6 +278,7 @@ impl Lowerer {
                 format!("the delta rule erases along one key: expected `outer(k, k)` with the same key twice, found `{outer}`"),
             );
         }
+        self.erase_at = Some(k1.clone());
         Ok(Some((beta, i1)))
     }
 
@@ -291,6 +337,7 @@ impl Lowerer {
             DKind::Binary(BinaryOp::Mul, x, y) if x.as_call("outer").is_some() => (Some(&**y), &**x),
             _ => return err(e, format!("unsupported write `{e}`: {WRITES}")),
         };
+        let scale_at = scale;
         let scale = match scale {
             Some(s) => Some(self.expect(s, Ty::is_scalar, "write scale s in `s * outer(k, v)`", SCALAR)?),
             None => None,
@@ -301,6 +348,7 @@ impl Lowerer {
         };
         let key = self.expect(k, |t| t == Ty::Key, "key k of the write `outer(k, v)`", KEY)?;
         let value = self.expect(v, |t| t == Ty::Value, "value v of the write `outer(k, v)`", VALUE)?;
+        self.write_at = Some((scale_at.cloned(), k.clone(), v.clone()));
         Ok(Write { scale, key, value })
     }
 
@@ -325,6 +373,8 @@ pub fn lower(decl: &Decl, args: &Args) -> syn::Result<Lowered> {
         tys: Vec::new(),
         env: HashMap::new(),
         names: Vec::new(),
+        erase_at: None,
+        write_at: None,
     };
     let reserved = |n: &syn::Ident| -> syn::Result<()> {
         if n == "I" || n == "none" {
@@ -388,6 +438,33 @@ pub fn lower(decl: &Decl, args: &Args) -> syn::Result<Lowered> {
         );
     };
     let transition = transition.unwrap_or(Transition::Identity);
+    if let Transition::Delta { key, .. } = &transition {
+        // The builder stores equal expressions once, so equal handles are structurally equal keys: the same
+        // inputs under the same operations and constants, however they were spelled (`let` bindings included).
+        if *key != write.key {
+            let (Some(erase), Some((scale, wk, wv))) = (l.erase_at.clone(), l.write_at.clone()) else {
+                unreachable!("a delta transition and a write were lowered")
+            };
+            // Spelling the erasure key again in the write is a fix only if its names still mean what they meant
+            // in the transition (a later `let` may have shadowed one).
+            let hint = if l.expr(&erase).ok() == Some(*key) {
+                match scale {
+                    Some(s) => format!("e.g. `write({s} * outer({erase}, {wv}))`"),
+                    None => format!("e.g. `write(outer({erase}, {wv}))`"),
+                }
+            } else {
+                format!("a `let` after the transition rebinds a name in `{erase}`, so bind the key once under a name that is not rebound")
+            };
+            return err(
+                &wk,
+                format!(
+                    "the write key `{wk}` is not the delta rule's erasure key `{erase}` (in `outer({erase}, {erase})`): \
+                     the chunked WY/UT schedule (spec §5.4) needs the write key to be the erasure key; use the same key \
+                     expression in `transition(..)` and `write(..)`; {hint}"
+                ),
+            );
+        }
+    }
     let fenwick = hierarchy.flatten();
     if fenwick.is_none() {
         if let Some(p) = decl.params.iter().find(|p| p.kind == InputKind::Levels) {

@@ -36,6 +36,22 @@ fn deltanet(q: Key, k: Key, v: Value, beta: Scalar) {
     write(beta * outer(k, v));
 }
 
+/// The erasure key and the write key spelled out twice: the same expression, so the same key.
+#[log_linear(crate = ::loglinear_ir)]
+fn deltanet_l2(q: Key, k: Key, v: Value, beta: Scalar) {
+    query(q);
+    transition(exp(-0.5) * (I - beta * outer(l2norm(k), l2norm(k))));
+    write(beta * outer(l2norm(k), v));
+}
+
+/// Non-positive constant log decays: `exp(0)` (α = 1) and a folded negative one.
+#[log_linear(crate = ::loglinear_ir)]
+fn constant_decays(q: Key, k: Key, v: Value) {
+    query(q);
+    transition(exp(0.0 - softplus(1.0)) * I);
+    write(exp(0) * outer(k, v));
+}
+
 #[log_linear(crate = ::loglinear_ir)]
 fn la(q: Key, k: Key, v: Value) {
     query(q);
@@ -54,6 +70,10 @@ fn main() {
     assert_eq!(Retnet.ir().class(), TransitionClass::ConstantDecay);
     assert_eq!(Gla.ir().class(), TransitionClass::DiagonalDecay);
     assert_eq!(Deltanet.ir().class(), TransitionClass::Delta);
+    let l2 = DeltanetL2.ir();
+    assert_eq!(l2.class(), TransitionClass::GatedDelta);
+    assert!(matches!(l2.transition, loglinear_ir::Transition::Delta { key, .. } if key == l2.write.key));
+    assert_eq!(ConstantDecays.ir().class(), TransitionClass::ConstantDecay);
     assert_eq!(La.ir().class(), TransitionClass::Identity);
     assert_eq!(La.forms().len(), 1);
 }

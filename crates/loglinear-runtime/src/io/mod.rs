@@ -2,7 +2,7 @@
 //!
 //! Inputs are opened only when they are regular files, memory-mapped, and their header is checked against the
 //! file's size before anything is decoded ([`header`]); tensors may be stored as F64, F32, F16 or BF16 and are
-//! converted to f64 [`HostTensor`]s that remember their [`Dtype`], so that outputs can be written back in the
+//! converted to f64 [`HostTensor`]s that remember their [`DType`], so that outputs can be written back in the
 //! caller's precision. Outputs go through [`OutputFile`] ([`output`]): never over a non-regular file or an
 //! input, written to a partial file beside the destination and renamed over it, so a failure never leaves a
 //! partial or damaged file.
@@ -23,110 +23,8 @@ pub mod output;
 pub use header::{Layout, TensorEntry};
 pub use output::{remove_partial_files, OutputFile, PARTIAL_SUFFIX};
 
-/// The element types the runtime reads and writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dtype {
-    /// IEEE binary64.
-    F64,
-    /// IEEE binary32.
-    F32,
-    /// IEEE binary16.
-    F16,
-    /// bfloat16.
-    BF16,
-}
-
-impl Dtype {
-    /// Every supported dtype.
-    pub const ALL: [Dtype; 4] = [Dtype::F64, Dtype::F32, Dtype::F16, Dtype::BF16];
-
-    /// The dtype's name as safetensors writes it (`F64`, `F32`, `F16`, `BF16`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Dtype::F64 => "F64",
-            Dtype::F32 => "F32",
-            Dtype::F16 => "F16",
-            Dtype::BF16 => "BF16",
-        }
-    }
-
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            Dtype::F64 => 8,
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::BF16 => 2,
-        }
-    }
-
-    /// The supported dtype for a safetensors dtype, if any.
-    pub fn from_safetensors(d: safetensors::Dtype) -> Option<Dtype> {
-        match d {
-            safetensors::Dtype::F64 => Some(Dtype::F64),
-            safetensors::Dtype::F32 => Some(Dtype::F32),
-            safetensors::Dtype::F16 => Some(Dtype::F16),
-            safetensors::Dtype::BF16 => Some(Dtype::BF16),
-            _ => None,
-        }
-    }
-
-    /// The dtype for a safetensors dtype name (`F64`, `F32`, `F16`, `BF16`), if supported.
-    pub fn from_name(name: &str) -> Option<Dtype> {
-        Dtype::ALL.into_iter().find(|d| d.name() == name)
-    }
-
-    /// Whether `x`, rounded to this dtype, is finite.
-    pub fn is_finite_in(self, x: f64) -> bool {
-        match self {
-            Dtype::F64 => x.is_finite(),
-            Dtype::F32 => (x as f32).is_finite(),
-            Dtype::F16 => half::f16::from_f64(x).is_finite(),
-            Dtype::BF16 => half::bf16::from_f64(x).is_finite(),
-        }
-    }
-
-    /// The safetensors dtype.
-    pub fn to_safetensors(self) -> safetensors::Dtype {
-        match self {
-            Dtype::F64 => safetensors::Dtype::F64,
-            Dtype::F32 => safetensors::Dtype::F32,
-            Dtype::F16 => safetensors::Dtype::F16,
-            Dtype::BF16 => safetensors::Dtype::BF16,
-        }
-    }
-
-    /// Decodes little-endian elements of this dtype to f64. `bytes.len()` must be a multiple of [`Dtype::size`].
-    pub fn decode(self, bytes: &[u8]) -> Vec<f64> {
-        match self {
-            Dtype::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-            Dtype::F32 => {
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64).collect()
-            }
-            Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-        }
-    }
-
-    /// Encodes f64 values as little-endian elements of this dtype (rounding to nearest).
-    pub fn encode(self, data: &[f64]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len() * self.size());
-        for &x in data {
-            match self {
-                Dtype::F64 => out.extend_from_slice(&x.to_le_bytes()),
-                Dtype::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
-                Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
-                Dtype::BF16 => out.extend_from_slice(&half::bf16::from_f64(x).to_le_bytes()),
-            }
-        }
-        out
-    }
-}
-
-impl fmt::Display for Dtype {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The element types of tensors in files: those of the backend contract.
+pub use loglinear_kernel::DType;
 
 /// One tensor read from a file: its values in f64 and the dtype it was stored in.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,7 +32,7 @@ pub struct LoadedTensor {
     /// The values, converted to f64.
     pub tensor: HostTensor,
     /// The dtype in the file.
-    pub dtype: Dtype,
+    pub dtype: DType,
 }
 
 /// The tensors of one safetensors file, by name.
@@ -153,7 +51,7 @@ impl LoadedTensors {
     }
 
     /// The dtype a tensor was stored in.
-    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+    pub fn dtype(&self, name: &str) -> Option<DType> {
         self.tensors.get(name).map(|t| t.dtype)
     }
 
@@ -258,6 +156,37 @@ impl SafetensorsFile {
     pub fn bytes(&self, name: &str) -> Option<&[u8]> {
         self.layout.get(name).map(|e| self.layout.bytes(&self.map, e))
     }
+
+    /// Every tensor as a typed view of the mapped file, in its own dtype (no copy, no conversion).
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnsupportedDtype`] for a tensor that is not F64, F32, F16, BF16 or I64.
+    pub fn views(&self) -> Result<loglinear_kernel::Bindings<'_>, RuntimeError> {
+        let mut out = loglinear_kernel::Bindings::new();
+        for e in &self.layout.entries {
+            let unsupported = || RuntimeError::UnsupportedDtype {
+                path: self.path.clone(),
+                name: e.name.clone(),
+                dtype: e.dtype.clone(),
+                shape: ShapeFmt(&e.shape).to_string(),
+            };
+            let dtype = DType::from_name(&e.dtype).filter(|d| d.name() == e.dtype).ok_or_else(unsupported)?;
+            let view = loglinear_kernel::TensorRef::new(dtype, &e.shape, self.layout.bytes(&self.map, e))
+                .ok_or_else(unsupported)?;
+            out.insert(e.name.clone(), view);
+        }
+        Ok(out)
+    }
+}
+
+fn to_safetensors(d: DType) -> safetensors::Dtype {
+    match d {
+        DType::F64 => safetensors::Dtype::F64,
+        DType::F32 => safetensors::Dtype::F32,
+        DType::F16 => safetensors::Dtype::F16,
+        DType::BF16 => safetensors::Dtype::BF16,
+        DType::I64 => safetensors::Dtype::I64,
+    }
 }
 
 /// Reads every tensor of a safetensors file (through [`SafetensorsFile`]: regular files only, header checked
@@ -289,13 +218,17 @@ pub fn parse_safetensors(path: &Path, bytes: &[u8]) -> Result<LoadedTensors, Run
 fn decode_all(path: &Path, bytes: &[u8], layout: &Layout) -> Result<LoadedTensors, RuntimeError> {
     let mut tensors = BTreeMap::new();
     for entry in &layout.entries {
-        let dtype = Dtype::from_name(&entry.dtype).ok_or_else(|| RuntimeError::UnsupportedDtype {
-            path: path.to_path_buf(),
-            name: entry.name.clone(),
-            dtype: entry.dtype.clone(),
-            shape: ShapeFmt(&entry.shape).to_string(),
-        })?;
-        let data = dtype.decode(layout.bytes(bytes, entry));
+        let dtype =
+            DType::from_name(&entry.dtype).filter(|d| d.name() == entry.dtype && d.is_float()).ok_or_else(|| {
+                RuntimeError::UnsupportedDtype {
+                    path: path.to_path_buf(),
+                    name: entry.name.clone(),
+                    dtype: entry.dtype.clone(),
+                    shape: ShapeFmt(&entry.shape).to_string(),
+                }
+            })?;
+        let raw = layout.bytes(bytes, entry);
+        let data = (0..entry.numel()).map(|i| dtype.read_f64(raw, i)).collect();
         tensors.insert(
             entry.name.clone(),
             LoadedTensor { tensor: HostTensor { shape: entry.shape.clone(), data }, dtype },
@@ -308,7 +241,7 @@ fn decode_all(path: &Path, bytes: &[u8], layout: &Layout) -> Result<LoadedTensor
 ///
 /// # Errors
 /// [`RuntimeError::Internal`] for a tensor whose data does not fill its shape.
-pub fn encode_safetensors(tensors: &[(&str, &HostTensor, Dtype)]) -> Result<Vec<u8>, RuntimeError> {
+pub fn encode_safetensors(tensors: &[(&str, &HostTensor, DType)]) -> Result<Vec<u8>, RuntimeError> {
     let mut encoded = Vec::with_capacity(tensors.len());
     for (name, t, dtype) in tensors {
         if t.data.len() != t.shape.iter().product::<usize>() {
@@ -318,13 +251,31 @@ pub fn encode_safetensors(tensors: &[(&str, &HostTensor, Dtype)]) -> Result<Vec<
                 ShapeFmt(&t.shape)
             )));
         }
-        encoded.push((name.to_string(), t.shape.clone(), *dtype, dtype.encode(&t.data)));
+        let mut bytes = Vec::with_capacity(t.data.len() * dtype.size());
+        t.data.iter().for_each(|&x| dtype.push(&mut bytes, x));
+        encoded.push((name.to_string(), t.shape.clone(), *dtype, bytes));
     }
     let views = encoded
         .iter()
         .map(|(name, shape, dtype, bytes)| {
-            TensorView::new(dtype.to_safetensors(), shape.clone(), bytes)
+            TensorView::new(to_safetensors(*dtype), shape.clone(), bytes)
                 .map(|v| (name.clone(), v))
+                .map_err(|e| RuntimeError::Internal(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, None).map_err(|e| RuntimeError::Internal(format!("serialising: {e}")))
+}
+
+/// Serialises typed tensors in the safetensors format, each in its own dtype (no conversion).
+///
+/// # Errors
+/// [`RuntimeError::Internal`] when the serialiser refuses a tensor.
+pub fn encode_tensors(tensors: &[(&str, &loglinear_kernel::Tensor)]) -> Result<Vec<u8>, RuntimeError> {
+    let views = tensors
+        .iter()
+        .map(|(name, t)| {
+            TensorView::new(to_safetensors(t.dtype()), t.shape().to_vec(), t.bytes())
+                .map(|v| (name.to_string(), v))
                 .map_err(|e| RuntimeError::Internal(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -340,7 +291,7 @@ pub fn encode_safetensors(tensors: &[(&str, &HostTensor, Dtype)]) -> Result<Vec<
 /// a tensor whose data does not fill its shape.
 pub fn write_safetensors_atomic(
     path: impl AsRef<Path>,
-    tensors: &[(&str, &HostTensor, Dtype)],
+    tensors: &[(&str, &HostTensor, DType)],
 ) -> Result<(), RuntimeError> {
     let out = OutputFile::prepare(path, &[])?;
     let bytes = encode_safetensors(tensors)?;
@@ -357,9 +308,9 @@ mod tests {
     fn roundtrip_every_dtype() {
         let dir = tempfile::tempdir().unwrap();
         let t = HostTensor::new(vec![2, 3], vec![0.5, -1.25, 2.0, 3.0, -0.0, 1024.0]);
-        for d in Dtype::ALL {
+        for d in DType::FLOATS {
             let p = dir.path().join(format!("{d}.safetensors"));
-            write_safetensors_atomic(&p, &[("x", &t, d), ("y", &t, Dtype::F64)]).unwrap();
+            write_safetensors_atomic(&p, &[("x", &t, d), ("y", &t, DType::F64)]).unwrap();
             let l = read_safetensors(&p).unwrap();
             assert_eq!(l.names(), vec!["x", "y"]);
             assert_eq!(l.dtype("x"), Some(d));
@@ -374,9 +325,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = HostTensor::zeros(vec![2]);
         let p = dir.path().join("nope").join("o.safetensors");
-        let e = write_safetensors_atomic(&p, &[("o", &t, Dtype::F32)]).unwrap_err();
+        let e = write_safetensors_atomic(&p, &[("o", &t, DType::F32)]).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
-        let e = write_safetensors_atomic(dir.path(), &[("o", &t, Dtype::F32)]).unwrap_err();
+        let e = write_safetensors_atomic(dir.path(), &[("o", &t, DType::F32)]).unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

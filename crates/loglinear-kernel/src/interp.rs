@@ -6,13 +6,16 @@
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
-use loglinear_ir::expr::L2NORM_EPS;
-use loglinear_ir::level::bitlen;
-use loglinear_ir::{check_inputs, HostTensor, InputError, TensorMap};
+use crate::bitlen;
+use crate::kernel::L2NORM_EPS;
+use std::sync::Arc;
 
+use crate::config::ScheduleConfig;
 use crate::kernel::*;
+use crate::target::{Bindings, Capabilities, CompileStats, Executable, KernelStats, Target, TargetError};
+use crate::tensor::{DType, Tensor};
 use crate::verify::{check_bounds, dim_value};
-use crate::{Compiled, SizeEnv};
+use crate::SizeEnv;
 
 /// The element type of an interpretation.
 pub trait Float:
@@ -548,93 +551,188 @@ impl<F: Float> Machine<'_, F> {
     }
 }
 
-fn machine<'a, F: Float>(p: &'a Program, env: SizeEnv, inputs: &TensorMap) -> Machine<'a, F> {
+fn machine<'a, F: Float>(p: &'a Program, env: SizeEnv, inputs: &Bindings<'_>) -> Result<Machine<'a, F>, TargetError> {
     let shapes: Vec<Vec<usize>> =
         p.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, &env)).collect()).collect();
-    let bufs = p
-        .buffers
-        .iter()
-        .zip(&shapes)
-        .map(|(b, shape)| {
-            let n: usize = shape.iter().product();
-            match &b.kind {
-                BufKind::Input(name) => {
-                    let t = &inputs[name];
-                    if t.shape.len() == 4 && t.shape[3] != shape[3] {
-                        // λ with more levels than L: keep the first L.
-                        let (rows, l0, l) = (t.shape[0] * t.shape[1] * t.shape[2], t.shape[3], shape[3]);
-                        (0..rows).flat_map(|r| t.data[r * l0..r * l0 + l].iter().map(|x| F::from_f64(*x))).collect()
-                    } else {
-                        t.data.iter().map(|x| F::from_f64(*x)).collect()
-                    }
+    let mut bufs = Vec::with_capacity(p.buffers.len());
+    for (b, shape) in p.buffers.iter().zip(&shapes) {
+        let n: usize = shape.iter().product();
+        bufs.push(match &b.kind {
+            BufKind::Input(name) => {
+                let t = inputs.get(name).ok_or_else(|| TargetError::Binding(format!("input `{name}` is not bound")))?;
+                let fits = t.shape.len() == shape.len()
+                    && t.shape[..shape.len().saturating_sub(1)] == shape[..shape.len().saturating_sub(1)]
+                    && t.shape.last() >= shape.last();
+                if !fits {
+                    return Err(TargetError::Binding(format!(
+                        "input `{name}` has shape {:?}; the program reads {shape:?}",
+                        t.shape
+                    )));
                 }
-                _ => vec![F::ZERO; n],
+                // A λ with more levels than L keeps its first L (the last dimension is cut).
+                let (l0, l) = (t.shape.last().copied().unwrap_or(1), shape.last().copied().unwrap_or(1));
+                let rows = if l0 == 0 { 0 } else { t.numel() / l0 };
+                (0..rows).flat_map(|r| (0..l).map(move |j| r * l0 + j)).map(|i| F::from_f64(t.get(i))).collect()
             }
-        })
-        .collect();
-    Machine { p, env, bufs, shapes }
+            _ => vec![F::ZERO; n],
+        });
+    }
+    Ok(Machine { p, env, bufs, shapes })
 }
 
-fn output<F: Float>(m: &Machine<F>) -> HostTensor {
+fn output<F: Float>(m: &Machine<F>, storage: DType) -> Tensor {
     let o = m.p.output.0 as usize;
-    HostTensor::new(m.shapes[o].clone(), m.bufs[o].iter().map(|x| x.to_f64()).collect())
+    let data: Vec<f64> = m.bufs[o].iter().map(|x| x.to_f64()).collect();
+    Tensor::from_f64(storage, m.shapes[o].clone(), &data)
 }
 
-fn bounds_or_panic(p: &Program, env: &SizeEnv) {
-    if let Err(e) = check_bounds(p, env) {
+fn bounds(p: &Program, env: &SizeEnv) -> Result<(), TargetError> {
+    check_bounds(p, env).map_err(|e| {
         let msgs: Vec<String> = e.iter().map(|x| x.to_string()).collect();
-        panic!("compiler bug: kernel IR out of bounds: {}", msgs.join("; "));
-    }
-}
-
-fn run_forward<F: Float>(c: &Compiled, inputs: &TensorMap, env: SizeEnv) -> HostTensor {
-    let mut m = machine::<F>(&c.forward, env, inputs);
-    for k in &c.forward.kernels {
-        m.run_kernel(k);
-    }
-    output(&m)
-}
-
-fn run_decode<F: Float>(c: &Compiled, inputs: &TensorMap, env: SizeEnv) -> HostTensor {
-    let mut m = machine::<F>(&c.decode, env, inputs);
-    for t in 0..env.t {
-        m.env.step = t;
-        for k in &c.decode.kernels {
-            m.run_kernel(k);
+        TargetError::Failed {
+            target: "interpreter".into(),
+            message: format!("compiler bug: kernel IR out of bounds for {env}: {}", msgs.join("; ")),
         }
-    }
-    output(&m)
+    })
 }
 
-/// Interprets the forward program of `c` on `inputs` (checked with [`check_inputs`]); returns `o` as
-/// `[B, T, H, V]` in f64 holding the values computed at `precision`.
+/// Interprets the (forward) program `p` on `inputs` for sizes `env`, computing in `F`; returns the output
+/// buffer rounded to `storage`.
 ///
 /// Log decays are expected to be ≤ 0 (α ∈ (0, 1], as the spec requires): `exp_nonpos` clamps positive
 /// arguments to 0, like the reference's `safe_exp`.
 ///
-/// # Panics
-/// Only on a compiler bug: Kernel IR that fails the concrete bounds check for these sizes.
-pub fn interpret(c: &Compiled, inputs: &TensorMap, precision: Precision) -> Result<HostTensor, InputError> {
-    let dims = check_inputs(&c.variant, inputs)?;
-    let env = SizeEnv::new(&dims, c.chunk, c.forward.hierarchical);
-    bounds_or_panic(&c.forward, &env);
-    Ok(match precision {
-        Precision::F64 => run_forward::<f64>(c, inputs, env),
-        Precision::F32 => run_forward::<f32>(c, inputs, env),
-    })
+/// # Errors
+/// [`TargetError::Binding`] for a missing or mis-shaped input; [`TargetError::Failed`] for kernel IR that fails
+/// the concrete bounds check for these sizes (a compiler bug).
+pub fn run_program<F: Float>(
+    p: &Program,
+    env: &SizeEnv,
+    inputs: &Bindings<'_>,
+    storage: DType,
+) -> Result<Tensor, TargetError> {
+    bounds(p, env)?;
+    let mut m = machine::<F>(p, *env, inputs)?;
+    for k in &p.kernels {
+        m.run_kernel(k);
+    }
+    Ok(output(&m, storage))
 }
 
-/// Runs the decode-step program for `t = 0 .. T−1` in order (states carried between steps) and returns every
+/// Runs the decode-step program `p` for `t = 0 .. T−1` in order (states carried between steps) and returns every
 /// `o_t` as `[B, T, H, V]`. The decode state has `LC = L` levels (the λ tensor's depth).
 ///
-/// # Panics
-/// Only on a compiler bug (see [`interpret`]).
-pub fn interpret_decode(c: &Compiled, inputs: &TensorMap, precision: Precision) -> Result<HostTensor, InputError> {
-    let dims = check_inputs(&c.variant, inputs)?;
-    let env = SizeEnv::new(&dims, 1, c.decode.hierarchical);
-    bounds_or_panic(&c.decode, &env);
-    Ok(match precision {
-        Precision::F64 => run_decode::<f64>(c, inputs, env),
-        Precision::F32 => run_decode::<f32>(c, inputs, env),
-    })
+/// # Errors
+/// As [`run_program`].
+pub fn run_decode<F: Float>(
+    p: &Program,
+    env: &SizeEnv,
+    inputs: &Bindings<'_>,
+    storage: DType,
+) -> Result<Tensor, TargetError> {
+    bounds(p, env)?;
+    let mut m = machine::<F>(p, *env, inputs)?;
+    for t in 0..env.t {
+        m.env.step = t;
+        for k in &p.kernels {
+            m.run_kernel(k);
+        }
+    }
+    Ok(output(&m, storage))
+}
+
+/// The interpreter as a [`Target`]: it "compiles" by keeping the program, and runs it in f64 or f32. It
+/// defines what the kernel IR means; every other target is tested against the same oracles.
+#[derive(Clone, Copy, Debug)]
+pub struct InterpreterTarget {
+    precision: Precision,
+}
+
+impl InterpreterTarget {
+    /// The f64 interpreter (`interpreter`).
+    pub fn f64() -> Self {
+        InterpreterTarget { precision: Precision::F64 }
+    }
+
+    /// The f32 interpreter (`interpreter-f32`).
+    pub fn f32() -> Self {
+        InterpreterTarget { precision: Precision::F32 }
+    }
+}
+
+impl Target for InterpreterTarget {
+    fn name(&self) -> &'static str {
+        match self.precision {
+            Precision::F64 => "interpreter",
+            Precision::F32 => "interpreter-f32",
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        match self.precision {
+            Precision::F64 => "kernel-IR interpreter, f64 (checks the lowering exactly)",
+            Precision::F32 => "kernel-IR interpreter, f32 arithmetic",
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self.precision {
+            Precision::F64 => Capabilities {
+                storage: vec![DType::F64],
+                accum: vec![DType::F64],
+                decode: true,
+                ..Capabilities::cpu_f32()
+            },
+            Precision::F32 => Capabilities { decode: true, ..Capabilities::cpu_f32() },
+        }
+    }
+
+    fn default_config(&self, config: ScheduleConfig) -> ScheduleConfig {
+        match self.precision {
+            Precision::F64 => ScheduleConfig { storage: DType::F64, accum: DType::F64, ..config },
+            Precision::F32 => ScheduleConfig { storage: DType::F32, accum: DType::F32, ..config },
+        }
+    }
+
+    fn compile(&self, program: &Program, config: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {
+        let start = std::time::Instant::now();
+        let stats = CompileStats {
+            kernels: program
+                .kernels
+                .iter()
+                .map(|k| KernelStats { name: k.name.clone(), ..Default::default() })
+                .collect(),
+            total: start.elapsed(),
+        };
+        Ok(Arc::new(Interpreted {
+            program: program.clone(),
+            precision: self.precision,
+            storage: config.storage,
+            stats,
+        }))
+    }
+}
+
+struct Interpreted {
+    program: Program,
+    precision: Precision,
+    storage: DType,
+    stats: CompileStats,
+}
+
+impl Executable for Interpreted {
+    fn program(&self) -> &Program {
+        &self.program
+    }
+
+    fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError> {
+        match self.precision {
+            Precision::F64 => run_program::<f64>(&self.program, sizes, inputs, self.storage),
+            Precision::F32 => run_program::<f32>(&self.program, sizes, inputs, self.storage),
+        }
+    }
 }

@@ -19,7 +19,7 @@ fn readme_shows_the_user_crate_verbatim() {
 #[test]
 fn readme_gives_the_two_setup_commands_and_ci_runs_one() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    assert!(readme.contains("cargo run --release -p loglinear -- demo"));
+    assert!(readme.contains("cargo run --release -p loglinear-cli -- demo"));
     assert!(readme.contains("bash scripts/test-all.sh"));
     let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
     assert!(ci.contains("scripts/test-all.sh"));

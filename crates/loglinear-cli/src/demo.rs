@@ -2,12 +2,10 @@
 
 use std::time::Instant;
 
-use loglinear_ir::random::random_inputs;
-use loglinear_oracle::Form;
-use loglinear_runtime::{check_chunk_size, BackendRegistry, RunOptions, RuntimeError};
-
-use crate::registry::Registry;
-use crate::relative_error;
+use loglinear::oracle::Form;
+use loglinear::random::random_inputs;
+use loglinear::runtime::{check_chunk_size, RunOptions, Runtime, RuntimeError};
+use loglinear::{relative_error, Registry};
 
 /// What the demo runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,9 +83,9 @@ impl DemoRow {
 /// [`RuntimeError::InvalidArgument`] for a zero dimension or an empty selection.
 pub fn plan<'a>(
     registry: &'a Registry,
-    backends: &BackendRegistry,
+    backends: &Runtime,
     opts: &DemoOptions,
-) -> Result<Vec<(&'a loglinear_ir::VariantIr, &'static str)>, RuntimeError> {
+) -> Result<Vec<(&'a loglinear::ir::VariantIr, &'static str)>, RuntimeError> {
     for (arg, x) in [("--b", opts.b), ("--t", opts.t), ("--h", opts.h), ("--k", opts.k), ("--v", opts.v)] {
         if x == 0 {
             return Err(RuntimeError::InvalidArgument {
@@ -125,25 +123,25 @@ pub fn plan<'a>(
 /// A backend's own failure is not an error here: it is a failing row.
 pub fn run_demo(
     registry: &Registry,
-    backends: &BackendRegistry,
+    backends: &Runtime,
     opts: &DemoOptions,
     mut progress: impl FnMut(&DemoRow),
 ) -> Result<Vec<DemoRow>, RuntimeError> {
     let pairs = plan(registry, backends, opts)?;
     let mut rows = Vec::with_capacity(pairs.len());
-    let mut current: Option<(&str, loglinear_ir::TensorMap, loglinear_ir::HostTensor)> = None;
+    let mut current: Option<(&str, loglinear::ir::TensorMap, loglinear::ir::HostTensor)> = None;
     for (variant, bname) in pairs {
         if current.as_ref().map(|c| c.0) != Some(variant.name.as_str()) {
             let x = random_inputs(variant, (opts.b, opts.t, opts.h, opts.k, opts.v), opts.extra_levels, opts.seed);
-            let reference = loglinear_oracle::run(variant, &x, Form::Naive)
+            let reference = loglinear::oracle::run(variant, &x, Form::Naive)
                 .map_err(|e| RuntimeError::Internal(format!("naive oracle on `{}`: {e}", variant.name)))?;
             current = Some((variant.name.as_str(), x, reference));
         }
         let (_, x, reference) = current.as_ref().expect("set above");
         let backend = backends.get(bname)?;
-        let tolerance = backend.tolerance(variant);
+        let tolerance = backend.default_tolerance(variant);
         let start = Instant::now();
-        let result = backend.run(variant, x, &RunOptions { chunk_size: Some(opts.chunk_size) });
+        let result = backend.run_f64(variant, x, &RunOptions::with_chunk_size(Some(opts.chunk_size)));
         let time_ms = start.elapsed().as_secs_f64() * 1e3;
         let row = match result {
             Ok(o) => DemoRow {
@@ -204,7 +202,7 @@ mod tests {
     #[test]
     fn small_demo_passes() {
         let opts = DemoOptions { t: 13, k: 3, v: 2, chunk_size: 4, ..DemoOptions::default() };
-        let backends = BackendRegistry::with_defaults();
+        let backends = Runtime::with_defaults();
         let n = 6 * backends.len();
         let rows = run_demo(&Registry::builtin(), &backends, &opts, |_| {}).unwrap();
         assert_eq!(rows.len(), n);
@@ -235,7 +233,7 @@ mod tests {
 
     #[test]
     fn plan_rejects_bad_options() {
-        let (reg, be) = (Registry::builtin(), BackendRegistry::with_defaults());
+        let (reg, be) = (Registry::builtin(), Runtime::with_defaults());
         let bad = |o: DemoOptions| plan(&reg, &be, &o).unwrap_err().to_string();
         assert!(bad(DemoOptions { chunk_size: 12, ..Default::default() }).contains("--chunk-size 12"));
         assert!(bad(DemoOptions { t: 0, ..Default::default() }).contains("--t"));

@@ -10,14 +10,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use loglinear_ir::{InputKind, VariantIr};
-use loglinear_runtime::{
-    check_chunk_size, check_finite_output, encode_safetensors, read_safetensors, BackendRegistry, Dtype, LoadedTensors,
-    OutputFile, RunOptions, RuntimeError,
+use loglinear::ir::{InputKind, VariantIr};
+use loglinear::runtime::{
+    check_chunk_size, check_finite_tensor, encode_tensors, DType, OutputFile, RunOptions, Runtime, RuntimeError,
+    SafetensorsFile,
 };
 
 use crate::demo::{format_table, run_demo, DemoOptions};
-use crate::registry::Registry;
+use loglinear::Registry;
+
+/// The shape `compile --cost` uses when `--shape` is not given.
+const DEFAULT_COST_SHAPE: &str = "1,16384,4,64,64";
 
 /// The backend `loglinear run` uses when `--backend` is not given.
 pub const DEFAULT_BACKEND: &str = "cranelift";
@@ -136,15 +139,17 @@ struct CompileArgs {
     /// Inter-chunk scan form
     #[arg(long, value_enum, default_value = "per-level")]
     form: FormArg,
-    /// Print the IR: `after-all` (every stage) or the name of one pass (validate, classify, schedule, lower, verify)
+    /// Print the IR: `after-all` (every stage) or the name of one pass (validate, classify, schedule, lower,
+    /// specialise, verify)
     #[arg(long, value_name = "WHEN")]
     dump_ir: Option<String>,
     /// Print the cost model's FLOPs, bytes moved and peak memory for `--shape`
     #[arg(long)]
     cost: bool,
-    /// Problem shape for `--cost`: B,T,H,K,V
-    #[arg(long, value_name = "B,T,H,K,V", default_value = "1,16384,4,64,64")]
-    shape: String,
+    /// Problem shape B,T,H,K,V: for `--cost` (default 1,16384,4,64,64) and, when given, the K and V that
+    /// `specialise` fixes in the dump
+    #[arg(long, value_name = "B,T,H,K,V")]
+    shape: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -215,15 +220,15 @@ struct BenchArgs {
     seed: u64,
 }
 
-/// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`crate::backends`];
+/// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`loglinear::backends`];
 /// returns the exit code.
 pub fn main_with(registry: Registry) -> i32 {
-    main_with_args(registry, crate::backends(), std::env::args_os())
+    main_with_args(registry, loglinear::backends(), std::env::args_os())
 }
 
 /// Runs the CLI on `args` (the first one is the program name) with these variants and backends; returns the
 /// exit code. Never panics on bad input; a panic inside is reported as an internal failure (exit code 1).
-pub fn main_with_args<I, T>(registry: Registry, backends: BackendRegistry, args: I) -> i32
+pub fn main_with_args<I, T>(registry: Registry, backends: Runtime, args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -290,7 +295,7 @@ fn install_signal_cleanup() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
-            loglinear_runtime::remove_partial_files();
+            loglinear::runtime::remove_partial_files();
             eprintln!("error: interrupted; no output written");
             std::process::exit(130);
         });
@@ -316,7 +321,7 @@ fn init_logging(level: Option<LogLevel>) {
         .try_init();
 }
 
-fn dispatch(registry: &Registry, backends: &BackendRegistry, command: Command) -> Result<i32, RuntimeError> {
+fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result<i32, RuntimeError> {
     match command {
         Command::List => {
             print_out(&list_text(registry));
@@ -368,50 +373,53 @@ fn list_text(registry: &Registry) -> String {
 }
 
 /// The dtype `o` is written in: that of the variant's (first) value input, F64 when there is none.
-fn output_dtype(variant: &VariantIr, loaded: &LoadedTensors) -> Dtype {
+fn output_dtype(variant: &VariantIr, inputs: &loglinear::Bindings<'_>) -> DType {
     variant
         .inputs
         .iter()
         .filter(|d| d.kind == InputKind::Value)
-        .find_map(|d| loaded.dtype(&d.name))
-        .unwrap_or(Dtype::F64)
+        .find_map(|d| inputs.get(&d.name).map(|t| t.dtype))
+        .unwrap_or(DType::F64)
 }
 
-fn cmd_run(registry: &Registry, backends: &BackendRegistry, args: &RunArgs) -> Result<(), RuntimeError> {
+fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<(), RuntimeError> {
     let variant = registry.get(&args.variant)?;
     let backend = backends.get(&args.backend)?;
     if let Some(c) = args.chunk_size {
         check_chunk_size(c)?;
     }
     let output = OutputFile::prepare(&args.output, &[args.input.as_path()])?;
-    let loaded = read_safetensors(&args.input)?;
-    let dtype = output_dtype(variant, &loaded);
-    let inputs = loaded.tensor_map();
-    let dims = loglinear_ir::check_inputs(variant, &inputs)?;
+    // Memory-mapped; the tensors are typed views of the file, never widened.
+    let file = SafetensorsFile::open(&args.input)?;
+    let inputs = file.views()?;
+    let dtype = output_dtype(variant, &inputs);
     let start = Instant::now();
-    let o = backend.run(variant, &inputs, &RunOptions { chunk_size: args.chunk_size })?;
+    let loglinear::runtime::Ran { o, config, dims } =
+        backend.run(variant, &inputs, &RunOptions::with_chunk_size(args.chunk_size))?;
     let expected = [dims.b, dims.t, dims.h, dims.v];
-    if o.shape != expected || o.data.len() != expected.iter().product::<usize>() {
+    if o.shape() != expected {
         return Err(RuntimeError::Backend {
             backend: backend.name().into(),
-            message: format!("returned `o` of shape {:?} ({} elements); expected {expected:?}", o.shape, o.data.len()),
+            message: format!("returned `o` of shape {:?}; expected {expected:?}", o.shape()),
         });
     }
+    let o = o.convert(dtype);
     if args.allow_nonfinite {
-        if o.data.iter().any(|&x| !dtype.is_finite_in(x)) {
+        if check_finite_tensor("o", &o, &inputs).is_err() {
             tracing::warn!(variant = %variant.name, %dtype, "output `o` has non-finite elements (--allow-nonfinite)");
         }
     } else {
-        check_finite_output("o", &o, dtype, &inputs)?;
+        check_finite_tensor("o", &o, &inputs)?;
     }
     tracing::info!(
         variant = %variant.name,
         backend = backend.name(),
         %dims,
+        %config,
         ms = start.elapsed().as_secs_f64() * 1e3,
         "ran"
     );
-    output.write(&encode_safetensors(&[("o", &o, dtype)])?)?;
+    output.write(&encode_tensors(&[("o", &o)])?)?;
     tracing::info!(path = %args.output.display(), %dtype, "wrote o");
     Ok(())
 }
@@ -432,19 +440,22 @@ fn parse_shape(s: &str) -> Result<(usize, usize, usize, usize, usize), RuntimeEr
 }
 
 fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeError> {
-    use loglinear_schedule::{DumpWhen, ScanForm, ScheduleError, ScheduleOptions, PASSES};
+    use loglinear_schedule::{DumpWhen, ScanForm, ScheduleConfig, ScheduleError, PASSES};
     let variant = registry.get(&args.variant)?;
     if let Some(c) = args.chunk_size {
         check_chunk_size(c)?;
     }
-    let shape = parse_shape(&args.shape)?;
-    let opts = ScheduleOptions {
-        chunk_size: args.chunk_size,
+    let shape = parse_shape(args.shape.as_deref().unwrap_or(DEFAULT_COST_SHAPE))?;
+    let opts = ScheduleConfig {
+        chunk: args.chunk_size.unwrap_or(variant.chunk_size),
         form: match args.form {
             FormArg::PerLevel => ScanForm::PerLevel,
             FormArg::Fused => ScanForm::Fused,
         },
+        ..ScheduleConfig::default()
     };
+    // With an explicit --shape, the dump shows `specialise` on its K and V too.
+    let sizes = args.shape.as_ref().map(|_| (shape.3, shape.4));
     let to_err = |e: ScheduleError| match e {
         ScheduleError::UnknownPass(p) => RuntimeError::InvalidArgument {
             argument: "--dump-ir".into(),
@@ -454,7 +465,7 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
                 PASSES.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
             ),
         },
-        ScheduleError::ChunkSize(c) => RuntimeError::ChunkSize { value: c, max: loglinear_ir::MAX_CHUNK_SIZE },
+        ScheduleError::ChunkSize(c) => RuntimeError::ChunkSize { value: c, max: loglinear::ir::MAX_CHUNK_SIZE },
         other => RuntimeError::Backend { backend: "compile".into(), message: other.to_string() },
     };
     let mut out = String::new();
@@ -464,10 +475,10 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
                 "after-all" | "all" => DumpWhen::AfterAll,
                 p => DumpWhen::After(p.strip_prefix("after-").unwrap_or(p).to_string()),
             };
-            out.push_str(&loglinear_schedule::dump(variant, &opts, when).map_err(to_err)?);
+            out.push_str(&loglinear_schedule::dump(variant, &opts, sizes, when).map_err(to_err)?);
         }
         None => {
-            let c = loglinear_schedule::compile(variant, &opts).map_err(to_err)?;
+            let c = loglinear_schedule::compile_with(variant, &opts, sizes, None).map_err(to_err)?;
             out.push_str(&format!(
                 "compiled `{}` (class {}, chunk {}, {:?}): {} forward kernels, {} decode kernels; passes: {}\n",
                 variant.name,
@@ -497,7 +508,7 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
 }
 
 /// `loglinear bench`: the measuring is `loglinear_bench::run_bench`, shared with `cargo bench`.
-fn cmd_bench(registry: &Registry, backends: &BackendRegistry, args: &BenchArgs) -> Result<(), RuntimeError> {
+fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Result<(), RuntimeError> {
     let variant = registry.get(&args.variant)?;
     backends.get(&args.backend)?;
     if let Some(c) = args.chunk_size {
@@ -545,7 +556,7 @@ fn cmd_bench(registry: &Registry, backends: &BackendRegistry, args: &BenchArgs) 
     Ok(())
 }
 
-fn cmd_demo(registry: &Registry, backends: &BackendRegistry, args: DemoArgs) -> Result<i32, RuntimeError> {
+fn cmd_demo(registry: &Registry, backends: &Runtime, args: DemoArgs) -> Result<i32, RuntimeError> {
     let opts = DemoOptions {
         b: args.b,
         t: args.t,

@@ -1,8 +1,8 @@
-//! `loglinear bench` through the real command line (`loglinear::cli::main_with_args`): exit codes for good runs
+//! `loglinear bench` through the real command line (`loglinear_cli::main_with_args`): exit codes for good runs
 //! and for bad arguments.
 
-use loglinear::cli::{main_with_args, EXIT_OK, EXIT_USAGE};
-use loglinear::registry::Registry;
+use loglinear::Registry;
+use loglinear_cli::{main_with_args, EXIT_OK, EXIT_USAGE};
 
 fn bench(args: &[&str]) -> i32 {
     let argv = ["loglinear", "bench"].iter().chain(args).map(|s| s.to_string()).collect::<Vec<_>>();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use loglinear::random::random_inputs;
 use loglinear::registry::Registry;
-use loglinear::{write_safetensors_atomic, Dtype, HostTensor, TensorMap};
+use loglinear::{write_safetensors_atomic, DType, HostTensor, TensorMap};
 
 const BIN: &str = env!("CARGO_BIN_EXE_loglinear");
 
@@ -49,8 +49,8 @@ fn inputs(variant: &str) -> TensorMap {
     random_inputs(Registry::builtin().get(variant).unwrap(), (1, 20, 2, 4, 3), 0, 7)
 }
 
-fn write_inputs(path: &Path, map: &TensorMap, dtype: Dtype) {
-    let list: Vec<(&str, &HostTensor, Dtype)> = map.iter().map(|(n, t)| (n.as_str(), t, dtype)).collect();
+fn write_inputs(path: &Path, map: &TensorMap, dtype: DType) {
+    let list: Vec<(&str, &HostTensor, DType)> = map.iter().map(|(n, t)| (n.as_str(), t, dtype)).collect();
     write_safetensors_atomic(path, &list).unwrap();
 }
 
@@ -85,7 +85,7 @@ impl Scene {
     fn new(variant: &str) -> Scene {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.safetensors");
-        write_inputs(&input, &inputs(variant), Dtype::F32);
+        write_inputs(&input, &inputs(variant), DType::F32);
         let bytes = std::fs::read(&input).unwrap();
         Scene { dir, input, bytes }
     }
@@ -198,7 +198,7 @@ fn killed_run_leaves_no_partial_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.safetensors");
     let x = random_inputs(Registry::builtin().get("loglinear_gated_deltanet").unwrap(), (1, 20000, 4, 32, 32), 0, 1);
-    write_inputs(&input, &x, Dtype::F32);
+    write_inputs(&input, &x, DType::F32);
     for signal in ["TERM", "INT"] {
         let output = dir.path().join("out.safetensors");
         let child = Command::new(BIN)
@@ -315,7 +315,7 @@ fn overflowing_output_is_an_error_unless_allowed() {
     let output = dir.path().join("out.safetensors");
     // F32 inputs ×1e15 on the f64 reference: o ≈ 1e45 does not fit F32.
     let input = dir.path().join("f32.safetensors");
-    write_inputs(&input, &scaled("loglinear_mamba2", 1e15), Dtype::F32);
+    write_inputs(&input, &scaled("loglinear_mamba2", 1e15), DType::F32);
     let out = run("loglinear_mamba2", &input, &output, &["--backend", "reference"]);
     expect_error(&out, &["o[0,", "not finite in F32", "largest input magnitude", "--allow-nonfinite"]);
     assert!(!output.exists());
@@ -326,7 +326,7 @@ fn overflowing_output_is_an_error_unless_allowed() {
     std::fs::remove_file(&output).unwrap();
     // F64 inputs ×1e25 on cranelift (f32 compute).
     let input = dir.path().join("f64.safetensors");
-    write_inputs(&input, &scaled("loglinear_mamba2", 1e25), Dtype::F64);
+    write_inputs(&input, &scaled("loglinear_mamba2", 1e25), DType::F64);
     let out = run("loglinear_mamba2", &input, &output, &["--backend", "cranelift"]);
     expect_error(&out, &["o[0,", "not finite in F64", "e25"]);
     assert_eq!(listing(dir.path()), ["f32.safetensors", "f64.safetensors"]);

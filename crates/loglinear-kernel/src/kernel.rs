@@ -19,6 +19,12 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::tensor::DType;
+
+/// The `ε` of [`Op::L2Norm`]: each row is divided by `sqrt(Σ row² + ε)` (as fla's `l2norm`; the variant
+/// algebra's `l2norm` uses the same value).
+pub const L2NORM_EPS: f64 = 1e-6;
+
 /// A size symbol. Every size is one of these or a literal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Sym {
@@ -143,7 +149,7 @@ pub enum BufKind {
     State,
 }
 
-/// A global buffer with a symbolic shape (row-major, element type chosen by the backend).
+/// A global buffer with a symbolic shape (row-major) and an element type.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Buffer {
     /// Name in the text form.
@@ -152,6 +158,9 @@ pub struct Buffer {
     pub kind: BufKind,
     /// Shape, outermost first.
     pub shape: Vec<Dim>,
+    /// Element type: the configuration's storage type for inputs and the output, its accumulation type for
+    /// scratch and states (set by the lowering from the [`crate::ScheduleConfig`]).
+    pub elem: DType,
 }
 
 /// An integer index expression over grid/loop variables and size symbols.
@@ -486,9 +495,25 @@ pub struct Program {
     pub kernels: Vec<Kernel>,
     /// The output buffer.
     pub output: BufId,
+    /// The type every tile operation accumulates in (f32 or f64).
+    pub accum: DType,
+    /// The compile-time sizes, once [`crate::passes::specialise`] has run.
+    pub specialised: Option<crate::Specialisation>,
 }
 
 impl Program {
+    /// Sets the element types: `storage` for inputs and the output, `accum` for scratch and states and as the
+    /// accumulation type of every op.
+    pub fn set_types(&mut self, storage: DType, accum: DType) {
+        self.accum = accum;
+        for b in &mut self.buffers {
+            b.elem = match b.kind {
+                BufKind::Input(_) | BufKind::Output => storage,
+                BufKind::Scratch | BufKind::State => accum,
+            };
+        }
+    }
+
     /// Buffer behind a handle.
     pub fn buf(&self, b: BufId) -> &Buffer {
         &self.buffers[b.0 as usize]
@@ -673,9 +698,14 @@ impl fmt::Display for Program {
         let (m, ms, lc) = if self.hierarchical { ("bitlen(NT-1)", "M+1", "L") } else { ("1", "1", "1") };
         writeln!(
             f,
-            "program {} (C = {}, c = {c}, NT = ceil(T/C), M = {m}, MS = {ms}, LC = {lc})",
-            self.name, self.chunk
+            "program {} (C = {}, c = {c}, NT = ceil(T/C), M = {m}, MS = {ms}, LC = {lc}, accum = {})",
+            self.name,
+            self.chunk,
+            self.accum.ir_name()
         )?;
+        if let Some(s) = self.specialised {
+            writeln!(f, "  specialised K = {}, V = {}, C = {}", s.k, s.v, s.c)?;
+        }
         let lt = self.lifetimes();
         for (i, b) in self.buffers.iter().enumerate() {
             let shape: Vec<String> = b.shape.iter().map(|d| d.to_string()).collect();
@@ -683,7 +713,14 @@ impl fmt::Display for Program {
                 Some((a, z)) => format!("live {a}..{z}"),
                 None => "unused".into(),
             };
-            writeln!(f, "  buffer {}: {} [{}] {live}", b.name, kind_name(&b.kind), shape.join(", "))?;
+            writeln!(
+                f,
+                "  buffer {}: {} {} [{}] {live}",
+                b.name,
+                kind_name(&b.kind),
+                b.elem.ir_name(),
+                shape.join(", ")
+            )?;
         }
         for (ki, k) in self.kernels.iter().enumerate() {
             let ctx = Ctx { p: self, k };

@@ -1,0 +1,204 @@
+//! [`ScheduleConfig`]: every choice of *how* a variant runs — the one value the autotuner searches, printed in
+//! dumps, validated, and the only way options reach the lowering.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::tensor::DType;
+
+/// The largest chunk size.
+pub const MAX_CHUNK: usize = 256;
+
+/// The inter-chunk scan form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub enum ScanForm {
+    /// One masked scan per chunk level, then one read pass (spec §7.2, the reference's organisation).
+    #[default]
+    PerLevel,
+    /// The fused chunk-carry pass (end of spec §7.2).
+    Fused,
+}
+
+impl ScanForm {
+    /// Every form.
+    pub const ALL: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
+
+    /// Name in the text form and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanForm::PerLevel => "per_level",
+            ScanForm::Fused => "fused",
+        }
+    }
+
+    /// Parses `per_level` (or `per-level`) / `fused`.
+    pub fn from_name(s: &str) -> Option<ScanForm> {
+        match s {
+            "per_level" | "per-level" => Some(ScanForm::PerLevel),
+            "fused" => Some(ScanForm::Fused),
+            _ => None,
+        }
+    }
+}
+
+/// How a variant is scheduled and run. Built by the runtime (defaults from the variant and the target's
+/// capabilities, or a tuned entry), validated with [`ScheduleConfig::validate`], handed to the lowering and to
+/// the target; part of every compiled-kernel cache key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScheduleConfig {
+    /// Chunk size `C`: a power of two in `1..=256`.
+    pub chunk: usize,
+    /// Inter-chunk scan form.
+    pub form: ScanForm,
+    /// Columns of `V` per program in the state kernels (chunk states, level scans, reads); `None`: all of `V`
+    /// in one program. A power of two; programs whose block runs past `V` are masked.
+    pub v_block: Option<usize>,
+    /// Storage type of the floating-point buffers (inputs are converted on the way in; the output comes back
+    /// in it). f32, f16 or bf16 on the f32 backends; f64 on the f64 interpreter.
+    pub storage: DType,
+    /// Accumulation type of every tile operation: f32 or f64.
+    pub accum: DType,
+    /// CPU worker threads; `None`: one per available core.
+    pub threads: Option<usize>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            chunk: 64,
+            form: ScanForm::PerLevel,
+            v_block: None,
+            storage: DType::F32,
+            accum: DType::F32,
+            threads: None,
+        }
+    }
+}
+
+/// Why a [`ScheduleConfig`] is invalid: the field, its value and what is expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid schedule config: {field} = {value}; expected {expected}")]
+pub struct ConfigError {
+    /// The field.
+    pub field: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What is expected.
+    pub expected: String,
+}
+
+impl ScheduleConfig {
+    /// The default configuration at chunk size `chunk`.
+    pub fn with_chunk(chunk: usize) -> Self {
+        ScheduleConfig { chunk, ..Self::default() }
+    }
+
+    /// Checks every field on its own (a target's [`crate::target::Capabilities`] may refuse more).
+    ///
+    /// # Errors
+    /// The first invalid field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, value: String, expected: &str| Err(ConfigError { field, value, expected: expected.into() });
+        if !self.chunk.is_power_of_two() || self.chunk > MAX_CHUNK {
+            return bad("chunk", self.chunk.to_string(), "a power of two in 1..=256");
+        }
+        if let Some(b) = self.v_block {
+            if !b.is_power_of_two() || b > 4096 {
+                return bad("v_block", b.to_string(), "a power of two in 1..=4096, or full");
+            }
+        }
+        if !self.storage.is_float() {
+            return bad("storage", self.storage.ir_name().into(), "one of f64, f32, f16, bf16");
+        }
+        if !matches!(self.accum, DType::F32 | DType::F64) {
+            return bad("accum", self.accum.ir_name().into(), "f32 or f64");
+        }
+        if self.storage == DType::F64 && self.accum != DType::F64 {
+            return bad("storage", "f64".into(), "accum = f64 with f64 storage");
+        }
+        if self.threads == Some(0) {
+            return bad("threads", "0".into(), "a positive number, or auto");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ScheduleConfig {
+    /// `chunk=64 form=per_level v_block=full storage=f32 accum=f32 threads=auto`; [`FromStr`] parses it back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |x: Option<usize>, none: &str| x.map_or(none.to_string(), |v| v.to_string());
+        write!(
+            f,
+            "chunk={} form={} v_block={} storage={} accum={} threads={}",
+            self.chunk,
+            self.form.name(),
+            opt(self.v_block, "full"),
+            self.storage.ir_name(),
+            self.accum.ir_name(),
+            opt(self.threads, "auto")
+        )
+    }
+}
+
+impl FromStr for ScheduleConfig {
+    type Err = ConfigError;
+
+    /// Parses `key=value` pairs separated by spaces or commas; missing keys keep their defaults.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let mut c = ScheduleConfig::default();
+        for item in s.split([' ', ',']).filter(|x| !x.is_empty()) {
+            let bad = |field: &'static str, expected: &str| ConfigError {
+                field,
+                value: item.to_string(),
+                expected: expected.into(),
+            };
+            let (k, v) = item.split_once('=').ok_or_else(|| bad("config", "key=value"))?;
+            let num = |field| v.parse::<usize>().map_err(|_| bad(field, "a number"));
+            let opt = |field, none: &str| if v == none { Ok(None) } else { num(field).map(Some) };
+            match k {
+                "chunk" => c.chunk = num("chunk")?,
+                "form" => c.form = ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level or fused"))?,
+                "v_block" => c.v_block = opt("v_block", "full")?,
+                "storage" => c.storage = DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?,
+                "accum" => c.accum = DType::from_name(v).ok_or_else(|| bad("accum", "f32 or f64"))?,
+                "threads" => c.threads = opt("threads", "auto")?,
+                _ => return Err(bad("config", "one of chunk, form, v_block, storage, accum, threads")),
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_parses_and_validates() {
+        let c = ScheduleConfig {
+            chunk: 16,
+            form: ScanForm::Fused,
+            v_block: Some(32),
+            storage: DType::BF16,
+            accum: DType::F32,
+            threads: Some(2),
+        };
+        assert_eq!(c.to_string(), "chunk=16 form=fused v_block=32 storage=bf16 accum=f32 threads=2");
+        assert_eq!(c.to_string().parse::<ScheduleConfig>().unwrap(), c);
+        assert_eq!(ScheduleConfig::default().to_string().parse::<ScheduleConfig>().unwrap(), ScheduleConfig::default());
+        for (text, field) in [
+            ("chunk=12", "chunk"),
+            ("chunk=512", "chunk"),
+            ("v_block=3", "v_block"),
+            ("storage=i64", "storage"),
+            ("accum=f16", "accum"),
+            ("storage=f64 accum=f32", "storage"),
+            ("threads=0", "threads"),
+            ("speed=11", "config"),
+        ] {
+            let e = text.parse::<ScheduleConfig>().unwrap_err();
+            assert_eq!(e.field, field, "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Per-program resource accounting: how many bytes of tiles one grid program holds live at once, checked
+//! against a target's budget ([`crate::target::Capabilities::tile_memory`], e.g. 48 KiB of workgroup memory
+//! under Vulkan on NVIDIA, 32 KiB on lavapipe).
+//!
+//! Liveness is over the kernel's statements in program order: a tile is live from its first to its last
+//! reference; a tile referenced both inside and outside a loop, or carried around it ([`loop_carried`]), is
+//! live for the whole loop. Tiles are counted at the accumulation type's size.
+
+use std::fmt;
+
+use crate::analysis::{loop_carried, op_reads};
+use crate::kernel::{Kernel, Program, Stmt, TileId};
+use crate::verify::dim_value;
+use crate::SizeEnv;
+
+/// The resources of one kernel's grid program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelResources {
+    /// The kernel's name.
+    pub kernel: String,
+    /// Most bytes of tiles live at once.
+    pub peak_bytes: usize,
+    /// Bytes of all its tiles together (what a naive backend would allocate).
+    pub total_bytes: usize,
+    /// Number of tiles.
+    pub tiles: usize,
+}
+
+impl fmt::Display for KernelResources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kernel {}: {} tiles, peak {} B live ({} B in all)",
+            self.kernel, self.tiles, self.peak_bytes, self.total_bytes
+        )
+    }
+}
+
+struct Walk {
+    pos: usize,
+    /// Per tile: (position, loops enclosing the reference).
+    refs: Vec<Vec<(usize, Vec<usize>)>>,
+    /// Loop ranges in preorder: (first position, last position).
+    loops: Vec<(usize, usize)>,
+}
+
+impl Walk {
+    fn touch(&mut self, t: TileId, stack: &[usize]) {
+        if let Some(r) = self.refs.get_mut(t.0 as usize) {
+            r.push((self.pos, stack.to_vec()));
+        }
+    }
+
+    fn body(&mut self, body: &[Stmt], stack: &mut Vec<usize>) {
+        for s in body {
+            match s {
+                Stmt::Assign { dst, op } => {
+                    for t in op_reads(op) {
+                        self.touch(t, stack);
+                    }
+                    self.touch(*dst, stack);
+                    self.pos += 1;
+                }
+                Stmt::Store { src, .. } => {
+                    self.touch(*src, stack);
+                    self.pos += 1;
+                }
+                Stmt::For { body, .. } => {
+                    let id = self.loops.len();
+                    self.loops.push((self.pos, self.pos));
+                    stack.push(id);
+                    self.body(body, stack);
+                    stack.pop();
+                    self.loops[id].1 = self.pos;
+                    self.pos += 1;
+                }
+                Stmt::If { then, els, .. } => {
+                    self.body(then, stack);
+                    self.body(els, stack);
+                }
+            }
+        }
+    }
+}
+
+/// The resources of kernel `k` for sizes `env`, tiles counted at `elem_bytes` each.
+pub fn kernel_resources(k: &Kernel, env: &SizeEnv, elem_bytes: usize) -> KernelResources {
+    let size = |t: usize| {
+        let s = k.tiles[t].shape;
+        dim_value(s[0], env) * dim_value(s[1], env) * elem_bytes
+    };
+    let mut w = Walk { pos: 0, refs: vec![Vec::new(); k.tiles.len()], loops: Vec::new() };
+    w.body(&k.body, &mut Vec::new());
+    let carried = loop_carried(k);
+    let mut intervals = Vec::new();
+    for (t, refs) in w.refs.iter().enumerate() {
+        let (Some(lo), Some(hi)) = (refs.iter().map(|r| r.0).min(), refs.iter().map(|r| r.0).max()) else {
+            continue;
+        };
+        let (mut lo, mut hi) = (lo, hi);
+        for (id, &(a, z)) in w.loops.iter().enumerate() {
+            let inside = refs.iter().filter(|r| r.1.contains(&id)).count();
+            let carried_here = carried.get(id).is_some_and(|c| c.tiles.contains(&TileId(t as u32)));
+            if (inside > 0 && inside < refs.len()) || carried_here {
+                lo = lo.min(a);
+                hi = hi.max(z);
+            }
+        }
+        intervals.push((lo, hi, size(t)));
+    }
+    let peak = (0..=w.pos)
+        .map(|p| intervals.iter().filter(|(a, z, _)| *a <= p && p <= *z).map(|x| x.2).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    KernelResources {
+        kernel: k.name.clone(),
+        peak_bytes: peak,
+        total_bytes: (0..k.tiles.len()).map(size).sum(),
+        tiles: k.tiles.len(),
+    }
+}
+
+/// The resources of every kernel of `program`, at the program's accumulation type.
+pub fn program_resources(program: &Program, env: &SizeEnv) -> Vec<KernelResources> {
+    program.kernels.iter().map(|k| kernel_resources(k, env, program.accum.size())).collect()
+}
+
+/// Checks every kernel of `program` against `budget` bytes of live tiles per grid program.
+///
+/// # Errors
+/// One line per kernel over budget: its name, its peak and the budget.
+pub fn check_budget(program: &Program, env: &SizeEnv, budget: usize) -> Result<(), Vec<String>> {
+    let over: Vec<String> = program_resources(program, env)
+        .into_iter()
+        .filter(|r| r.peak_bytes > budget)
+        .map(|r| {
+            format!("kernel `{}` holds {} B of tiles live at once; the budget is {budget} B", r.kernel, r.peak_bytes)
+        })
+        .collect();
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(over)
+    }
+}

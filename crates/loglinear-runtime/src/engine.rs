@@ -1,0 +1,443 @@
+//! [`Runtime`]: the pipeline driver. It owns the backends (the f64 oracle and every kernel-IR [`Target`]), the
+//! pass pipeline (declaration → kernel IR → specialised, verified program) and the compiled-kernel cache; a
+//! target only ever sees a verified program and a [`ScheduleConfig`].
+//!
+//! One run: check the inputs on their native dtype → pick the [`ScheduleConfig`] (the caller's, else the
+//! target's default at the variant's chunk size) → compile through the cache (key: target, device, the
+//! variant's text, K, V and the config — not B, T, H or the λ depth, so a new length never recompiles) → bind
+//! the inputs as typed views → run → the output in the storage type.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use loglinear_ir::{check_inputs, Dims, HostTensor, TensorMap, VariantIr};
+use loglinear_kernel::{
+    Bindings, Capabilities, DType, Executable, ScheduleConfig, SizeEnv, Target, TargetError, Tensor,
+};
+use loglinear_oracle::Form;
+
+use crate::cache::KernelCache;
+use crate::error::RuntimeError;
+
+/// Relative-error tolerance of an f64 backend against the f64 oracle (spec §11.3).
+pub const DEFAULT_TOLERANCE: f64 = 1e-12;
+
+/// Tolerance of 16-bit storage with f32 accumulation against the oracle on the same rounded inputs (spec §11.3).
+pub const HALF_TOLERANCE: f64 = 5e-3;
+
+/// Options of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Chunk size; `None` uses the variant's ([`VariantIr::chunk_size`]). Overrides `config`'s chunk.
+    pub chunk_size: Option<usize>,
+    /// The whole schedule configuration; `None`: the target's default.
+    pub config: Option<ScheduleConfig>,
+}
+
+impl RunOptions {
+    /// Options with this chunk size.
+    pub fn with_chunk_size(chunk_size: Option<usize>) -> Self {
+        RunOptions { chunk_size, config: None }
+    }
+
+    /// Options with this configuration.
+    pub fn with_config(config: ScheduleConfig) -> Self {
+        RunOptions { chunk_size: None, config: Some(config) }
+    }
+}
+
+/// Checks a chunk size: a power of two in `1..=256`.
+///
+/// # Errors
+/// [`RuntimeError::ChunkSize`], naming `--chunk-size`, the value and what is expected.
+pub fn check_chunk_size(c: usize) -> Result<usize, RuntimeError> {
+    if c.is_power_of_two() && c <= loglinear_ir::MAX_CHUNK_SIZE {
+        Ok(c)
+    } else {
+        Err(RuntimeError::ChunkSize { value: c, max: loglinear_ir::MAX_CHUNK_SIZE })
+    }
+}
+
+/// Spec §11.3 tolerance of f32 compute against the f64 oracle: 1e-4 for delta-rule classes (the triangular
+/// solve amplifies rounding), 1e-5 otherwise.
+pub fn f32_tolerance(variant: &VariantIr) -> f64 {
+    if variant.class().is_delta() {
+        1e-4
+    } else {
+        1e-5
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct Ran {
+    /// The output `o` `[B, T, H, V]`, in the configuration's storage type.
+    pub o: Tensor,
+    /// The configuration it ran with.
+    pub config: ScheduleConfig,
+    /// The problem sizes of the inputs.
+    pub dims: Dims,
+}
+
+/// What a backend is.
+#[derive(Clone)]
+pub enum BackendKind {
+    /// The f64 oracle (per-level chunked scan): the ground truth, not a kernel-IR target.
+    Reference,
+    /// A kernel-IR target.
+    Target(Arc<dyn Target>),
+}
+
+/// A backend of a [`Runtime`], by reference.
+#[derive(Clone, Copy)]
+pub struct Backend<'a> {
+    runtime: &'a Runtime,
+    kind: &'a BackendKind,
+}
+
+impl<'a> Backend<'a> {
+    /// Its name, as given to `--backend`.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            BackendKind::Reference => "reference",
+            BackendKind::Target(t) => t.name(),
+        }
+    }
+
+    /// One line saying what it is.
+    pub fn description(&self) -> &'static str {
+        match self.kind {
+            BackendKind::Reference => "f64 oracle, per-level chunked scan (slow, exact)",
+            BackendKind::Target(t) => t.description(),
+        }
+    }
+
+    /// What it can do (the oracle: f64 only).
+    pub fn capabilities(&self) -> Capabilities {
+        match self.kind {
+            BackendKind::Reference => {
+                Capabilities { storage: vec![DType::F64], accum: vec![DType::F64], ..Capabilities::cpu_f32() }
+            }
+            BackendKind::Target(t) => t.capabilities(),
+        }
+    }
+
+    /// The kernel-IR target, unless this is the oracle.
+    pub fn target(&self) -> Option<&'a Arc<dyn Target>> {
+        match self.kind {
+            BackendKind::Reference => None,
+            BackendKind::Target(t) => Some(t),
+        }
+    }
+
+    /// The configuration a run with `opts` uses for `variant`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::ChunkSize`] or [`RuntimeError::Config`] for an invalid configuration,
+    /// [`RuntimeError::Unsupported`] for one this backend cannot run.
+    pub fn config(&self, variant: &VariantIr, opts: &RunOptions) -> Result<ScheduleConfig, RuntimeError> {
+        let mut config = match (&opts.config, self.kind) {
+            (Some(c), _) => *c,
+            (None, BackendKind::Reference) => ScheduleConfig {
+                chunk: variant.chunk_size,
+                storage: DType::F64,
+                accum: DType::F64,
+                ..ScheduleConfig::default()
+            },
+            (None, BackendKind::Target(t)) => t.default_config(ScheduleConfig::with_chunk(variant.chunk_size)),
+        };
+        if let Some(c) = opts.chunk_size {
+            config.chunk = check_chunk_size(c)?;
+        }
+        check_chunk_size(config.chunk)?;
+        config.validate()?;
+        self.capabilities()
+            .supports(&config)
+            .map_err(|what| RuntimeError::Unsupported { backend: self.name().into(), what })?;
+        Ok(config)
+    }
+
+    /// The tolerance of this backend on `variant` with `config` against the f64 oracle on the same (rounded)
+    /// inputs (spec §11.3).
+    pub fn tolerance(&self, variant: &VariantIr, config: &ScheduleConfig) -> f64 {
+        if matches!(config.storage, DType::F16 | DType::BF16) {
+            HALF_TOLERANCE
+        } else if config.accum == DType::F64 {
+            DEFAULT_TOLERANCE
+        } else {
+            f32_tolerance(variant)
+        }
+    }
+
+    /// The tolerance with this backend's default configuration.
+    pub fn default_tolerance(&self, variant: &VariantIr) -> f64 {
+        match self.config(variant, &RunOptions::default()) {
+            Ok(c) => self.tolerance(variant, &c),
+            Err(_) => f32_tolerance(variant),
+        }
+    }
+
+    /// Runs `variant` on typed inputs: see [`Runtime::run`].
+    ///
+    /// # Errors
+    /// As [`Runtime::run`].
+    pub fn run(&self, variant: &VariantIr, inputs: &Bindings<'_>, opts: &RunOptions) -> Result<Ran, RuntimeError> {
+        let dims = check_inputs(variant, inputs)?;
+        let config = self.config(variant, opts)?;
+        let _span = tracing::debug_span!("run", backend = self.name(), variant = %variant.name, %config).entered();
+        match self.kind {
+            BackendKind::Reference => {
+                let map: TensorMap =
+                    inputs.iter().map(|(n, t)| (n.clone(), HostTensor::new(t.shape.to_vec(), t.to_f64()))).collect();
+                let o = loglinear_oracle::run(variant, &map, Form::Chunked(config.chunk))?;
+                Ok(Ran { o: Tensor::from_f64(DType::F64, o.shape, &o.data), config, dims })
+            }
+            BackendKind::Target(_) => {
+                let exec = self.runtime.compile_for(self, variant, dims.k, dims.v, &config)?;
+                let env = SizeEnv::new(
+                    dims.b,
+                    dims.t,
+                    dims.h,
+                    dims.k,
+                    dims.v,
+                    dims.l,
+                    config.chunk,
+                    exec.program().hierarchical,
+                );
+                let o = exec.run(&env, inputs).map_err(|e| self.target_error(e))?;
+                Ok(Ran { o, config, dims })
+            }
+        }
+    }
+
+    /// Runs on f64 host tensors (converted to the configuration's storage type on the way in) and returns `o`
+    /// in f64: the convenience of tests, oracles and small problems.
+    ///
+    /// # Errors
+    /// As [`Runtime::run`].
+    pub fn run_f64(
+        &self,
+        variant: &VariantIr,
+        inputs: &TensorMap,
+        opts: &RunOptions,
+    ) -> Result<HostTensor, RuntimeError> {
+        let config = self.config(variant, opts)?;
+        let stored: BTreeMap<String, Tensor> = inputs
+            .iter()
+            .map(|(n, t)| {
+                if t.data.len() != t.shape.iter().product::<usize>() {
+                    return Err(RuntimeError::Internal(format!("host tensor `{n}` does not fill its shape")));
+                }
+                Ok((n.clone(), Tensor::from_f64(config.storage, t.shape.clone(), &t.data)))
+            })
+            .collect::<Result<_, _>>()?;
+        let views: Bindings<'_> = stored.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+        let o = self.run(variant, &views, &RunOptions { chunk_size: None, config: Some(config) })?.o;
+        Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
+    }
+
+    fn target_error(&self, e: TargetError) -> RuntimeError {
+        match e {
+            TargetError::Unsupported { target, what } => RuntimeError::Unsupported { backend: target, what },
+            other => RuntimeError::Backend { backend: self.name().into(), message: other.to_string() },
+        }
+    }
+}
+
+/// What a compiled executable is specialised on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    target: &'static str,
+    device: String,
+    /// The variant's text form: two variants with the same text compile alike.
+    variant: String,
+    k: usize,
+    v: usize,
+    config: ScheduleConfig,
+}
+
+/// Backends by name, the pipeline, and the compiled-kernel cache.
+pub struct Runtime {
+    backends: Vec<BackendKind>,
+    cache: KernelCache<CacheKey, Arc<dyn Executable>>,
+    pipeline_runs: AtomicU64,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::with_defaults()
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("backends", &self.names()).field("compiles", &self.compile_count()).finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime with no backend.
+    pub fn empty() -> Self {
+        Runtime { backends: Vec::new(), cache: KernelCache::new(), pipeline_runs: AtomicU64::new(0) }
+    }
+
+    /// The backends every build has: `reference` (the f64 oracle), `interpreter` (kernel IR in f64) and
+    /// `interpreter-f32`.
+    pub fn with_defaults() -> Self {
+        let mut r = Self::empty();
+        r.backends.push(BackendKind::Reference);
+        r.register(Arc::new(loglinear_kernel::interp::InterpreterTarget::f64()));
+        r.register(Arc::new(loglinear_kernel::interp::InterpreterTarget::f32()));
+        r
+    }
+
+    /// Adds a target; one of the same name is replaced in place.
+    pub fn register(&mut self, target: Arc<dyn Target>) {
+        let name = target.name();
+        let kind = BackendKind::Target(target);
+        match self.backends.iter().position(|b| self.backend_name(b) == name) {
+            Some(i) => self.backends[i] = kind,
+            None => self.backends.push(kind),
+        }
+    }
+
+    fn backend_name(&self, b: &BackendKind) -> &'static str {
+        Backend { runtime: self, kind: b }.name()
+    }
+
+    /// A backend by name.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownBackend`], listing the registered names.
+    pub fn get(&self, name: &str) -> Result<Backend<'_>, RuntimeError> {
+        self.iter().find(|b| b.name() == name).ok_or_else(|| RuntimeError::UnknownBackend {
+            name: name.to_string(),
+            known: if self.backends.is_empty() { "(none)".into() } else { self.names().join(", ") },
+        })
+    }
+
+    /// The backends, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = Backend<'_>> {
+        self.backends.iter().map(move |kind| Backend { runtime: self, kind })
+    }
+
+    /// The registered names, in registration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.iter().map(|b| b.name()).collect()
+    }
+
+    /// Number of backends.
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// Whether no backend is registered.
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    /// Runs `variant` on `backend` with typed inputs (checked on their own dtype, never widened to f64 unless
+    /// the backend is the oracle) and returns `o` in the configuration's storage type, with the configuration
+    /// used and the problem sizes.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownBackend`], [`RuntimeError::Input`] for inputs that do not fit the variant,
+    /// [`RuntimeError::ChunkSize`] / [`RuntimeError::Config`] / [`RuntimeError::Unsupported`] for a
+    /// configuration the backend cannot run, [`RuntimeError::Backend`] when the backend fails.
+    pub fn run(
+        &self,
+        variant: &VariantIr,
+        backend: &str,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<Ran, RuntimeError> {
+        self.get(backend)?.run(variant, inputs, opts)
+    }
+
+    /// The compiled program for `variant` on `backend` at key and value dimensions `k`, `v` with `config`
+    /// (compiled on first use, then served from the cache).
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownBackend`]; [`RuntimeError::Unsupported`] when the backend is the oracle or lacks a
+    /// capability; [`RuntimeError::Backend`] when the pipeline or the target fails.
+    pub fn compile(
+        &self,
+        variant: &VariantIr,
+        backend: &str,
+        k: usize,
+        v: usize,
+        config: &ScheduleConfig,
+    ) -> Result<Arc<dyn Executable>, RuntimeError> {
+        let b = self.get(backend)?;
+        self.compile_for(&b, variant, k, v, config)
+    }
+
+    fn compile_for(
+        &self,
+        b: &Backend<'_>,
+        variant: &VariantIr,
+        k: usize,
+        v: usize,
+        config: &ScheduleConfig,
+    ) -> Result<Arc<dyn Executable>, RuntimeError> {
+        let target = b.target().ok_or_else(|| RuntimeError::Unsupported {
+            backend: b.name().into(),
+            what: "compiling kernel IR (it is the f64 oracle)".into(),
+        })?;
+        let key = CacheKey {
+            target: target.name(),
+            device: target.device(),
+            variant: variant.to_string(),
+            k,
+            v,
+            config: *config,
+        };
+        let fail = |message: String| RuntimeError::Backend { backend: b.name().into(), message };
+        self.cache
+            .get_or_compile(&key, |_| {
+                let start = Instant::now();
+                self.pipeline_runs.fetch_add(1, Ordering::Relaxed);
+                let program = loglinear_schedule::compile_for_target(variant, config, k, v, &target.capabilities())
+                    .map_err(|e| match e {
+                        loglinear_schedule::ScheduleError::Budget(what) => {
+                            RuntimeError::Unsupported { backend: b.name().into(), what }
+                        }
+                        other => fail(other.to_string()),
+                    })?;
+                let pipeline = start.elapsed();
+                let exec = target.compile(&program, config).map_err(|e| b.target_error(e))?;
+                tracing::info!(
+                    backend = b.name(),
+                    variant = %variant.name,
+                    k, v, %config,
+                    pipeline_ms = pipeline.as_secs_f64() * 1e3,
+                    compile_ms = exec.stats().total.as_secs_f64() * 1e3,
+                    "compiled"
+                );
+                Ok(exec)
+            })
+            .map(|e| (*e).clone())
+    }
+
+    /// Number of programs compiled so far (a cache hit compiles nothing).
+    pub fn compile_count(&self) -> u64 {
+        self.cache.compile_count()
+    }
+}
+
+/// Sizes of a problem from checked input dimensions.
+pub fn size_env(dims: &Dims, chunk: usize, hierarchical: bool) -> SizeEnv {
+    SizeEnv::new(dims.b, dims.t, dims.h, dims.k, dims.v, dims.l, chunk, hierarchical)
+}
+
+/// Binds host f64 tensors as typed f64 views (for callers holding a [`TensorMap`]).
+pub fn f64_tensors(inputs: &TensorMap) -> BTreeMap<String, Tensor> {
+    inputs.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(DType::F64, t.shape.clone(), &t.data))).collect()
+}
+
+/// Views of owned tensors, for [`Runtime::run`].
+pub fn views(tensors: &BTreeMap<String, Tensor>) -> Bindings<'_> {
+    tensors.iter().map(|(n, t)| (n.clone(), t.view())).collect()
+}
