@@ -667,3 +667,23 @@ fn owns(i: &Index, g: VarId) -> bool {
         Index::Full => false,
     }
 }
+
+/// The proof that every element offset of `p` fits in a signed 32-bit index for sizes `env` (targets without
+/// 64-bit offsets, e.g. WGSL): every buffer holds fewer than 2^31 elements, so every in-bounds offset (which
+/// [`check_bounds`] proves) is below 2^31.
+///
+/// # Errors
+/// The first buffer too large, its shape and element count.
+pub fn check_offsets_32(p: &Program, env: &SizeEnv) -> Result<(), String> {
+    for b in &p.buffers {
+        let shape: Vec<usize> = b.shape.iter().map(|d| dim_value(*d, env)).collect();
+        let n = shape.iter().try_fold(1u128, |a, &d| a.checked_mul(d as u128)).unwrap_or(u128::MAX);
+        if n >= 1 << 31 {
+            return Err(format!(
+                "buffer `{}` {shape:?} has {n} elements for {env}: its offsets need more than 32 bits",
+                b.name
+            ));
+        }
+    }
+    Ok(())
+}

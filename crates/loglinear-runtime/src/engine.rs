@@ -195,17 +195,20 @@ impl<'a> Backend<'a> {
                 Ok(Ran { o: Tensor::from_f64(DType::F64, o.shape, &o.data), config, dims })
             }
             BackendKind::Target(_) => {
+                let max_t = loglinear_kernel::passes::specialise::MAX_TOKENS;
+                if dims.t > max_t {
+                    return Err(RuntimeError::InvalidArgument {
+                        argument: "T".into(),
+                        value: dims.t.to_string(),
+                        expected: format!("at most {max_t} tokens per sequence"),
+                    });
+                }
                 let exec = self.runtime.compile_for(self, variant, dims.k, dims.v, &config)?;
-                let env = SizeEnv::new(
-                    dims.b,
-                    dims.t,
-                    dims.h,
-                    dims.k,
-                    dims.v,
-                    dims.l,
-                    config.chunk,
-                    exec.program().hierarchical,
-                );
+                let env = size_env(&dims, config.chunk, exec.program().hierarchical);
+                if !self.capabilities().index64 {
+                    loglinear_kernel::verify::check_offsets_32(exec.program(), &env)
+                        .map_err(|what| RuntimeError::Unsupported { backend: self.name().into(), what })?;
+                }
                 let o = exec.run(&env, inputs).map_err(|e| self.target_error(e))?;
                 Ok(Ran { o, config, dims })
             }

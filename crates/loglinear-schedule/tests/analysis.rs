@@ -110,3 +110,15 @@ fn fully_overwritten_buffers_are_not_zeroed() {
         assert!(c.decode.buffers.iter().zip(zero).all(|(b, z)| z || matches!(b.kind, BufKind::Output)));
     }
 }
+
+#[test]
+fn offsets_fit_32_bits_until_a_buffer_reaches_2_pow_31_elements() {
+    let v = loglinear_ir::builtins::by_name("loglinear_mamba2").unwrap();
+    let c = compile_with(&v, &ScheduleConfig::with_chunk(64), Some((64, 64)), None).unwrap();
+    let small = loglinear_schedule::size_env(1, 1 << 16, 4, 64, 64, 17, 64, true);
+    assert!(loglinear_kernel::verify::check_offsets_32(&c.forward, &small).is_ok());
+    // T = 2^20, H = 32: q alone has 2^20·32·64 = 2^31 elements.
+    let big = loglinear_schedule::size_env(1, 1 << 20, 32, 64, 64, 21, 64, true);
+    let e = loglinear_kernel::verify::check_offsets_32(&c.forward, &big).unwrap_err();
+    assert!(e.contains("more than 32 bits") && e.contains("2147483648"), "{e}");
+}
