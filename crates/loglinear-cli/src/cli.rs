@@ -91,6 +91,35 @@ enum Command {
     /// Time a variant on a backend (median, min, max, GFLOP/s, first call); `--baselines` adds interpreter-f32,
     /// a hand-written rustc implementation and the linear form on the same inputs
     Bench(BenchArgs),
+    /// Write random inputs for a variant (spec §11.5 distributions) to a safetensors file, e.g. to try `run`
+    Random(RandomArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DtypeArg {
+    F64,
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Args, Debug)]
+struct RandomArgs {
+    /// Variant name (see `loglinear list`)
+    #[arg(long, value_name = "NAME")]
+    variant: String,
+    /// Problem shape: B,T,H,K,V
+    #[arg(long, value_name = "B,T,H,K,V")]
+    shape: String,
+    /// Element type of every tensor
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: DtypeArg,
+    /// Seed
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output safetensors file (same rules as `run --output`)
+    #[arg(long, value_name = "OUT.safetensors")]
+    output: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -346,6 +375,7 @@ fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result
         Command::Compile(args) => cmd_compile(registry, &args).map(|()| EXIT_OK),
         Command::Demo(args) => cmd_demo(registry, backends, args),
         Command::Bench(args) => cmd_bench(registry, backends, &args).map(|()| EXIT_OK),
+        Command::Random(args) => cmd_random(registry, &args).map(|()| EXIT_OK),
     }
 }
 
@@ -421,6 +451,22 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     );
     output.write(&encode_tensors(&[("o", &o)])?)?;
     tracing::info!(path = %args.output.display(), %dtype, "wrote o");
+    Ok(())
+}
+
+fn cmd_random(registry: &Registry, args: &RandomArgs) -> Result<(), RuntimeError> {
+    let variant = registry.get(&args.variant)?;
+    let shape = parse_shape(&args.shape)?;
+    let output = OutputFile::prepare(&args.output, &[])?;
+    let dtype = match args.dtype {
+        DtypeArg::F64 => DType::F64,
+        DtypeArg::F32 => DType::F32,
+        DtypeArg::F16 => DType::F16,
+        DtypeArg::Bf16 => DType::BF16,
+    };
+    let x = loglinear::random::random_inputs(variant, shape, 0, args.seed);
+    let list: Vec<(&str, &loglinear::HostTensor, DType)> = x.iter().map(|(n, t)| (n.as_str(), t, dtype)).collect();
+    output.write(&loglinear::runtime::encode_safetensors(&list)?)?;
     Ok(())
 }
 

@@ -567,3 +567,22 @@ fn mixed_dtypes_follow_v() {
     dtype_case(Dtype::F64, Dtype::F32, 1e-6);
     dtype_case(Dtype::F16, Dtype::F64, 1e-12);
 }
+
+#[test]
+fn random_inputs_then_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.safetensors");
+    let output = dir.path().join("o.safetensors");
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let out = loglinear(&["random", "--variant", "loglinear_gla", "--shape", "1,20,2,4,3", "--dtype", "bf16", "--output", i]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = loglinear(&["run", "--variant", "loglinear_gla", "--input", i, "--output", o]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (dtype, t) = read_o(&output);
+    assert_eq!((dtype, t.shape), (Dtype::BF16, vec![1, 20, 2, 3]));
+    let out = loglinear(&["random", "--variant", "loglinear_gla", "--shape", "1,0,2,4,3", "--output", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shape"));
+    let out = loglinear(&["random", "--variant", "nope", "--shape", "1,2,2,4,3", "--output", o]);
+    assert_eq!(out.status.code(), Some(2));
+}

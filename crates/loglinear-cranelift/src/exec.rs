@@ -307,20 +307,15 @@ impl Executable for CompiledProgram {
 
 /// The f32 output as a tensor of `dtype`, converted on up to `threads` threads.
 fn narrow(shape: Vec<usize>, src: &[f32], dtype: DType, threads: usize) -> Tensor {
-    if dtype == DType::F32 {
-        return Tensor::from_f32(shape, src);
-    }
-    let size = dtype.size();
-    let mut bytes = vec![0u8; src.len() * size];
     let piece = src.len().div_ceil(threads.max(1)).max(1 << 16);
-    std::thread::scope(|scope| {
-        for (d, s) in bytes.chunks_mut(piece * size).zip(src.chunks(piece)) {
-            scope.spawn(move || {
-                let mut v = Vec::with_capacity(d.len());
-                s.iter().for_each(|&x| dtype.push(&mut v, x as f64));
-                d.copy_from_slice(&v);
-            });
-        }
+    let parts: Vec<Tensor> = std::thread::scope(|scope| {
+        let handles: Vec<_> = src
+            .chunks(piece)
+            .map(|s| scope.spawn(move || Tensor::from_f32_as(dtype, vec![s.len()], s)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("conversion thread")).collect()
     });
+    let mut bytes = Vec::with_capacity(src.len() * dtype.size());
+    parts.iter().for_each(|p| bytes.extend_from_slice(p.bytes()));
     Tensor::from_bytes(dtype, shape, bytes).expect("bytes fill the shape")
 }

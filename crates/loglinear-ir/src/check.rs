@@ -61,6 +61,12 @@ impl InputTensor for loglinear_kernel::TensorRef<'_> {
         match self.dtype {
             DType::F32 => b.chunks_exact(4).position(|c| bad(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)),
             DType::F64 => b.chunks_exact(8).position(|c| bad(f64::from_le_bytes(c.try_into().expect("8 bytes")))),
+            DType::F16 => b
+                .chunks_exact(2)
+                .position(|c| bad(loglinear_kernel::tensor::f16_bits_to_f32(u16::from_le_bytes([c[0], c[1]])) as f64)),
+            DType::BF16 => b
+                .chunks_exact(2)
+                .position(|c| bad(loglinear_kernel::tensor::bf16_bits_to_f32(u16::from_le_bytes([c[0], c[1]])) as f64)),
             _ => (0..self.numel()).find(|&i| bad(self.get(i))),
         }
     }

@@ -123,6 +123,29 @@ impl fmt::Display for DType {
     }
 }
 
+/// IEEE binary16 bits to f32, exactly, by bit manipulation (no F16C needed; branch-light for the hot loops).
+#[inline]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    match exp {
+        0 => {
+            // zero or subnormal: man · 2^-24
+            let f = man as f32 * (1.0 / 16_777_216.0);
+            f32::from_bits(f.to_bits() | sign)
+        }
+        31 => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
+        e => f32::from_bits(sign | ((e + 112) << 23) | (man << 13)),
+    }
+}
+
+/// bfloat16 bits to f32 (exact: the high half of an f32).
+#[inline]
+pub fn bf16_bits_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
 /// A borrowed tensor: dtype, shape (row-major) and little-endian bytes (any alignment).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TensorRef<'a> {
@@ -159,14 +182,29 @@ impl<'a> TensorRef<'a> {
 
     /// Writes elements `start..start + dst.len()` into `dst` as f32.
     pub fn read_f32_into(&self, start: usize, dst: &mut [f32]) {
-        if self.dtype == DType::F32 {
-            let src = &self.bytes[start * 4..(start + dst.len()) * 4];
-            for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let s = self.dtype.size();
+        let src = &self.bytes[start * s..(start + dst.len()) * s];
+        // One loop per type (no per-element dispatch): this is the hot path of every run's input upload.
+        match self.dtype {
+            DType::F32 => {
+                for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
             }
-        } else {
-            for (j, d) in dst.iter_mut().enumerate() {
-                *d = self.dtype.read_f32(self.bytes, start + j);
+            DType::F16 => {
+                for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                    *d = f16_bits_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            DType::BF16 => {
+                for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                    *d = bf16_bits_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            _ => {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = self.dtype.read_f32(self.bytes, start + j);
+                }
             }
         }
     }
@@ -210,6 +248,19 @@ impl Tensor {
         let mut bytes = Vec::with_capacity(data.len() * 4);
         data.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
         Tensor { dtype: DType::F32, shape, bytes }
+    }
+
+    /// From f32 values, rounded to `dtype` (`data.len()` must be the shape's product).
+    pub fn from_f32_as(dtype: DType, shape: Vec<usize>, data: &[f32]) -> Tensor {
+        assert_eq!(data.len(), shape.iter().product::<usize>(), "data does not fill the shape");
+        let mut bytes = Vec::with_capacity(data.len() * dtype.size());
+        match dtype {
+            DType::F32 => data.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
+            DType::F16 => data.iter().for_each(|x| bytes.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
+            DType::BF16 => data.iter().for_each(|x| bytes.extend_from_slice(&half::bf16::from_f32(*x).to_le_bytes())),
+            _ => data.iter().for_each(|&x| dtype.push(&mut bytes, x as f64)),
+        }
+        Tensor { dtype, shape, bytes }
     }
 
     /// From f64 values, rounded to `dtype` (`data.len()` must be the shape's product).
@@ -278,5 +329,10 @@ mod tests {
         assert_eq!(DType::from_name("bf16"), Some(DType::BF16));
         assert_eq!(DType::from_name("BF16"), Some(DType::BF16));
         assert!(!DType::F16.is_finite_in(7e4) && DType::F32.is_finite_in(7e4));
+        // The bit-level f16 conversion agrees with `half` on every one of the 65536 values.
+        for h in 0..=u16::MAX {
+            let (a, b) = (f16_bits_to_f32(h), half::f16::from_bits(h).to_f32());
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{h:#06x}: {a} vs {b}");
+        }
     }
 }
