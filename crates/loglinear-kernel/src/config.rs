@@ -50,9 +50,6 @@ pub struct ScheduleConfig {
     pub chunk: usize,
     /// Inter-chunk scan form.
     pub form: ScanForm,
-    /// Columns of `V` per program in the state kernels (chunk states, level scans, reads); `None`: all of `V`
-    /// in one program. A power of two; programs whose block runs past `V` are masked.
-    pub v_block: Option<usize>,
     /// Storage type of the floating-point buffers (inputs are converted on the way in; the output comes back
     /// in it). f32, f16 or bf16 on the f32 backends; f64 on the f64 interpreter.
     pub storage: DType,
@@ -67,7 +64,6 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             chunk: 64,
             form: ScanForm::PerLevel,
-            v_block: None,
             storage: DType::F32,
             accum: DType::F32,
             threads: None,
@@ -102,11 +98,6 @@ impl ScheduleConfig {
         if !self.chunk.is_power_of_two() || self.chunk > MAX_CHUNK {
             return bad("chunk", self.chunk.to_string(), "a power of two in 1..=256");
         }
-        if let Some(b) = self.v_block {
-            if !b.is_power_of_two() || b > 4096 {
-                return bad("v_block", b.to_string(), "a power of two in 1..=4096, or full");
-            }
-        }
         if !self.storage.is_float() {
             return bad("storage", self.storage.ir_name().into(), "one of f64, f32, f16, bf16");
         }
@@ -124,15 +115,14 @@ impl ScheduleConfig {
 }
 
 impl fmt::Display for ScheduleConfig {
-    /// `chunk=64 form=per_level v_block=full storage=f32 accum=f32 threads=auto`; [`FromStr`] parses it back.
+    /// `chunk=64 form=per_level storage=f32 accum=f32 threads=auto`; [`FromStr`] parses it back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let opt = |x: Option<usize>, none: &str| x.map_or(none.to_string(), |v| v.to_string());
         write!(
             f,
-            "chunk={} form={} v_block={} storage={} accum={} threads={}",
+            "chunk={} form={} storage={} accum={} threads={}",
             self.chunk,
             self.form.name(),
-            opt(self.v_block, "full"),
             self.storage.ir_name(),
             self.accum.ir_name(),
             opt(self.threads, "auto")
@@ -158,11 +148,10 @@ impl FromStr for ScheduleConfig {
             match k {
                 "chunk" => c.chunk = num("chunk")?,
                 "form" => c.form = ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level or fused"))?,
-                "v_block" => c.v_block = opt("v_block", "full")?,
                 "storage" => c.storage = DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?,
                 "accum" => c.accum = DType::from_name(v).ok_or_else(|| bad("accum", "f32 or f64"))?,
                 "threads" => c.threads = opt("threads", "auto")?,
-                _ => return Err(bad("config", "one of chunk, form, v_block, storage, accum, threads")),
+                _ => return Err(bad("config", "one of chunk, form, storage, accum, threads")),
             }
         }
         c.validate()?;
@@ -179,18 +168,16 @@ mod tests {
         let c = ScheduleConfig {
             chunk: 16,
             form: ScanForm::Fused,
-            v_block: Some(32),
             storage: DType::BF16,
             accum: DType::F32,
             threads: Some(2),
         };
-        assert_eq!(c.to_string(), "chunk=16 form=fused v_block=32 storage=bf16 accum=f32 threads=2");
+        assert_eq!(c.to_string(), "chunk=16 form=fused storage=bf16 accum=f32 threads=2");
         assert_eq!(c.to_string().parse::<ScheduleConfig>().unwrap(), c);
         assert_eq!(ScheduleConfig::default().to_string().parse::<ScheduleConfig>().unwrap(), ScheduleConfig::default());
         for (text, field) in [
             ("chunk=12", "chunk"),
             ("chunk=512", "chunk"),
-            ("v_block=3", "v_block"),
             ("storage=i64", "storage"),
             ("accum=f16", "accum"),
             ("storage=f64 accum=f32", "storage"),
