@@ -174,7 +174,7 @@ impl CompiledProgram {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut data: Vec<Vec<f32>> = match pooled {
             Some((sh, d)) if sh == shapes => d,
-            _ => shapes.iter().map(|s| vec![0.0f32; s.iter().product()]).collect(),
+            _ => shapes.iter().map(|s| zeroed_buffer(s.iter().product())).collect(),
         };
         // Inputs converted f64 → f32; every other buffer zeroed (as the kernel IR's semantics start them) unless
         // it is entirely overwritten before anything reads it; spread over the workers.
@@ -303,6 +303,25 @@ impl Executable for CompiledProgram {
         self.run_tensor(inputs, sizes)
             .map_err(|e| TargetError::Failed { target: "cranelift".into(), message: e.to_string() })
     }
+}
+
+/// A zero-filled buffer of `n` floats. Large ones come straight from the kernel's zero pages (`calloc`) and are
+/// marked for transparent huge pages before anything touches them: a run's first touch of its buffers (hundreds
+/// of MB at T = 16384) then takes 2 MiB faults instead of 4 KiB ones — 512× fewer page faults, which dominate a
+/// fresh process's first call otherwise.
+fn zeroed_buffer(n: usize) -> Vec<f32> {
+    let v = vec![0.0f32; n];
+    #[cfg(target_os = "linux")]
+    if n * 4 >= 4 << 20 {
+        let (start, end) = (v.as_ptr() as usize, v.as_ptr() as usize + n * 4);
+        let page = 4096;
+        let a = start.div_ceil(page) * page;
+        if end > a {
+            // SAFETY: advice on pages of an allocation this function owns; it changes no contents.
+            unsafe { libc::madvise(a as *mut libc::c_void, end - a, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
 }
 
 /// The f32 output as a tensor of `dtype`, converted on up to `threads` threads.

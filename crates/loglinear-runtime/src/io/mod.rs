@@ -137,7 +137,9 @@ impl SafetensorsFile {
         }
         // SAFETY: the map is read-only and private to this process; a file truncated by another process while
         // mapped would fault, as reading it would fail, which the caller cannot prevent either way.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| unreadable(format!("cannot map it: {e}")))?;
+        // Populated at once: every byte is read by the run, and one populating call is cheaper than a fault per page.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+            .map_err(|e| unreadable(format!("cannot map it: {e}")))?;
         let layout = header::parse_layout(&map).map_err(not_st)?;
         Ok(SafetensorsFile { path: path.to_path_buf(), map, layout })
     }
