@@ -367,7 +367,20 @@ fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result
         }
         Command::Backends => {
             let w = backends.iter().map(|b| b.name().len()).max().unwrap_or(0);
-            let text: String = backends.iter().map(|b| format!("{:<w$}  {}\n", b.name(), b.description())).collect();
+            let names = |d: &[DType]| d.iter().map(|x| x.ir_name()).collect::<Vec<_>>().join(",");
+            let text: String = backends
+                .iter()
+                .map(|b| {
+                    let c = b.capabilities();
+                    format!(
+                        "{:<w$}  {} [storage {}; accumulation {}]\n",
+                        b.name(),
+                        b.description(),
+                        names(&c.storage),
+                        names(&c.accum)
+                    )
+                })
+                .collect();
             print_out(&text);
             Ok(EXIT_OK)
         }

@@ -457,7 +457,10 @@ fn describe() {
 fn backends() {
     let out = loglinear(&["backends"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("reference"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("reference"), "{text}");
+    let cl = text.lines().find(|l| l.starts_with("cranelift")).expect("cranelift listed");
+    assert!(cl.contains("[storage f32,f16,bf16; accumulation f32]"), "{cl}");
 }
 
 #[test]
