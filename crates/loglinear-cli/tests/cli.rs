@@ -577,7 +577,8 @@ fn random_inputs_then_run() {
     let input = dir.path().join("x.safetensors");
     let output = dir.path().join("o.safetensors");
     let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
-    let out = loglinear(&["random", "--variant", "loglinear_gla", "--shape", "1,20,2,4,3", "--dtype", "bf16", "--output", i]);
+    let out =
+        loglinear(&["random", "--variant", "loglinear_gla", "--shape", "1,20,2,4,3", "--dtype", "bf16", "--output", i]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let out = loglinear(&["run", "--variant", "loglinear_gla", "--input", i, "--output", o]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -328,10 +328,8 @@ fn zeroed_buffer(n: usize) -> Vec<f32> {
 fn narrow(shape: Vec<usize>, src: &[f32], dtype: DType, threads: usize) -> Tensor {
     let piece = src.len().div_ceil(threads.max(1)).max(1 << 16);
     let parts: Vec<Tensor> = std::thread::scope(|scope| {
-        let handles: Vec<_> = src
-            .chunks(piece)
-            .map(|s| scope.spawn(move || Tensor::from_f32_as(dtype, vec![s.len()], s)))
-            .collect();
+        let handles: Vec<_> =
+            src.chunks(piece).map(|s| scope.spawn(move || Tensor::from_f32_as(dtype, vec![s.len()], s))).collect();
         handles.into_iter().map(|h| h.join().expect("conversion thread")).collect()
     });
     let mut bytes = Vec::with_capacity(src.len() * dtype.size());

@@ -61,13 +61,7 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig {
-            chunk: 64,
-            form: ScanForm::PerLevel,
-            storage: DType::F32,
-            accum: DType::F32,
-            threads: None,
-        }
+        ScheduleConfig { chunk: 64, form: ScanForm::PerLevel, storage: DType::F32, accum: DType::F32, threads: None }
     }
 }
 
