@@ -326,6 +326,9 @@ fn zeroed_buffer(n: usize) -> Vec<f32> {
 
 /// The f32 output as a tensor of `dtype`, converted on up to `threads` threads.
 fn narrow(shape: Vec<usize>, src: &[f32], dtype: DType, threads: usize) -> Tensor {
+    if dtype == DType::F32 {
+        return Tensor::from_f32(shape, src);
+    }
     let piece = src.len().div_ceil(threads.max(1)).max(1 << 16);
     let parts: Vec<Tensor> = std::thread::scope(|scope| {
         let handles: Vec<_> =

@@ -8,7 +8,6 @@
 //! the inputs as typed views → run → the output in the storage type.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -265,7 +264,6 @@ struct CacheKey {
 pub struct Runtime {
     backends: Vec<BackendKind>,
     cache: KernelCache<CacheKey, Arc<dyn Executable>>,
-    pipeline_runs: AtomicU64,
 }
 
 impl Default for Runtime {
@@ -283,7 +281,7 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with no backend.
     pub fn empty() -> Self {
-        Runtime { backends: Vec::new(), cache: KernelCache::new(), pipeline_runs: AtomicU64::new(0) }
+        Runtime { backends: Vec::new(), cache: KernelCache::new() }
     }
 
     /// The backends every build has: `reference` (the f64 oracle), `interpreter` (kernel IR in f64) and
@@ -401,8 +399,7 @@ impl Runtime {
         self.cache
             .get_or_compile(&key, |_| {
                 let start = Instant::now();
-                self.pipeline_runs.fetch_add(1, Ordering::Relaxed);
-                let program = loglinear_schedule::compile_for_target(variant, config, k, v, &target.capabilities())
+                    let program = loglinear_schedule::compile_for_target(variant, config, k, v, &target.capabilities())
                     .map_err(|e| match e {
                         loglinear_schedule::ScheduleError::Budget(what) => {
                             RuntimeError::Unsupported { backend: b.name().into(), what }
@@ -433,11 +430,6 @@ impl Runtime {
 /// Sizes of a problem from checked input dimensions.
 pub fn size_env(dims: &Dims, chunk: usize, hierarchical: bool) -> SizeEnv {
     SizeEnv::new(dims.b, dims.t, dims.h, dims.k, dims.v, dims.l, chunk, hierarchical)
-}
-
-/// Binds host f64 tensors as typed f64 views (for callers holding a [`TensorMap`]).
-pub fn f64_tensors(inputs: &TensorMap) -> BTreeMap<String, Tensor> {
-    inputs.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(DType::F64, t.shape.clone(), &t.data))).collect()
 }
 
 /// Views of owned tensors, for [`Runtime::run`].

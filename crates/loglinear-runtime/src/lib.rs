@@ -21,7 +21,7 @@ pub mod fuzz;
 pub mod io;
 
 pub use engine::{
-    check_chunk_size, f32_tolerance, f64_tensors, size_env, views, Backend, BackendKind, Ran, RunOptions, Runtime,
+    check_chunk_size, f32_tolerance, size_env, views, Backend, BackendKind, Ran, RunOptions, Runtime,
     DEFAULT_TOLERANCE, HALF_TOLERANCE,
 };
 pub use error::RuntimeError;
