@@ -399,7 +399,7 @@ impl Runtime {
         self.cache
             .get_or_compile(&key, |_| {
                 let start = Instant::now();
-                    let program = loglinear_schedule::compile_for_target(variant, config, k, v, &target.capabilities())
+                let program = loglinear_schedule::compile_for_target(variant, config, k, v, &target.capabilities())
                     .map_err(|e| match e {
                         loglinear_schedule::ScheduleError::Budget(what) => {
                             RuntimeError::Unsupported { backend: b.name().into(), what }
@@ -435,4 +435,53 @@ pub fn size_env(dims: &Dims, chunk: usize, hierarchical: bool) -> SizeEnv {
 /// Views of owned tensors, for [`Runtime::run`].
 pub fn views(tensors: &BTreeMap<String, Tensor>) -> Bindings<'_> {
     tensors.iter().map(|(n, t)| (n.clone(), t.view())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loglinear_ir::builtins;
+    use loglinear_ir::random::random_inputs;
+
+    #[test]
+    fn chunk_sizes() {
+        for c in [1, 2, 64, 256] {
+            assert_eq!(check_chunk_size(c).unwrap(), c);
+        }
+        for c in [0, 3, 12, 512] {
+            let e = check_chunk_size(c).unwrap_err().to_string();
+            assert!(e.contains("--chunk-size") && e.contains(&c.to_string()) && e.contains("power of two"), "{e}");
+        }
+    }
+
+    #[test]
+    fn lookup_and_replace() {
+        let mut r = Runtime::with_defaults();
+        assert_eq!(r.names(), vec!["reference", "interpreter", "interpreter-f32"]);
+        let e = r.get("cranelift").err().unwrap().to_string();
+        assert!(e.contains("`cranelift`") && e.contains("reference"), "{e}");
+        r.register(Arc::new(loglinear_kernel::InterpreterTarget::f64()));
+        assert_eq!(r.len(), 3, "same name replaces");
+    }
+
+    #[test]
+    fn reference_and_interpreter_match_naive_and_share_one_compile() {
+        let r = Runtime::with_defaults();
+        let v = builtins::by_name("loglinear_gla").unwrap();
+        let x = random_inputs(&v, (1, 21, 2, 4, 3), 1, 7);
+        let want = loglinear_oracle::run(&v, &x, Form::Naive).unwrap();
+        for name in ["reference", "interpreter"] {
+            let got = r.get(name).unwrap().run_f64(&v, &x, &RunOptions::with_chunk_size(Some(4))).unwrap();
+            assert_eq!(got.shape, want.shape);
+            let err: f64 = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-12, "{name}: {err}");
+        }
+        assert_eq!(r.compile_count(), 1, "the oracle compiles nothing");
+        let e = r.get("reference").unwrap().run_f64(&v, &x, &RunOptions::with_chunk_size(Some(12))).unwrap_err();
+        assert!(matches!(e, RuntimeError::ChunkSize { value: 12, .. }));
+        // A configuration the backend cannot run is refused by its capabilities.
+        let bf16 = ScheduleConfig { storage: DType::BF16, ..ScheduleConfig::with_chunk(4) };
+        let e = r.get("interpreter").unwrap().run_f64(&v, &x, &RunOptions::with_config(bf16)).unwrap_err();
+        assert!(matches!(e, RuntimeError::Unsupported { .. }) && e.to_string().contains("bf16"), "{e}");
+    }
 }
