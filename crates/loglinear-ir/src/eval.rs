@@ -65,7 +65,7 @@ fn needed_by(v: &VariantIr, root: ExprId) -> Vec<bool> {
 
 /// Evaluates the expressions marked in `need` (which must be closed under operands); the others are left empty.
 fn eval_needed(v: &VariantIr, inputs: &TensorMap, d: &Dims, need: &[bool]) -> Vec<HostTensor> {
-    let tys = crate::validate::infer_types(v).expect("evaluation needs a validated variant");
+    let tys = crate::types::infer(v).expect("evaluation needs a validated variant");
     let mut vals: Vec<HostTensor> = Vec::with_capacity(v.exprs.len());
     for (i, e) in v.exprs.iter().enumerate() {
         if !need[i] {

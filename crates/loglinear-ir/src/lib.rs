@@ -31,6 +31,7 @@ pub mod print;
 pub mod problem;
 pub mod random;
 pub mod tensor;
+pub mod types;
 pub mod validate;
 pub mod variant;
 

@@ -128,7 +128,7 @@ impl fmt::Display for VariantIr {
         for d in &self.inputs {
             writeln!(f, "  input {}: {} {}", d.name, d.kind.keyword(), d.kind.layout())?;
         }
-        let class = if crate::validate::infer_types(self).is_ok() { self.class().name() } else { "<ill-typed>" };
+        let class = if crate::types::infer(self).is_ok() { self.class().name() } else { "<ill-typed>" };
         writeln!(f, "  class {class}")?;
         writeln!(f, "  query = {}", expr_to_string(self, self.query))?;
         writeln!(f, "  transition = {}", transition_to_string(self))?;

@@ -174,7 +174,7 @@ pub struct Resolved {
 /// Checks inputs ([`check_inputs`]) and evaluates the variant's preprocessing.
 pub fn resolve(variant: &VariantIr, inputs: &TensorMap) -> Result<Resolved, InputError> {
     let dims = check_inputs(variant, inputs)?;
-    let tys = crate::validate::infer_types(variant).expect("resolve needs a validated variant");
+    let tys = crate::types::infer(variant).expect("resolve needs a validated variant");
     let vals = eval_all(variant, inputs, &dims);
     let get = |id: ExprId| vals[id.index()].clone();
     let typed = |id: ExprId| (tys[id.index()], get(id));

@@ -225,48 +225,23 @@ pub fn same_expr(v: &VariantIr, a: ExprId, b: ExprId) -> bool {
     true
 }
 
-/// Infers the type of every expression; fails on the first ill-typed or ill-formed one.
+/// The type of every expression of `v`'s arena ([`crate::types::infer`]), as a validation error on failure.
 pub fn infer_types(v: &VariantIr) -> Result<Vec<Ty>, ValidationError> {
-    let mut tys: Vec<Ty> = Vec::with_capacity(v.exprs.len());
-    for (i, e) in v.exprs.iter().enumerate() {
-        let bad = |what: String| ValidationError::BadHandle { variant: v.name.clone(), expr: i as u32, what };
-        let get = |tys: &Vec<Ty>, a: ExprId| {
-            if a.index() < i {
-                Ok(tys[a.index()])
-            } else {
-                Err(bad(format!("%{}", a.0)))
-            }
-        };
-        let ty = match e {
-            Expr::Input(id) => match v.inputs.get(id.index()) {
-                Some(d) => d.kind.ty(),
-                None => return Err(bad(format!("input #{}", id.0))),
-            },
-            Expr::Const(_) => Ty::Const,
-            Expr::Unary(op, a) => {
-                let t = get(&tys, *a)?;
-                if *op == UnaryOp::L2Norm && !matches!(t, Ty::Key | Ty::Value) {
-                    return Err(ValidationError::NormOfScalar {
-                        variant: v.name.clone(),
-                        expr: crate::print::expr_to_string(v, ExprId(i as u32)),
-                        found: t.describe(),
-                    });
-                }
-                t
-            }
-            Expr::Binary(_, a, b) => {
-                let (ta, tb) = (get(&tys, *a)?, get(&tys, *b)?);
-                ta.join(tb).ok_or_else(|| ValidationError::TypeMismatch {
-                    variant: v.name.clone(),
-                    expr: crate::print::expr_to_string(v, ExprId(i as u32)),
-                    lhs: ta.describe(),
-                    rhs: tb.describe(),
-                })?
-            }
-        };
-        tys.push(ty);
-    }
-    Ok(tys)
+    use crate::types::TypeError;
+    crate::types::infer(v).map_err(|e| match e {
+        TypeError::BadHandle { expr, what } => ValidationError::BadHandle { variant: v.name.clone(), expr, what },
+        TypeError::NormOfScalar { expr, found } => ValidationError::NormOfScalar {
+            variant: v.name.clone(),
+            expr: crate::print::expr_to_string(v, expr),
+            found: found.describe(),
+        },
+        TypeError::Mismatch { expr, lhs, rhs } => ValidationError::TypeMismatch {
+            variant: v.name.clone(),
+            expr: crate::print::expr_to_string(v, expr),
+            lhs: lhs.describe(),
+            rhs: rhs.describe(),
+        },
+    })
 }
 
 /// Checks every invariant listed in the module documentation.

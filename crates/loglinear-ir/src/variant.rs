@@ -211,11 +211,6 @@ impl VariantIr {
         self.inputs.iter().enumerate().find(|(_, d)| d.name == name).map(|(i, d)| (InputId(i as u32), d))
     }
 
-    /// The type of an expression (the variant must be valid).
-    pub fn ty(&self, id: ExprId) -> Ty {
-        crate::validate::infer_types(self).map(|t| t[id.index()]).unwrap_or(Ty::Const)
-    }
-
     /// Whether the variant has the log-linear (Fenwick) hierarchy.
     pub fn is_log_linear(&self) -> bool {
         matches!(self.hierarchy, Hierarchy::Fenwick { .. })
