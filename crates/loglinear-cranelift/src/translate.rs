@@ -567,6 +567,10 @@ impl Tx<'_> {
                     UnOp::ExpNonpos => UnaryOp::ExpNonPos,
                     UnOp::Softplus => UnaryOp::Softplus,
                     UnOp::Sigmoid => UnaryOp::Sigmoid,
+                    UnOp::Rsqrt => {
+                        self.fail(unsupported(&self.kern.name, "rsqrt (a primitive of `passes::decompose`)"));
+                        return Ok(());
+                    }
                 };
                 emit_map_unary(b, &ctx, u, a, out)
             }
@@ -707,6 +711,14 @@ impl Tx<'_> {
             Op::Broadcast(a, _) => {
                 let a = self.tile(b, *a);
                 emit_broadcast(b, a, out)
+            }
+            // The primitives of `passes::decompose`: this backend runs the compound ops natively instead.
+            Op::Mask { .. } | Op::Select { .. } | Op::RowSum(_) | Op::ColSum(_) => {
+                self.fail(unsupported(
+                    &self.kern.name,
+                    "a primitive of `passes::decompose` (mask, select, row_sum, col_sum)",
+                ));
+                Ok(())
             }
         }
     }

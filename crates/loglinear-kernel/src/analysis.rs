@@ -213,8 +213,9 @@ pub fn upper_structure(k: &Kernel, shapes: &[(usize, usize)]) -> Vec<Upper> {
 /// Tiles an op reads.
 pub fn op_reads(op: &Op) -> Vec<TileId> {
     match op {
-        Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) => vec![],
+        Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) | Op::Mask { .. } => vec![],
         Op::LevelMask { lam, .. } => lam.iter().copied().collect(),
+        Op::Select { a, .. } | Op::RowSum(a) | Op::ColSum(a) => vec![*a],
         Op::Unary(_, a)
         | Op::L2Norm(a)
         | Op::CumSum(a)

@@ -5,7 +5,8 @@
 //! segment-sum add, the exponential counted as one, the product, the accumulation); the unit-lower solve
 //! `n²·cols`; elementwise ops, cumulative and suffix sums and row masks one flop per element; `l2norm` three; the
 //! segment sums (`segsum`) and level mask `n²/2`; data movement ops (row, column, transpose, broadcast,
-//! constants) none. Loads and stores move `4` bytes (f32) per tile element. Peak memory is the largest sum of
+//! constants, index-predicate masks) none; the primitives `select` one flop per element, `row_sum` and `col_sum`
+//! one per element read. Loads and stores move `4` bytes (f32) per tile element. Peak memory is the largest sum of
 //! sizes of the buffers live at one kernel ([`Program::lifetimes`]), at 4 bytes per element. Conditional bodies
 //! are counted only when taken, so the masks of the level scans are exact.
 
@@ -83,7 +84,13 @@ impl Counter<'_> {
         match op {
             Op::Load { .. } => (0.0, n * ELEM_BYTES),
             Op::Zeros(_) | Op::Eye(_) | Op::Const(_) | Op::Row(..) | Op::Col(..) | Op::Transpose(_) => (0.0, 0.0),
-            Op::Broadcast(..) => (0.0, 0.0),
+            Op::Broadcast(..) | Op::Mask { .. } => (0.0, 0.0),
+            // One comparison (or add) per element produced (`select`) or read (row and column sums).
+            Op::Select { .. } => (n, 0.0),
+            Op::RowSum(a) | Op::ColSum(a) => {
+                let (ar, ac) = self.shape(*a);
+                (ar * ac, 0.0)
+            }
             Op::Unary(..)
             | Op::Binary(..)
             | Op::CumSum(_)

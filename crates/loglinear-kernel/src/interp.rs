@@ -130,6 +130,35 @@ fn sigmoid<F: Float>(x: F) -> F {
     }
 }
 
+/// A [`Pred`] with its integer expressions evaluated.
+#[derive(Clone, Copy)]
+enum ConcretePred {
+    All,
+    Lower,
+    StrictLower,
+    Diag,
+    Level(i64),
+    /// Rows `r < n` hold.
+    RowBelow(i64),
+    RowIs(i64),
+    ColIs(i64),
+}
+
+impl ConcretePred {
+    fn holds(self, r: usize, s: usize) -> bool {
+        match self {
+            ConcretePred::All => true,
+            ConcretePred::Lower => s <= r,
+            ConcretePred::StrictLower => s < r,
+            ConcretePred::Diag => s == r,
+            ConcretePred::Level(l) => s <= r && bitlen((r ^ s) as u64) as i64 == l,
+            ConcretePred::RowBelow(n) => (r as i64) < n,
+            ConcretePred::RowIs(x) => r as i64 == x,
+            ConcretePred::ColIs(x) => s as i64 == x,
+        }
+    }
+}
+
 struct Machine<'a, F> {
     p: &'a Program,
     env: SizeEnv,
@@ -279,6 +308,7 @@ impl<F: Float> Machine<'_, F> {
                     UnOp::ExpNonpos => exp_nonpos,
                     UnOp::Softplus => softplus,
                     UnOp::Sigmoid => sigmoid,
+                    UnOp::Rsqrt => |x: F| F::ONE / x.sqrt(),
                 };
                 Tile { r: a.r, c: a.c, d: a.d.iter().map(|x| f(*x)).collect() }
             }
@@ -487,6 +517,68 @@ impl<F: Float> Machine<'_, F> {
                 }
                 t
             }
+            Op::Mask { pred, shape, on, off } => {
+                let p = self.pred(pred, vars);
+                let (r, c) = (dv(shape[0]), dv(shape[1]));
+                let (on, off) = (F::from_f64(*on), F::from_f64(*off));
+                let mut t = Tile::zeros(r, c);
+                for i in 0..r {
+                    for j in 0..c {
+                        t.d[i * c + j] = if p.holds(i, j) { on } else { off };
+                    }
+                }
+                t
+            }
+            Op::Select { pred, a, fill, shape } => {
+                let a = g(a);
+                let p = self.pred(pred, vars);
+                let (r, c) = (dv(shape[0]), dv(shape[1]));
+                let fill = F::from_f64(*fill);
+                let mut t = Tile::zeros(r, c);
+                for i in 0..r {
+                    for j in 0..c {
+                        t.d[i * c + j] = if p.holds(i, j) { a.at(i, j) } else { fill };
+                    }
+                }
+                t
+            }
+            Op::RowSum(a) => {
+                let a = g(a);
+                let mut t = Tile::zeros(a.r, 1);
+                for i in 0..a.r {
+                    let mut s = F::ZERO;
+                    for j in 0..a.c {
+                        s += a.d[i * a.c + j];
+                    }
+                    t.d[i] = s;
+                }
+                t
+            }
+            Op::ColSum(a) => {
+                let a = g(a);
+                let mut t = Tile::zeros(1, a.c);
+                for i in 0..a.r {
+                    for j in 0..a.c {
+                        t.d[j] += a.d[i * a.c + j];
+                    }
+                }
+                t
+            }
+        }
+    }
+
+    /// A predicate with its integer expressions evaluated.
+    fn pred(&self, p: &Pred, vars: &[i64]) -> ConcretePred {
+        let e = |x: &IExpr| ieval(x, vars, &self.env);
+        match p {
+            Pred::All => ConcretePred::All,
+            Pred::Lower => ConcretePred::Lower,
+            Pred::StrictLower => ConcretePred::StrictLower,
+            Pred::Diag => ConcretePred::Diag,
+            Pred::Level(l) => ConcretePred::Level(e(l)),
+            Pred::RowBelow { start, limit } => ConcretePred::RowBelow(dim_value(*limit, &self.env) as i64 - e(start)),
+            Pred::RowIs(r) => ConcretePred::RowIs(e(r)),
+            Pred::ColIs(c) => ConcretePred::ColIs(e(c)),
         }
     }
 

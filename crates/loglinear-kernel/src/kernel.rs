@@ -276,6 +276,8 @@ pub enum UnOp {
     Softplus,
     /// `1 / (1 + exp(−x))`, stable.
     Sigmoid,
+    /// `1 / sqrt(x)` (primitive: the row norms of a decomposed `l2norm`).
+    Rsqrt,
 }
 
 impl UnOp {
@@ -287,6 +289,7 @@ impl UnOp {
             UnOp::ExpNonpos => "exp_nonpos",
             UnOp::Softplus => "softplus",
             UnOp::Sigmoid => "sigmoid",
+            UnOp::Rsqrt => "rsqrt",
         }
     }
 }
@@ -311,6 +314,34 @@ impl BinOp {
             BinOp::Mul => "mul",
         }
     }
+}
+
+/// An integer predicate over the row `r` and the column `s` of a tile entry (of [`Op::Mask`] and
+/// [`Op::Select`]): all integer comparisons and bit arithmetic, no floating point.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pred {
+    /// Always true.
+    All,
+    /// `s ≤ r`: the causal lower triangle, diagonal included.
+    Lower,
+    /// `s < r`: the strictly lower triangle.
+    StrictLower,
+    /// `s = r`: the diagonal.
+    Diag,
+    /// `s ≤ r` and `bitlen(r XOR s) = l`: the in-chunk level-`l` entries of the causal triangle (level 0 is the
+    /// diagonal).
+    Level(IExpr),
+    /// `start + r < limit`: the rows before the sequence end.
+    RowBelow {
+        /// Position of row 0.
+        start: IExpr,
+        /// Sequence length.
+        limit: Dim,
+    },
+    /// `r = e`: one row (none when `e` is out of range).
+    RowIs(IExpr),
+    /// `s = e`: one column (none when `e` is out of range).
+    ColIs(IExpr),
 }
 
 /// A tile operation; its result is assigned to a tile.
@@ -408,6 +439,34 @@ pub enum Op {
     },
     /// Repeats a tile with size-1 dimensions to a shape.
     Broadcast(TileId, Shape2),
+    /// Primitive: a constant tile of shape `shape` from an index predicate, `on` where `pred(r, s)` holds and
+    /// `off` elsewhere (causal and level masks, identities; `−∞` for masked log decays).
+    Mask {
+        /// Where `on` goes.
+        pred: Pred,
+        /// Shape.
+        shape: Shape2,
+        /// Value where the predicate holds.
+        on: f64,
+        /// Value elsewhere.
+        off: f64,
+    },
+    /// Primitive: `a` (size-1 dimensions broadcast to `shape`) where `pred(r, s)` holds, `fill` elsewhere. The
+    /// kept entries are copied exactly (no `0 · ∞`): triangles, row masks, broadcasts, row and column extraction.
+    Select {
+        /// Where `a` is kept.
+        pred: Pred,
+        /// Operand.
+        a: TileId,
+        /// Value elsewhere.
+        fill: f64,
+        /// Shape.
+        shape: Shape2,
+    },
+    /// Primitive: `[n, m] → [n, 1]`, the sum of each row (left to right, from 0).
+    RowSum(TileId),
+    /// Primitive: `[n, m] → [1, m]`, the sum of each column (top to bottom, from 0).
+    ColSum(TileId),
 }
 
 /// A statement.
@@ -573,11 +632,152 @@ pub fn visit<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
 struct Ctx<'a> {
     p: &'a Program,
     k: &'a Kernel,
+    /// Variables print as `name#index` (when names and text order do not identify them; see [`canonical`]).
+    exact_vars: bool,
+}
+
+/// Whether the text of kernel `k` identifies its declarations by the parser's conventions
+/// ([`crate::parse`]): `(tiles, vars)`. Tiles: declared in order of first mention, each assigned (or `[1, 1]`).
+/// Variables: the grid's first, in order, then one per `for` in text order, every name resolving to the
+/// innermost variable of that name in scope and no size symbol hidden by a variable's name. When one fails,
+/// the printer lists the declarations after the kernel header (`tiles …`, `vars …`).
+fn canonical(k: &Kernel) -> (bool, bool) {
+    struct W<'a> {
+        k: &'a Kernel,
+        next_tile: usize,
+        assigned: Vec<bool>,
+        tiles_ok: bool,
+        next_var: usize,
+        vars_ok: bool,
+        scope: Vec<VarId>,
+    }
+    impl W<'_> {
+        fn tile(&mut self, t: TileId) {
+            match (t.0 as usize).cmp(&self.next_tile) {
+                std::cmp::Ordering::Equal => self.next_tile += 1,
+                std::cmp::Ordering::Greater => self.tiles_ok = false,
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        fn resolve(&self, name: &str) -> Option<VarId> {
+            self.scope.iter().rev().copied().find(|v| self.k.vars.get(v.0 as usize).is_some_and(|x| x.name == name))
+        }
+        fn iexpr(&mut self, e: &IExpr) {
+            match e {
+                IExpr::Var(v) => {
+                    if self.k.vars.get(v.0 as usize).is_none_or(|x| self.resolve(&x.name) != Some(*v)) {
+                        self.vars_ok = false;
+                    }
+                }
+                IExpr::Sym(s) => {
+                    if self.resolve(s.name()).is_some() {
+                        self.vars_ok = false;
+                    }
+                }
+                IExpr::Lit(_) => {}
+                IExpr::Add(a, b) | IExpr::Mul(a, b) => {
+                    self.iexpr(a);
+                    self.iexpr(b);
+                }
+                IExpr::Tz(a) => self.iexpr(a),
+            }
+        }
+        fn cond(&mut self, c: &Cond) {
+            match c {
+                Cond::Bit { x, bit: y }
+                | Cond::LowOnes { x, bits: y }
+                | Cond::LowZeros { x, bits: y }
+                | Cond::Ge(x, y) => {
+                    self.iexpr(x);
+                    self.iexpr(y);
+                }
+                Cond::Not(a) => self.cond(a),
+                Cond::And(a, b) => {
+                    self.cond(a);
+                    self.cond(b);
+                }
+            }
+        }
+        fn pred(&mut self, p: &Pred) {
+            if let Pred::Level(e) | Pred::RowBelow { start: e, .. } | Pred::RowIs(e) | Pred::ColIs(e) = p {
+                self.iexpr(e);
+                // `r` and `s` are the entry's row and column in a predicate.
+                let rs = |(i, x): (usize, &Var)| (x.name == "r" || x.name == "s") && e.uses(VarId(i as u32));
+                if self.k.vars.iter().enumerate().any(rs) {
+                    self.vars_ok = false;
+                }
+            }
+        }
+        fn index(&mut self, index: &[Index]) {
+            for i in index {
+                if let Index::At(e) | Index::Block { start: e, .. } = i {
+                    self.iexpr(e);
+                }
+            }
+        }
+        fn body(&mut self, body: &[Stmt]) {
+            for s in body {
+                match s {
+                    Stmt::Assign { dst, op } => {
+                        match op {
+                            Op::Load { index, .. } => self.index(index),
+                            Op::Row(_, e) | Op::Col(_, e) | Op::MaskRows { start: e, .. } => self.iexpr(e),
+                            Op::Mask { pred, .. } | Op::Select { pred, .. } => self.pred(pred),
+                            _ => {}
+                        }
+                        for t in crate::analysis::op_reads(op) {
+                            self.tile(t);
+                        }
+                        self.tile(*dst);
+                        if let Some(a) = self.assigned.get_mut(dst.0 as usize) {
+                            *a = true;
+                        }
+                    }
+                    Stmt::Store { index, src, .. } => {
+                        self.index(index);
+                        self.tile(*src);
+                    }
+                    Stmt::For { var, body } => {
+                        if var.0 as usize == self.next_var {
+                            self.next_var += 1;
+                        } else {
+                            self.vars_ok = false;
+                        }
+                        self.scope.push(*var);
+                        self.body(body);
+                        self.scope.pop();
+                    }
+                    Stmt::If { cond, then, els } => {
+                        self.cond(cond);
+                        self.body(then);
+                        self.body(els);
+                    }
+                }
+            }
+        }
+    }
+    let grid_ok = k.grid.iter().enumerate().all(|(i, v)| v.0 as usize == i);
+    let mut w = W {
+        k,
+        next_tile: 0,
+        assigned: vec![false; k.tiles.len()],
+        tiles_ok: true,
+        next_var: k.grid.len(),
+        vars_ok: grid_ok,
+        scope: k.grid.clone(),
+    };
+    w.body(&k.body);
+    let all_shaped = k.tiles.iter().zip(&w.assigned).all(|(t, a)| *a || t.shape == [d::ONE, d::ONE]);
+    (w.tiles_ok && all_shaped && w.next_tile == k.tiles.len(), w.vars_ok && w.next_var == k.vars.len())
 }
 
 impl Ctx<'_> {
-    fn var(&self, v: VarId) -> &str {
-        self.k.vars.get(v.0 as usize).map_or("?", |x| x.name.as_str())
+    fn var(&self, v: VarId) -> String {
+        match self.k.vars.get(v.0 as usize) {
+            Some(x) if self.exact_vars => format!("{}#{}", x.name, v.0),
+            Some(x) => x.name.clone(),
+            None => "?".into(),
+        }
     }
     fn tile(&self, t: TileId) -> String {
         format!("%{}", self.k.tiles.get(t.0 as usize).map_or("?", |x| x.name.as_str()))
@@ -585,18 +785,21 @@ impl Ctx<'_> {
     fn iexpr(&self, e: &IExpr) -> String {
         match e {
             IExpr::Lit(n) => n.to_string(),
-            IExpr::Var(v) => self.var(*v).to_string(),
+            IExpr::Var(v) => self.var(*v),
             IExpr::Sym(s) => s.name().to_string(),
+            // `+` and `*` associate to the left: a right operand of the same operator is parenthesised.
             IExpr::Add(a, b) => match **b {
-                IExpr::Lit(n) if n < 0 => format!("{}-{}", self.iexpr(a), -n),
+                IExpr::Lit(n) if n < 0 => format!("{}-{}", self.iexpr(a), n.unsigned_abs()),
+                IExpr::Add(..) => format!("{}+({})", self.iexpr(a), self.iexpr(b)),
                 _ => format!("{}+{}", self.iexpr(a), self.iexpr(b)),
             },
             IExpr::Mul(a, b) => {
-                let w = |x: &IExpr| match x {
+                let w = |x: &IExpr, right: bool| match x {
                     IExpr::Add(..) => format!("({})", self.iexpr(x)),
+                    IExpr::Mul(..) if right => format!("({})", self.iexpr(x)),
                     _ => self.iexpr(x),
                 };
-                format!("{}*{}", w(a), w(b))
+                format!("{}*{}", w(a, false), w(b, true))
             }
             IExpr::Tz(a) => format!("tz({})", self.iexpr(a)),
         }
@@ -607,8 +810,14 @@ impl Ctx<'_> {
             Cond::LowOnes { x, bits } => format!("low_ones({}, {})", self.iexpr(x), self.iexpr(bits)),
             Cond::LowZeros { x, bits } => format!("low_zeros({}, {})", self.iexpr(x), self.iexpr(bits)),
             Cond::Ge(a, b) => format!("{} >= {}", self.iexpr(a), self.iexpr(b)),
-            Cond::Not(a) => format!("!{}", self.cond(a)),
-            Cond::And(a, b) => format!("{} && {}", self.cond(a), self.cond(b)),
+            Cond::Not(a) => match **a {
+                Cond::And(..) => format!("!({})", self.cond(a)),
+                _ => format!("!{}", self.cond(a)),
+            },
+            Cond::And(a, b) => match **b {
+                Cond::And(..) => format!("{} && ({})", self.cond(a), self.cond(b)),
+                _ => format!("{} && {}", self.cond(a), self.cond(b)),
+            },
         }
     }
     fn access(&self, buf: BufId, index: &[Index]) -> String {
@@ -649,6 +858,22 @@ impl Ctx<'_> {
             Op::TriSolve { a, b } => format!("tri_solve_unit_lower {}, {}", t(a), t(b)),
             Op::MaskRows { a, start, limit } => format!("mask_rows {}, {} < {limit}", t(a), self.iexpr(start)),
             Op::Broadcast(a, s) => format!("broadcast {} to [{}, {}]", t(a), s[0], s[1]),
+            Op::Mask { pred, on, off, .. } => format!("mask {} ? {on:?} : {off:?}", self.pred(pred)),
+            Op::Select { pred, a, fill, .. } => format!("select {} ? {} : {fill:?}", self.pred(pred), t(a)),
+            Op::RowSum(a) => format!("row_sum {}", t(a)),
+            Op::ColSum(a) => format!("col_sum {}", t(a)),
+        }
+    }
+    fn pred(&self, p: &Pred) -> String {
+        match p {
+            Pred::All => "true".into(),
+            Pred::Lower => "s <= r".into(),
+            Pred::StrictLower => "s < r".into(),
+            Pred::Diag => "s == r".into(),
+            Pred::Level(l) => format!("s <= r && bitlen(r ^ s) == {}", self.iexpr(l)),
+            Pred::RowBelow { start, limit } => format!("{}+r < {limit}", self.iexpr(start)),
+            Pred::RowIs(e) => format!("r == {}", self.iexpr(e)),
+            Pred::ColIs(e) => format!("s == {}", self.iexpr(e)),
         }
     }
     fn body(&self, body: &[Stmt], ind: usize, out: &mut String) {
@@ -658,7 +883,15 @@ impl Ctx<'_> {
                 Stmt::Assign { dst, op } => {
                     let sh = self.k.tiles.get(dst.0 as usize).map(|t| t.shape);
                     let shs = sh.map_or("?".to_string(), |s| format!("[{}, {}]", s[0], s[1]));
-                    let _ = writeln!(out, "{pad}{}: {shs} = {}", self.tile(*dst), self.op(op));
+                    let ops = match op {
+                        // `zeros`, `mask` and `select` take their shape from the tile unless they differ.
+                        Op::Zeros(z) if Some(*z) != sh => format!("zeros [{}, {}]", z[0], z[1]),
+                        Op::Mask { shape: z, .. } | Op::Select { shape: z, .. } if Some(*z) != sh => {
+                            format!("{} [{}, {}]", self.op(op), z[0], z[1])
+                        }
+                        _ => self.op(op),
+                    };
+                    let _ = writeln!(out, "{pad}{}: {shs} = {ops}", self.tile(*dst));
                 }
                 Stmt::Store { buf, index, src } => {
                     let _ = writeln!(out, "{pad}store {} = {}", self.access(*buf, index), self.tile(*src));
@@ -723,13 +956,23 @@ impl fmt::Display for Program {
             )?;
         }
         for (ki, k) in self.kernels.iter().enumerate() {
-            let ctx = Ctx { p: self, k };
+            let (tiles_ok, vars_ok) = canonical(k);
+            let ctx = Ctx { p: self, k, exact_vars: !vars_ok };
             let grid: Vec<String> = k
                 .grid
                 .iter()
                 .map(|v| format!("{} < {}", ctx.var(*v), k.vars.get(v.0 as usize).map_or(d::ONE, |x| x.extent)))
                 .collect();
             writeln!(f, "kernel {ki} {} grid({}) {{", k.name, grid.join(", "))?;
+            if !tiles_ok {
+                let t: Vec<String> =
+                    k.tiles.iter().map(|t| format!("%{}: [{}, {}]", t.name, t.shape[0], t.shape[1])).collect();
+                writeln!(f, "  tiles {}", t.join(", "))?;
+            }
+            if !vars_ok {
+                let v: Vec<String> = k.vars.iter().map(|v| format!("{} < {}", v.name, v.extent)).collect();
+                writeln!(f, "  vars {}", v.join(", "))?;
+            }
             let mut s = String::new();
             ctx.body(&k.body, 1, &mut s);
             f.write_str(&s)?;
@@ -741,5 +984,5 @@ impl fmt::Display for Program {
 
 /// Prints one operation of a kernel (used by error messages).
 pub fn op_to_string(p: &Program, k: &Kernel, op: &Op) -> String {
-    Ctx { p, k }.op(op)
+    Ctx { p, k, exact_vars: false }.op(op)
 }

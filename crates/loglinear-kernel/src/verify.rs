@@ -169,13 +169,16 @@ pub fn op_shape(op: &Op, tiles: &[TileDecl], bufs: &[Buffer]) -> Result<Shape2, 
             y
         }
         Op::MaskRows { a, .. } => t(a)?,
-        Op::Broadcast(a, s) => {
+        Op::Broadcast(a, s) | Op::Select { a, shape: s, .. } => {
             let x = t(a)?;
             if bcast(x[0], s[0]) != Some(s[0]) || bcast(x[1], s[1]) != Some(s[1]) {
                 return Err(format!("cannot broadcast {} to {}", sh(x), sh(*s)));
             }
             *s
         }
+        Op::Mask { shape, .. } => *shape,
+        Op::RowSum(a) => [t(a)?[0], d::ONE],
+        Op::ColSum(a) => [d::ONE, t(a)?[1]],
     })
 }
 
@@ -190,6 +193,9 @@ enum Prov {
     /// A difference of two cumulative gates: it cancels catastrophically after a huge negative gate and is
     /// `−∞ − (−∞)` = NaN once the sums overflow, so `exp_nonpos` of it is rejected.
     GateDiff,
+    /// A 0/1 index-predicate mask ([`Op::Mask`]): a matmul of one with raw per-token values sums those values
+    /// directly (the decomposed `cumsum`, `suffix_sum`, `segsum`), which is a gate sum ([`Prov::Gate`]).
+    Mask,
 }
 
 struct Checker<'a> {
@@ -273,6 +279,25 @@ impl Checker<'_> {
                             if pv(a, &self.prov) == Prov::Gate && pv(b, &self.prov) == Prov::Gate =>
                         {
                             Prov::GateDiff
+                        }
+                        // The primitives of `passes::decompose`: a 0/1 mask; a masked sum of raw values (a mask
+                        // times per-token values that are not themselves sums) is a direct gate sum; selections,
+                        // row and column sums keep what their operand is (a selected difference stays one).
+                        Op::Mask { on, off, .. } if [*on, *off].iter().all(|x| *x == 0.0 || *x == 1.0) => Prov::Mask,
+                        Op::Matmul { a, b, .. }
+                            if pv(a, &self.prov) == Prov::Mask && pv(b, &self.prov) == Prov::Other =>
+                        {
+                            Prov::Gate
+                        }
+                        Op::Select { a, fill, .. } if pv(a, &self.prov) == Prov::Mask => {
+                            if *fill == 0.0 || *fill == 1.0 {
+                                Prov::Mask
+                            } else {
+                                Prov::Other
+                            }
+                        }
+                        Op::Select { a, .. } | Op::RowSum(a) | Op::ColSum(a) if pv(a, &self.prov) != Prov::Mask => {
+                            pv(a, &self.prov)
                         }
                         _ => Prov::Other,
                     };
@@ -388,7 +413,11 @@ impl Checker<'_> {
             | Op::MaskRows { a, .. }
             | Op::Broadcast(a, _)
             | Op::SegSum(a)
-            | Op::SuffixSum(a) => vec![*a],
+            | Op::SuffixSum(a)
+            | Op::Select { a, .. }
+            | Op::RowSum(a)
+            | Op::ColSum(a) => vec![*a],
+            Op::Mask { .. } => vec![],
             Op::Binary(_, a, b) | Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => {
                 vec![*a, *b]
             }

@@ -3,8 +3,8 @@
 //! The pass pipeline is one visible list, [`PASSES`]:
 //!
 //! ```text
-//! validate → classify → schedule → lower → verify
-//! VariantIr   Classified  Schedule IR  Kernel IR  Kernel IR (checked)
+//! validate → classify → schedule → lower → specialise → decompose → cse → dce → verify
+//! VariantIr   Classified  Schedule IR  Kernel IR  ───────────── Kernel IR ─────────────  Kernel IR (checked)
 //! ```
 //!
 //! * `validate` re-runs the variant validator of `loglinear-ir`.
@@ -17,6 +17,9 @@
 //!   decode step (§6.2).
 //! * `lower` ([`lower`]) turns each stage into Kernel IR ([`kernel`]): kernels with grids over
 //!   (batch, head, chunk | level), explicit symbolic buffers, and small dense tile ops.
+//! * `specialise` fixes K, V and C (when sizes are given); `decompose` rewrites every compound op into
+//!   primitives, only when asked ([`compile_decomposed`]); `cse` and `dce` remove repeated and dead tile
+//!   assignments (`loglinear_kernel::passes`; outputs bit for bit unchanged).
 //! * `verify` ([`verify`]) checks the Kernel IR.
 //!
 //! Every stage has a text form; [`dump`] prints them with `; after <pass>` headers.
@@ -51,8 +54,8 @@ pub mod schedule;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, InputError, TensorMap, ValidationError, VariantIr};
 pub use loglinear_kernel::{
-    filecheck, interp, kernel, verify, Capabilities, DType, Float, Precision, Program, ScanForm, ScheduleConfig,
-    SizeEnv, Specialisation, VerifyError,
+    filecheck, interp, kernel, passes, verify, Capabilities, DType, Float, Precision, Program, ScanForm,
+    ScheduleConfig, SizeEnv, Specialisation, VerifyError,
 };
 
 pub use classify::{Classified, Gate, Root};
@@ -88,7 +91,9 @@ pub enum ScheduleError {
     #[error("kernel IR does not validate: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Verify(Vec<VerifyError>),
     /// `dump` was asked for a pass that does not exist.
-    #[error("unknown pass `{0}`; passes are: validate, classify, schedule, lower, specialise, verify")]
+    #[error(
+        "unknown pass `{0}`; passes are: validate, classify, schedule, lower, specialise, decompose, cse, dce, verify"
+    )]
     UnknownPass(String),
     /// An invalid configuration.
     #[error(transparent)]
@@ -155,6 +160,8 @@ pub struct PassState {
     pub schedule: Option<Schedule>,
     /// After `lower`: forward and decode programs.
     pub programs: Option<(Program, Program)>,
+    /// Whether `decompose` rewrites the compound ops into primitives (off: the pass does nothing).
+    pub decompose: bool,
     /// Set by `verify`.
     pub verified: bool,
 }
@@ -219,6 +226,27 @@ fn pass_specialise(s: &mut PassState) -> Result<(), ScheduleError> {
     Ok(())
 }
 
+fn pass_decompose(s: &mut PassState) -> Result<(), ScheduleError> {
+    if !s.decompose {
+        return Ok(());
+    }
+    let (f, d) = s.programs.as_ref().ok_or_else(|| internal("programs"))?;
+    s.programs = Some((passes::decompose::decompose(f), passes::decompose::decompose(d)));
+    Ok(())
+}
+
+fn pass_cse(s: &mut PassState) -> Result<(), ScheduleError> {
+    let (f, d) = s.programs.as_ref().ok_or_else(|| internal("programs"))?;
+    s.programs = Some((passes::cse::cse(f), passes::cse::cse(d)));
+    Ok(())
+}
+
+fn pass_dce(s: &mut PassState) -> Result<(), ScheduleError> {
+    let (f, d) = s.programs.as_ref().ok_or_else(|| internal("programs"))?;
+    s.programs = Some((passes::dce::dce(f), passes::dce::dce(d)));
+    Ok(())
+}
+
 fn pass_verify(s: &mut PassState) -> Result<(), ScheduleError> {
     let (f, d) = s.programs.as_ref().ok_or_else(|| internal("programs"))?;
     let mut errs = Vec::new();
@@ -246,6 +274,9 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "schedule", run: pass_schedule },
     Pass { name: "lower", run: pass_lower },
     Pass { name: "specialise", run: pass_specialise },
+    Pass { name: "decompose", run: pass_decompose },
+    Pass { name: "cse", run: pass_cse },
+    Pass { name: "dce", run: pass_dce },
     Pass { name: "verify", run: pass_verify },
 ];
 
@@ -258,7 +289,10 @@ fn stage_text(name: &str, s: &PassState) -> String {
         "lower" | "specialise" if name == "specialise" && s.sizes.is_none() => {
             "; not specialised: no K, V given (pass --shape)".to_string()
         }
-        "lower" | "specialise" => match &s.programs {
+        "decompose" if !s.decompose => {
+            "; not decomposed: compound ops kept (compile_decomposed asks for it)".to_string()
+        }
+        "lower" | "specialise" | "decompose" | "cse" | "dce" => match &s.programs {
             Some((f, d)) => format!("{f}{d}").trim_end().to_string(),
             None => String::new(),
         },
@@ -306,9 +340,11 @@ fn run_passes(
     config: &ScheduleConfig,
     sizes: Option<(usize, usize)>,
     budget: Option<usize>,
+    decompose: bool,
     mut each: impl FnMut(&str, &PassState),
 ) -> Result<PassState, ScheduleError> {
-    let mut st = PassState { variant: Some(v.clone()), config: *config, sizes, budget, ..Default::default() };
+    let mut st =
+        PassState { variant: Some(v.clone()), config: *config, sizes, budget, decompose, ..Default::default() };
     for p in PASSES {
         (p.run)(&mut st)?;
         each(p.name, &st);
@@ -343,7 +379,25 @@ pub fn compile_with(
     sizes: Option<(usize, usize)>,
     budget: Option<usize>,
 ) -> Result<Compiled, ScheduleError> {
-    let st = run_passes(v, config, sizes, budget, |_, _| {})?;
+    compiled(v, run_passes(v, config, sizes, budget, false, |_, _| {})?)
+}
+
+/// Runs the pipeline with `decompose` on: every compound op of both programs becomes primitive ops
+/// (`loglinear_kernel::passes::decompose`), then `cse`, `dce` and `verify` run on the result. `sizes`: the
+/// `(K, V)` to specialise on first (`None` keeps them symbolic). What a new backend runs before it translates
+/// any compound op natively.
+///
+/// # Errors
+/// The pipeline's errors.
+pub fn compile_decomposed(
+    v: &VariantIr,
+    config: &ScheduleConfig,
+    sizes: Option<(usize, usize)>,
+) -> Result<Compiled, ScheduleError> {
+    compiled(v, run_passes(v, config, sizes, None, true, |_, _| {})?)
+}
+
+fn compiled(v: &VariantIr, st: PassState) -> Result<Compiled, ScheduleError> {
     let (forward, decode) = st.programs.ok_or_else(|| internal("programs"))?;
     let schedule = st.schedule.ok_or_else(|| internal("schedule"))?;
     Ok(Compiled {
@@ -371,7 +425,7 @@ pub fn dump(
         }
     }
     let mut out = String::new();
-    run_passes(v, config, sizes, None, |name, st| {
+    run_passes(v, config, sizes, None, false, |name, st| {
         let print = match &when {
             DumpWhen::AfterAll => true,
             DumpWhen::After(n) => n == name,
