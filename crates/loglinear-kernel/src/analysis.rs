@@ -169,7 +169,7 @@ fn meet(x: Upper, y: Upper) -> Upper {
 
 /// For every tile, what holds above its diagonal whatever assignment produced its value: the greatest fixpoint
 /// over all assignments of the kernel (independent of control flow). Lets a matmul whose left operand is
-/// lower-triangular skip the zero blocks ([`Triangular::ALower`]), found from kernel-IR ops alone.
+/// lower-triangular skip the zero blocks (Cranelift's `Triangular::ALower`), found from kernel-IR ops alone.
 pub fn upper_structure(k: &Kernel, shapes: &[(usize, usize)]) -> Vec<Upper> {
     let sq = |t: &TileId| shapes.get(t.0 as usize).is_some_and(|(r, c)| r == c && *r > 1);
     let mut assigns: Vec<(TileId, &Op)> = Vec::new();
@@ -236,7 +236,7 @@ pub fn op_reads(op: &Op) -> Vec<TileId> {
 /// For every tile: true when it is square and each of its reads in the kernel is an elementwise `mul` (same
 /// shape, no broadcast) with another tile that is exactly zero above the diagonal ([`Upper::Zero`]), so its
 /// entries above the diagonal never reach a result, as long as they are finite. Lets a matmul into it compute
-/// only the blocks touching the lower triangle ([`Triangular::CLower`], e.g. `Q·Kᵀ` before the decay mask);
+/// only the blocks touching the lower triangle (Cranelift's `Triangular::CLower`, e.g. `Q·Kᵀ` before the decay mask);
 /// the translator then zeroes the rest. Decided from kernel-IR ops alone.
 pub fn upper_unobserved(k: &Kernel, shapes: &[(usize, usize)], upper: &[Upper]) -> Vec<bool> {
     let shape = |t: &TileId| shapes.get(t.0 as usize).copied();

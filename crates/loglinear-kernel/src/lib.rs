@@ -3,7 +3,8 @@
 //! Everything a backend needs and nothing of the front end: the kernel IR ([`kernel`]) with its text form,
 //! the verifier ([`verify`]), the interpreter that defines its meaning ([`interp`], also a [`Target`]), the
 //! analyses every backend shares ([`analysis`]), the resource model ([`resources`]), the cost model
-//! ([`cost`]), kernel-IR→kernel-IR passes ([`passes`]), typed tensors ([`tensor`]), the schedule configuration
+//! ([`cost`]), kernel-IR→kernel-IR passes ([`passes`]: `specialise`, `decompose`, `cse`, `dce`), the text-form parser
+//! ([`parse`]), typed tensors ([`tensor`]), the schedule configuration
 //! ([`config`]) and the [`Target`] / [`Executable`] traits ([`target`]). `loglinear-schedule` produces kernel
 //! IR; the runtime drives targets; backends (`loglinear-cranelift`, …) depend on this crate only.
 //!
