@@ -210,6 +210,29 @@ pub fn upper_structure(k: &Kernel, shapes: &[(usize, usize)]) -> Vec<Upper> {
     }
 }
 
+/// The tiles an op reads, mutably (for renaming passes); the same enumeration as [`op_reads`].
+pub fn op_reads_mut(op: &mut Op) -> Vec<&mut TileId> {
+    match op {
+        Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) | Op::Mask { .. } => vec![],
+        Op::LevelMask { lam, .. } => lam.iter_mut().collect(),
+        Op::Select { a, .. } | Op::RowSum(a) | Op::ColSum(a) => vec![a],
+        Op::Unary(_, a)
+        | Op::L2Norm(a)
+        | Op::CumSum(a)
+        | Op::SegSum(a)
+        | Op::SuffixSum(a)
+        | Op::Row(a, _)
+        | Op::Col(a, _)
+        | Op::Transpose(a)
+        | Op::Tril { a, .. }
+        | Op::MaskRows { a, .. }
+        | Op::Broadcast(a, _) => vec![a],
+        Op::Binary(_, x, y) => vec![x, y],
+        Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => vec![a, b],
+        Op::MatmulGatedCausal { a, b, g } => vec![a, b, g],
+    }
+}
+
 /// Tiles an op reads.
 pub fn op_reads(op: &Op) -> Vec<TileId> {
     match op {

@@ -401,29 +401,7 @@ impl Checker<'_> {
     }
 
     fn uses(&mut self, op: &Op, assigned: &HashSet<TileId>) {
-        let ts: Vec<TileId> = match op {
-            Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) => vec![],
-            Op::Unary(_, a)
-            | Op::L2Norm(a)
-            | Op::CumSum(a)
-            | Op::Row(a, _)
-            | Op::Col(a, _)
-            | Op::Transpose(a)
-            | Op::Tril { a, .. }
-            | Op::MaskRows { a, .. }
-            | Op::Broadcast(a, _)
-            | Op::SegSum(a)
-            | Op::SuffixSum(a)
-            | Op::Select { a, .. }
-            | Op::RowSum(a)
-            | Op::ColSum(a) => vec![*a],
-            Op::Mask { .. } => vec![],
-            Op::Binary(_, a, b) | Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => {
-                vec![*a, *b]
-            }
-            Op::MatmulGatedCausal { a, b, g } => vec![*a, *b, *g],
-            Op::LevelMask { lam, .. } => lam.iter().copied().collect(),
-        };
+        let ts = crate::analysis::op_reads(op);
         for t in ts {
             self.use_tile(t, assigned);
         }

@@ -131,37 +131,8 @@ pub(crate) fn rename_reads(op: &mut Op, map: &HashMap<TileId, TileId>) {
     if map.is_empty() {
         return;
     }
-    let r = |t: &mut TileId| rename_tile(t, map);
-    match op {
-        Op::Load { .. } | Op::Zeros(_) | Op::Eye(_) | Op::Const(_) | Op::Mask { .. } => {}
-        Op::LevelMask { lam, .. } => {
-            if let Some(l) = lam {
-                r(l)
-            }
-        }
-        Op::Unary(_, a)
-        | Op::L2Norm(a)
-        | Op::CumSum(a)
-        | Op::SegSum(a)
-        | Op::SuffixSum(a)
-        | Op::Row(a, _)
-        | Op::Col(a, _)
-        | Op::Transpose(a)
-        | Op::Tril { a, .. }
-        | Op::MaskRows { a, .. }
-        | Op::Broadcast(a, _)
-        | Op::Select { a, .. }
-        | Op::RowSum(a)
-        | Op::ColSum(a) => r(a),
-        Op::Binary(_, a, b) | Op::Matmul { a, b, .. } | Op::TriSolve { a, b } => {
-            r(a);
-            r(b);
-        }
-        Op::MatmulGatedCausal { a, b, g } => {
-            r(a);
-            r(b);
-            r(g);
-        }
+    for t in crate::analysis::op_reads_mut(op) {
+        rename_tile(t, map);
     }
 }
 
