@@ -165,13 +165,20 @@ struct CompileArgs {
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     chunk_size: Option<usize>,
-    /// Inter-chunk scan form
-    #[arg(long, value_enum, default_value = "per-level")]
-    form: FormArg,
+    /// Inter-chunk scan form (default: the config's, else per-level)
+    #[arg(long, value_enum)]
+    form: Option<FormArg>,
     /// Print the IR: `after-all` (every stage) or the name of one pass (validate, classify, schedule, lower,
-    /// specialise, verify)
+    /// split_v, specialise, decompose, cse, dce, verify)
     #[arg(long, value_name = "WHEN")]
     dump_ir: Option<String>,
+    /// Schedule configuration as `key=value` pairs (`chunk=32,form=fused,storage=bf16,v_block=16`); `--chunk-size`
+    /// and `--form` override its fields when given
+    #[arg(long, value_name = "CONFIG")]
+    config: Option<String>,
+    /// Run `decompose`: every compound op becomes primitives (what a new backend starts from)
+    #[arg(long)]
+    decompose: bool,
     /// Print the cost model's FLOPs, bytes moved and peak memory for `--shape`
     #[arg(long)]
     cost: bool,
@@ -505,14 +512,18 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
         check_chunk_size(c)?;
     }
     let shape = parse_shape(args.shape.as_deref().unwrap_or(DEFAULT_COST_SHAPE))?;
-    let opts = ScheduleConfig {
-        chunk: args.chunk_size.unwrap_or(variant.chunk_size),
-        form: match args.form {
-            FormArg::PerLevel => ScanForm::PerLevel,
-            FormArg::Fused => ScanForm::Fused,
-        },
-        ..ScheduleConfig::default()
+    let mut opts = match &args.config {
+        Some(text) => text.parse::<ScheduleConfig>()?,
+        None => ScheduleConfig::with_chunk(variant.chunk_size),
     };
+    if let Some(c) = args.chunk_size {
+        opts.chunk = c;
+    }
+    match args.form {
+        Some(FormArg::PerLevel) => opts.form = ScanForm::PerLevel,
+        Some(FormArg::Fused) => opts.form = ScanForm::Fused,
+        None => {}
+    }
     // With an explicit --shape, the dump shows `specialise` on its K and V too.
     let sizes = args.shape.as_ref().map(|_| (shape.3, shape.4));
     let to_err = |e: ScheduleError| match e {
@@ -525,6 +536,7 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
             ),
         },
         ScheduleError::ChunkSize(c) => RuntimeError::ChunkSize { value: c, max: loglinear::ir::MAX_CHUNK_SIZE },
+        ScheduleError::Config(e) => RuntimeError::Config(e),
         other => RuntimeError::Backend { backend: "compile".into(), message: other.to_string() },
     };
     let mut out = String::new();
@@ -534,10 +546,15 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
                 "after-all" | "all" => DumpWhen::AfterAll,
                 p => DumpWhen::After(p.strip_prefix("after-").unwrap_or(p).to_string()),
             };
-            out.push_str(&loglinear_schedule::dump(variant, &opts, sizes, when).map_err(to_err)?);
+            out.push_str(&loglinear_schedule::dump_with(variant, &opts, sizes, when, args.decompose).map_err(to_err)?);
         }
         None => {
-            let c = loglinear_schedule::compile_with(variant, &opts, sizes, None).map_err(to_err)?;
+            let c = if args.decompose {
+                loglinear_schedule::compile_decomposed(variant, &opts, sizes)
+            } else {
+                loglinear_schedule::compile_with(variant, &opts, sizes, None)
+            }
+            .map_err(to_err)?;
             out.push_str(&format!(
                 "compiled `{}` (class {}, chunk {}, {:?}): {} forward kernels, {} decode kernels; passes: {}\n",
                 variant.name,

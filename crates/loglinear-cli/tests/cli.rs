@@ -215,6 +215,32 @@ fn positive_log_decay() {
 }
 
 #[test]
+fn compile_takes_a_config_splits_v_and_dumps_the_decomposed_program() {
+    let base = ["compile", "--variant", "loglinear_mamba2", "--shape", "1,100,2,16,32"];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        loglinear(&args)
+    };
+    let out = run(&["--config", "chunk=16,v_block=8", "--dump-ir", "after-split_v"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("; v_block = 8") && text.contains("grid(b < B, h < H, i < NT, vb < 4)"), "{text}");
+    let out = run(&["--decompose", "--dump-ir", "after-decompose"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("= mask ") && !text.contains("= segsum ") && !text.contains("= level_mask "), "{text}");
+    // Without --decompose the dump says the pass did nothing.
+    let out = run(&["--dump-ir", "after-decompose"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not decomposed"));
+    for (config, field) in [("v_block=5", "v_block"), ("chunk=3", "chunk"), ("speed=2", "config")] {
+        let out = run(&["--config", config]);
+        assert_eq!(out.status.code(), Some(2), "{config}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{config}: {err}");
+    }
+}
+
+#[test]
 fn compile_dumps_every_stage_and_rejects_unknown_pass() {
     let out = loglinear(&[
         "compile",
@@ -227,7 +253,9 @@ fn compile_dumps_every_stage_and_rejects_unknown_pass() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for pass in ["validate", "classify", "schedule", "lower", "verify"] {
+    for pass in
+        ["validate", "classify", "schedule", "lower", "split_v", "specialise", "decompose", "cse", "dce", "verify"]
+    {
         assert!(text.contains(&format!("; after {pass}")), "{pass}: {text}");
     }
     let out = loglinear(&["compile", "--variant", "loglinear_mamba2", "--dump-ir", "optimize"]);

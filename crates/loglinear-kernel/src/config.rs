@@ -57,11 +57,22 @@ pub struct ScheduleConfig {
     pub accum: DType,
     /// CPU worker threads; `None`: one per available core.
     pub threads: Option<usize>,
+    /// Columns of `V` per grid program in the kernels that can be split along `V` (the `split_v` pass); a
+    /// divisor of `V`. `None`: whole `V` (no split) unless the target's tile budget asks for a split, in
+    /// which case the pipeline picks the widest block that fits.
+    pub v_block: Option<usize>,
 }
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig { chunk: 64, form: ScanForm::PerLevel, storage: DType::F32, accum: DType::F32, threads: None }
+        ScheduleConfig {
+            chunk: 64,
+            form: ScanForm::PerLevel,
+            storage: DType::F32,
+            accum: DType::F32,
+            threads: None,
+            v_block: None,
+        }
     }
 }
 
@@ -104,22 +115,26 @@ impl ScheduleConfig {
         if self.threads == Some(0) {
             return bad("threads", "0".into(), "a positive number, or auto");
         }
+        if self.v_block == Some(0) {
+            return bad("v_block", "0".into(), "a positive divisor of V, or auto");
+        }
         Ok(())
     }
 }
 
 impl fmt::Display for ScheduleConfig {
-    /// `chunk=64 form=per_level storage=f32 accum=f32 threads=auto`; [`FromStr`] parses it back.
+    /// `chunk=64 form=per_level storage=f32 accum=f32 threads=auto v_block=auto`; [`FromStr`] parses it back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let opt = |x: Option<usize>, none: &str| x.map_or(none.to_string(), |v| v.to_string());
         write!(
             f,
-            "chunk={} form={} storage={} accum={} threads={}",
+            "chunk={} form={} storage={} accum={} threads={} v_block={}",
             self.chunk,
             self.form.name(),
             self.storage.ir_name(),
             self.accum.ir_name(),
-            opt(self.threads, "auto")
+            opt(self.threads, "auto"),
+            opt(self.v_block, "auto")
         )
     }
 }
@@ -145,7 +160,8 @@ impl FromStr for ScheduleConfig {
                 "storage" => c.storage = DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?,
                 "accum" => c.accum = DType::from_name(v).ok_or_else(|| bad("accum", "f32 or f64"))?,
                 "threads" => c.threads = opt("threads", "auto")?,
-                _ => return Err(bad("config", "one of chunk, form, storage, accum, threads")),
+                "v_block" => c.v_block = opt("v_block", "auto")?,
+                _ => return Err(bad("config", "one of chunk, form, storage, accum, threads, v_block")),
             }
         }
         c.validate()?;
@@ -165,8 +181,9 @@ mod tests {
             storage: DType::BF16,
             accum: DType::F32,
             threads: Some(2),
+            v_block: Some(32),
         };
-        assert_eq!(c.to_string(), "chunk=16 form=fused storage=bf16 accum=f32 threads=2");
+        assert_eq!(c.to_string(), "chunk=16 form=fused storage=bf16 accum=f32 threads=2 v_block=32");
         assert_eq!(c.to_string().parse::<ScheduleConfig>().unwrap(), c);
         assert_eq!(ScheduleConfig::default().to_string().parse::<ScheduleConfig>().unwrap(), ScheduleConfig::default());
         for (text, field) in [
@@ -176,6 +193,7 @@ mod tests {
             ("accum=f16", "accum"),
             ("storage=f64 accum=f32", "storage"),
             ("threads=0", "threads"),
+            ("v_block=0", "v_block"),
             ("speed=11", "config"),
         ] {
             let e = text.parse::<ScheduleConfig>().unwrap_err();

@@ -625,6 +625,22 @@ pub fn visit<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
     }
 }
 
+/// Calls `f` on every statement, depth first, with mutable access (a statement's nested bodies are visited
+/// after `f` has seen it).
+pub fn visit_mut(body: &mut [Stmt], f: &mut impl FnMut(&mut Stmt)) {
+    for s in body {
+        f(s);
+        match s {
+            Stmt::For { body, .. } => visit_mut(body, f),
+            Stmt::If { then, els, .. } => {
+                visit_mut(then, f);
+                visit_mut(els, f);
+            }
+            _ => {}
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Text form
 // ---------------------------------------------------------------------------------------------------------
@@ -811,7 +827,7 @@ impl Ctx<'_> {
             Cond::LowZeros { x, bits } => format!("low_zeros({}, {})", self.iexpr(x), self.iexpr(bits)),
             Cond::Ge(a, b) => format!("{} >= {}", self.iexpr(a), self.iexpr(b)),
             Cond::Not(a) => match **a {
-                Cond::And(..) => format!("!({})", self.cond(a)),
+                Cond::And(..) | Cond::Ge(..) => format!("!({})", self.cond(a)),
                 _ => format!("!{}", self.cond(a)),
             },
             Cond::And(a, b) => match **b {

@@ -1243,7 +1243,7 @@ kernel 0 k grid(b < B, h < H, i < NT) {
         let text = p.to_string();
         assert!(text.contains("%z: [K, K] = zeros [C, K]"), "{text}");
         assert!(text.contains("row %q, (i+(-1+l))*(C*(2-3))"), "{text}");
-        assert!(text.contains("if !(i >= i*(C*l) && i >= i*(C*l)) && (!i >= i*(C*l) && i >= i*(C*l)) {"), "{text}");
+        assert!(text.contains("if !(i >= i*(C*l) && i >= i*(C*l)) && (!(i >= i*(C*l)) && i >= i*(C*l)) {"), "{text}");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   same kernel) before it is read, inputs and states excepted;
 //! * grid programs write disjoint elements, proven per store: each grid variable `g` owns a dimension indexed by
 //!   `g` alone (`At(g·s + c)`, `s ≠ 0`) or by a block `g·s + c +: n` with `s ≥ n` (`c` free of variables), so two
-//!   programs that differ in `g` write different elements of that dimension;
+//!   programs that differ in `g` write different elements of that dimension — or the store runs under
+//!   `if !(g >= 1)`, so only the program `g = 0` performs it (what `split_v` emits for a split kernel's stores
+//!   without a `V` axis);
 //! * `exp_nonpos` is applied only to local cumulative gates and segment sums of gates (`segsum`, `suffix_sum`),
 //!   never to a difference of cumulative gates; `segsum`, `suffix_sum` and `matmul_gated_causal` sum raw
 //!   per-token gates, never cumulative ones;
@@ -204,6 +206,20 @@ struct Checker<'a> {
     errs: Vec<VerifyError>,
     prov: Vec<Prov>,
     written: &'a mut HashSet<BufId>,
+    /// Grid variables pinned to one value by the enclosing conditions (`if !(g >= 1)`: only `g = 0` runs).
+    pinned: Vec<VarId>,
+}
+
+/// The grid variable a condition pins to one value: `!(g >= 1)` holds for `g = 0` only (grid variables are
+/// non-negative).
+pub fn pinned_var(c: &Cond) -> Option<VarId> {
+    match c {
+        Cond::Not(inner) => match inner.as_ref() {
+            Cond::Ge(IExpr::Var(g), IExpr::Lit(1)) => Some(*g),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl Checker<'_> {
@@ -362,7 +378,7 @@ impl Checker<'_> {
                         Err(e) => self.err(e),
                     }
                     for g in &self.k.grid {
-                        if !index.iter().any(|i| owns(i, *g)) {
+                        if !index.iter().any(|i| owns(i, *g)) && !self.pinned.contains(g) {
                             let gn = self.k.vars.get(g.0 as usize).map_or("?".into(), |v| v.name.clone());
                             self.err(format!(
                                 "store to `{}` is not proven disjoint across grid variable `{gn}`: no dimension is \
@@ -380,10 +396,17 @@ impl Checker<'_> {
                     let mut inner = assigned.clone();
                     self.body(body, &mut inner);
                 }
-                Stmt::If { cond: _, then, els } => {
+                Stmt::If { cond, then, els } => {
                     let mut a = assigned.clone();
                     let mut b = assigned.clone();
+                    let pin = pinned_var(cond).filter(|g| self.k.grid.contains(g));
+                    if let Some(g) = pin {
+                        self.pinned.push(g);
+                    }
                     self.body(then, &mut a);
+                    if pin.is_some() {
+                        self.pinned.pop();
+                    }
                     self.body(els, &mut b);
                     for t in a.intersection(&b) {
                         assigned.insert(*t);
@@ -462,7 +485,14 @@ pub fn verify(p: &Program) -> Result<(), Vec<VerifyError>> {
                 });
             }
         }
-        let mut c = Checker { p, k, errs: Vec::new(), prov: vec![Prov::Other; k.tiles.len()], written: &mut written };
+        let mut c = Checker {
+            p,
+            k,
+            errs: Vec::new(),
+            prov: vec![Prov::Other; k.tiles.len()],
+            written: &mut written,
+            pinned: Vec::new(),
+        };
         let mut assigned = HashSet::new();
         c.body(&k.body, &mut assigned);
         errs.extend(c.errs);

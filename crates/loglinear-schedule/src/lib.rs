@@ -3,8 +3,8 @@
 //! The pass pipeline is one visible list, [`PASSES`]:
 //!
 //! ```text
-//! validate → classify → schedule → lower → specialise → decompose → cse → dce → verify
-//! VariantIr   Classified  Schedule IR  Kernel IR  ───────────── Kernel IR ─────────────  Kernel IR (checked)
+//! validate → classify → schedule → lower → split_v → specialise → decompose → cse → dce → verify
+//! VariantIr   Classified  Schedule IR  Kernel IR  ───────────────── Kernel IR ─────────────  Kernel IR (checked)
 //! ```
 //!
 //! * `validate` re-runs the variant validator of `loglinear-ir`.
@@ -17,6 +17,9 @@
 //!   decode step (§6.2).
 //! * `lower` ([`lower`]) turns each stage into Kernel IR ([`kernel`]): kernels with grids over
 //!   (batch, head, chunk | level), explicit symbolic buffers, and small dense tile ops.
+//! * `split_v` (when sizes are given and the config's `v_block`, or the target's tile budget, asks for it)
+//!   splits every V-separable kernel's value dimension across grid programs
+//!   (`loglinear_kernel::passes::split`); the config records the block chosen.
 //! * `specialise` fixes K, V and C (when sizes are given); `decompose` rewrites every compound op into
 //!   primitives, only when asked ([`compile_decomposed`]); `cse` and `dce` remove repeated and dead tile
 //!   assignments (`loglinear_kernel::passes`; outputs bit for bit unchanged).
@@ -92,7 +95,7 @@ pub enum ScheduleError {
     Verify(Vec<VerifyError>),
     /// `dump` was asked for a pass that does not exist.
     #[error(
-        "unknown pass `{0}`; passes are: validate, classify, schedule, lower, specialise, decompose, cse, dce, verify"
+        "unknown pass `{0}`; passes are: validate, classify, schedule, lower, split_v, specialise, decompose, cse, dce, verify"
     )]
     UnknownPass(String),
     /// An invalid configuration.
@@ -162,6 +165,8 @@ pub struct PassState {
     pub programs: Option<(Program, Program)>,
     /// Whether `decompose` rewrites the compound ops into primitives (off: the pass does nothing).
     pub decompose: bool,
+    /// What `split_v` did to each forward kernel (empty: no split asked or needed).
+    pub split: Vec<(String, passes::split::SplitOutcome)>,
     /// Set by `verify`.
     pub verified: bool,
 }
@@ -213,6 +218,55 @@ fn pass_lower(s: &mut PassState) -> Result<(), ScheduleError> {
     for p in [&mut fwd, &mut dec] {
         p.set_types(s.config.storage, s.config.accum);
     }
+    s.programs = Some((fwd, dec));
+    Ok(())
+}
+
+/// The narrowest `V` block the automatic split tries.
+pub const MIN_V_BLOCK: usize = 8;
+
+fn pass_split_v(s: &mut PassState) -> Result<(), ScheduleError> {
+    use passes::split::split_v;
+    let Some((k, v)) = s.sizes else { return Ok(()) };
+    let (f, d) = s.programs.as_ref().ok_or_else(|| internal("programs"))?;
+    let vb = match (s.config.v_block, s.budget) {
+        (Some(vb), _) => {
+            if vb > v || v % vb != 0 {
+                return Err(ScheduleError::Config(loglinear_kernel::ConfigError {
+                    field: "v_block",
+                    value: vb.to_string(),
+                    expected: format!("a divisor of V = {v}"),
+                }));
+            }
+            vb
+        }
+        (None, Some(budget)) => {
+            // The widest block whose specialised forward program fits the target's tile budget.
+            let env = SizeEnv::new(1, 1, 1, k, v, 1, s.config.chunk, f.hierarchical);
+            let fits = |vb: usize| {
+                let (p, _) = split_v(f, v, vb);
+                let p = loglinear_kernel::specialise(&p, Specialisation { k, v, c: s.config.chunk }, &s.config);
+                loglinear_kernel::resources::check_budget(&p, &env, budget).is_ok()
+            };
+            let mut vb = v;
+            while !fits(vb) && vb % 2 == 0 && vb / 2 >= MIN_V_BLOCK {
+                vb /= 2;
+            }
+            if fits(vb) {
+                vb
+            } else {
+                v // no block fits: `verify` reports the budget
+            }
+        }
+        (None, None) => v,
+    };
+    if vb == v {
+        return Ok(());
+    }
+    let (fwd, report) = split_v(f, v, vb);
+    let (dec, _) = split_v(d, v, vb);
+    s.split = report;
+    s.config.v_block = Some(vb);
     s.programs = Some((fwd, dec));
     Ok(())
 }
@@ -273,6 +327,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "classify", run: pass_classify },
     Pass { name: "schedule", run: pass_schedule },
     Pass { name: "lower", run: pass_lower },
+    Pass { name: "split_v", run: pass_split_v },
     Pass { name: "specialise", run: pass_specialise },
     Pass { name: "decompose", run: pass_decompose },
     Pass { name: "cse", run: pass_cse },
@@ -291,6 +346,25 @@ fn stage_text(name: &str, s: &PassState) -> String {
         }
         "decompose" if !s.decompose => {
             "; not decomposed: compound ops kept (compile_decomposed asks for it)".to_string()
+        }
+        "split_v" if s.split.is_empty() => match (s.sizes, s.config.v_block) {
+            (None, _) => "; not split: no V given (pass --shape)".to_string(),
+            (Some((_, v)), _) => format!("; not split: v_block = V = {v}"),
+        },
+        "split_v" => {
+            let mut t = format!("; v_block = {}\n", s.config.v_block.unwrap_or(0));
+            for (k, o) in &s.split {
+                let what = match o {
+                    passes::split::SplitOutcome::Split => "split along V".to_string(),
+                    passes::split::SplitOutcome::NoV => "no V dimension".to_string(),
+                    passes::split::SplitOutcome::Inseparable(why) => format!("not split: {why}"),
+                };
+                t.push_str(&format!("; kernel {k}: {what}\n"));
+            }
+            if let Some((f, d)) = &s.programs {
+                t.push_str(format!("{f}{d}").trim_end());
+            }
+            t
         }
         "lower" | "specialise" | "decompose" | "cse" | "dce" => match &s.programs {
             Some((f, d)) => format!("{f}{d}").trim_end().to_string(),
@@ -419,13 +493,27 @@ pub fn dump(
     sizes: Option<(usize, usize)>,
     when: DumpWhen,
 ) -> Result<String, ScheduleError> {
+    dump_with(v, config, sizes, when, false)
+}
+
+/// [`dump`], with `decompose` on when asked (the program [`compile_decomposed`] gives).
+///
+/// # Errors
+/// As [`dump`].
+pub fn dump_with(
+    v: &VariantIr,
+    config: &ScheduleConfig,
+    sizes: Option<(usize, usize)>,
+    when: DumpWhen,
+    decompose: bool,
+) -> Result<String, ScheduleError> {
     if let DumpWhen::After(n) = &when {
         if !PASSES.iter().any(|p| p.name == n) {
             return Err(ScheduleError::UnknownPass(n.clone()));
         }
     }
     let mut out = String::new();
-    run_passes(v, config, sizes, None, false, |name, st| {
+    run_passes(v, config, sizes, None, decompose, |name, st| {
         let print = match &when {
             DumpWhen::AfterAll => true,
             DumpWhen::After(n) => n == name,

@@ -245,7 +245,7 @@ fn run_caught(
 }
 
 /// The configurations `backend` runs each case in (the axes beyond backend × variant × case × chunk): its
-/// default; the other scan form; and every 16-bit storage type its capabilities declare. What it does not
+/// default; the other scan form; `V` split into one-column blocks; and every 16-bit storage type its capabilities declare. What it does not
 /// declare is skipped, and said so on stderr (never silently).
 fn configs(backend: &Backend<'_>, v: &VariantIr, chunk: usize) -> Vec<(String, ScheduleConfig)> {
     let Ok(default) = backend.config(v, &RunOptions::with_chunk_size(Some(chunk))) else {
@@ -260,6 +260,9 @@ fn configs(backend: &Backend<'_>, v: &VariantIr, chunk: usize) -> Vec<(String, S
         let c = ScheduleConfig { form, ..default };
         out.push((format!("{c}"), c));
     }
+    // V split across grid programs one column each (`split_v`; 1 divides every V of the cases).
+    let c = ScheduleConfig { v_block: Some(1), ..default };
+    out.push((format!("{c}"), c));
     let caps = backend.capabilities();
     for storage in [DType::F16, DType::BF16] {
         let c = ScheduleConfig { storage, ..default };

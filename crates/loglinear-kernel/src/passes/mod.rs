@@ -6,6 +6,9 @@
 //!
 //! * [`specialise`](specialise::specialise): K, V and C become literals in every shape, extent and index; λ
 //!   tiles hold 32 levels; buffers get their element types. Same values as the symbolic program.
+//! * [`split_v`](split::split_v) (when the configuration's `v_block` is below `V`): every V-separable kernel
+//!   gets a grid variable over column blocks of `V`, its `V`-wide tiles become `v_block` wide; stores without a
+//!   `V` axis run in block 0 only. Outputs bit for bit unchanged.
 //! * [`decompose`](decompose::decompose) (on request: `loglinear_schedule::compile_decomposed`): **no compound op
 //!   remains** — only the primitives `load`, `zeros`, `const`, `unary` (with `rsqrt`), `binary`, `matmul`,
 //!   `mask`, `select`, `row_sum`, `col_sum` ([`decompose::is_primitive`]) — so a new backend that translates
@@ -25,3 +28,4 @@ pub mod cse;
 pub mod dce;
 pub mod decompose;
 pub mod specialise;
+pub mod split;
