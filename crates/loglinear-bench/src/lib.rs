@@ -54,6 +54,9 @@ pub struct BenchSpec {
     pub baseline_threads: usize,
     /// Seed of the random inputs.
     pub seed: u64,
+    /// The dtype the inputs are held in, as a user's file would hold them (f32, f16, bf16): the backend reads
+    /// them in it.
+    pub input_dtype: DType,
 }
 
 impl BenchSpec {
@@ -66,6 +69,7 @@ impl BenchSpec {
             chunk_size: None,
             reps: 5,
             warmup: 1,
+            input_dtype: DType::F32,
             baselines: false,
             baseline_threads: 1,
             seed: 0,
@@ -96,7 +100,8 @@ pub struct Workload {
     pub linear_inputs: TensorMap,
     /// The inputs prepared for the hand-written baseline, or why it does not cover the variant.
     pub baseline: Result<BaselineProblem, String>,
-    /// The inputs stored in f32 (made once): what an f32 backend reads.
+    /// The inputs stored in the input dtype (f32 unless [`Workload::with_input_dtype`]; made once, as a user's
+    /// file holds them): what a backend with f32 storage reads.
     pub typed: BTreeMap<String, Tensor>,
 }
 
@@ -134,6 +139,25 @@ impl Workload {
         let typed =
             inputs.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(DType::F32, t.shape.clone(), &t.data))).collect();
         Ok(Workload { variant: variant.clone(), linear, shape, chunk, inputs, linear_inputs, baseline, typed })
+    }
+
+    /// The same workload with its inputs held in `dtype` (rounded to it: every row then computes on the same
+    /// rounded values).
+    pub fn with_input_dtype(mut self, dtype: DType) -> Self {
+        for (n, t) in self.inputs.iter_mut() {
+            let x = Tensor::from_f64(dtype, t.shape.clone(), &t.data);
+            t.data = x.to_f64();
+            self.typed.insert(n.clone(), x);
+        }
+        for (n, t) in self.linear_inputs.iter_mut() {
+            if let Some(x) = self.typed.get(n) {
+                t.data = x.to_f64();
+            }
+        }
+        if let Ok(b) = baseline::prepare(&self.variant, &self.inputs) {
+            self.baseline = Ok(b);
+        }
+        self
     }
 
     /// Runs the variant on `backend`.
@@ -291,6 +315,8 @@ pub struct BenchReport {
     pub reps: usize,
     /// Untimed warm-up calls per row.
     pub warmup: usize,
+    /// The inputs' dtype.
+    pub input_dtype: DType,
     /// Rows: the main one first.
     pub rows: Vec<Row>,
 }
@@ -377,7 +403,7 @@ pub fn run_bench(
             expected: "at least 1 repetition".into(),
         });
     }
-    let w = Workload::new(&spec.variant, spec.shape, spec.chunk(), spec.seed)?;
+    let w = Workload::new(&spec.variant, spec.shape, spec.chunk(), spec.seed)?.with_input_dtype(spec.input_dtype);
     let flops = |v: &VariantIr| loglinear_schedule::cost(v, w.shape, w.chunk).map(|c| c.flops).unwrap_or(0.0);
     let vname = spec.variant.name.clone();
     let mut rows = Vec::new();
@@ -487,6 +513,7 @@ fn report(spec: &BenchSpec, w: &Workload, rows: Vec<Row>) -> BenchReport {
         chunk: w.chunk,
         reps: spec.reps,
         warmup: spec.warmup,
+        input_dtype: spec.input_dtype,
         rows,
     }
 }
@@ -507,8 +534,8 @@ pub fn fmt_duration(d: Duration) -> String {
 pub fn format_report(r: &BenchReport) -> String {
     let (b, t, h, k, v) = r.shape;
     let mut out = format!(
-        "bench `{}` on `{}`: B={b} T={t} H={h} K={k} V={v} C={}, {} reps after {} warm-up call(s)\n\n",
-        r.variant, r.backend, r.chunk, r.reps, r.warmup
+        "bench `{}` on `{}`: B={b} T={t} H={h} K={k} V={v} C={}, {} inputs, {} reps after {} warm-up call(s)\n\n",
+        r.variant, r.backend, r.chunk, r.input_dtype, r.reps, r.warmup
     );
     let header = ["row", "variant", "median", "min", "max", "GFLOP/s", "first call", "first−median", "diff vs main"];
     let mut cells: Vec<[String; 9]> = Vec::new();

@@ -103,6 +103,17 @@ enum DtypeArg {
     Bf16,
 }
 
+impl From<DtypeArg> for DType {
+    fn from(d: DtypeArg) -> DType {
+        match d {
+            DtypeArg::F64 => DType::F64,
+            DtypeArg::F32 => DType::F32,
+            DtypeArg::F16 => DType::F16,
+            DtypeArg::Bf16 => DType::BF16,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct RandomArgs {
     /// Variant name (see `loglinear list`)
@@ -254,6 +265,9 @@ struct BenchArgs {
     /// Seed of the random inputs
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Dtype the inputs are held in, as in a user's file (the backend reads them in it)
+    #[arg(long, value_enum, default_value = "f32")]
+    input_dtype: DtypeArg,
 }
 
 /// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`loglinear::backends`];
@@ -478,12 +492,7 @@ fn cmd_random(registry: &Registry, args: &RandomArgs) -> Result<(), RuntimeError
     let variant = registry.get(&args.variant)?;
     let shape = parse_shape(&args.shape)?;
     let output = OutputFile::prepare(&args.output, &[])?;
-    let dtype = match args.dtype {
-        DtypeArg::F64 => DType::F64,
-        DtypeArg::F32 => DType::F32,
-        DtypeArg::F16 => DType::F16,
-        DtypeArg::Bf16 => DType::BF16,
-    };
+    let dtype: DType = args.dtype.into();
     let x = loglinear::random::random_inputs(variant, shape, 0, args.seed);
     let list: Vec<(&str, &loglinear::HostTensor, DType)> = x.iter().map(|(n, t)| (n.as_str(), t, dtype)).collect();
     output.write(&loglinear::runtime::encode_safetensors(&list)?)?;
@@ -614,6 +623,7 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
         baselines: args.baselines,
         baseline_threads: args.baseline_threads,
         seed: args.seed,
+        input_dtype: args.input_dtype.into(),
     };
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(loglinear_bench::total_steps(&spec))

@@ -156,6 +156,29 @@ fn a_new_length_or_lambda_depth_does_not_recompile() {
 }
 
 #[test]
+fn resident_inputs_run_many_times_without_recompiling() {
+    let rt = cranelift_runtime(2);
+    let b = rt.get("cranelift").unwrap();
+    let v = builtins::by_name("loglinear_gla").unwrap();
+    let x = random_inputs(&v, (1, 70, 2, 5, 3), 0, 9);
+    let stored: std::collections::BTreeMap<String, loglinear_runtime::Tensor> = x
+        .iter()
+        .map(|(n, t)| {
+            (n.clone(), loglinear_runtime::Tensor::from_f64(loglinear_runtime::DType::BF16, t.shape.clone(), &t.data))
+        })
+        .collect();
+    let opts = RunOptions::with_chunk_size(Some(16));
+    let want = b.run(&v, &loglinear_runtime::views(&stored), &opts).unwrap().o;
+    let up = b.upload(&v, &loglinear_runtime::views(&stored)).unwrap();
+    for _ in 0..3 {
+        let (o, _) = b.run_resident(&v, &up, &opts).unwrap();
+        assert_eq!(o.dtype(), want.dtype());
+        assert_eq!(b.download(&o).unwrap(), want);
+    }
+    assert_eq!(rt.compile_count(), 1);
+}
+
+#[test]
 fn bad_input_is_an_error_not_a_panic() {
     let rt = cranelift_runtime(2);
     let b = rt.get("cranelift").unwrap();

@@ -51,7 +51,10 @@ pub use interp::{Float, InterpreterTarget, Precision};
 pub use kernel::Program;
 pub use parse::{parse_program, ParseError};
 pub use passes::specialise::{specialise, Specialisation};
-pub use target::{Bindings, Capabilities, CompileStats, Executable, KernelStats, Target, TargetError};
+pub use target::{
+    host_views, Bindings, Capabilities, CompileStats, DeviceBindings, DeviceTensor, Executable, KernelStats, Target,
+    TargetError, HOST_MEMORY,
+};
 pub use tensor::{DType, Tensor, TensorRef};
 pub use verify::VerifyError;
 

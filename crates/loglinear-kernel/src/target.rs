@@ -5,7 +5,9 @@
 //! target's budget) and the compiled-kernel cache; a target never calls the schedule compiler and never sees a
 //! declaration. See `docs/ARCHITECTURE.md`, "How to add a backend".
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +125,89 @@ pub enum TargetError {
 /// Input tensors bound to a program's input buffers, by buffer (input) name.
 pub type Bindings<'a> = BTreeMap<String, TensorRef<'a>>;
 
+/// The memory of host targets: a [`DeviceTensor`] made by [`Target::upload`]'s default holds a [`Tensor`] and
+/// is accepted by every host target.
+pub const HOST_MEMORY: &str = "host";
+
+/// A tensor in a target's memory (a GPU buffer; host memory for CPU targets): uploaded once with
+/// [`Target::upload`], used by any number of [`Executable::run_resident`] calls without crossing the bus again,
+/// and read back only when asked ([`Target::download`]).
+#[derive(Clone)]
+pub struct DeviceTensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    memory: &'static str,
+    storage: Arc<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for DeviceTensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceTensor({} {:?} in {})", self.dtype, self.shape, self.memory)
+    }
+}
+
+impl DeviceTensor {
+    /// A tensor of `dtype` and `shape` held by the target whose memory is called `memory`, in `storage` (the
+    /// target's own buffer type, found again with [`DeviceTensor::storage`]).
+    pub fn new(dtype: DType, shape: Vec<usize>, memory: &'static str, storage: Arc<dyn Any + Send + Sync>) -> Self {
+        DeviceTensor { dtype, shape, memory, storage }
+    }
+
+    /// A host-memory tensor ([`HOST_MEMORY`]).
+    pub fn host(t: Tensor) -> Self {
+        DeviceTensor { dtype: t.dtype(), shape: t.shape().to_vec(), memory: HOST_MEMORY, storage: Arc::new(t) }
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The memory it lives in ([`HOST_MEMORY`], or a GPU target's device name).
+    pub fn memory(&self) -> &'static str {
+        self.memory
+    }
+
+    /// The target's buffer, when it is of type `T`.
+    pub fn storage<T: Any>(&self) -> Option<&T> {
+        self.storage.downcast_ref::<T>()
+    }
+
+    /// The host tensor, when it lives in host memory.
+    pub fn as_host(&self) -> Option<&Tensor> {
+        if self.memory == HOST_MEMORY {
+            self.storage()
+        } else {
+            None
+        }
+    }
+}
+
+/// Device-resident inputs bound to a program's input buffers, by name.
+pub type DeviceBindings<'a> = BTreeMap<String, &'a DeviceTensor>;
+
+/// Views of host-memory tensors as [`Bindings`]; the name of the first one that is not in host memory.
+///
+/// # Errors
+/// [`TargetError::Binding`] naming a tensor held by another target.
+pub fn host_views<'a>(inputs: &DeviceBindings<'a>) -> Result<Bindings<'a>, TargetError> {
+    inputs
+        .iter()
+        .map(|(n, t)| match t.as_host() {
+            Some(h) => Ok((n.clone(), h.view())),
+            None => Err(TargetError::Binding(format!(
+                "input `{n}` lives in {} memory, not in host memory (upload it to this backend)",
+                t.memory()
+            ))),
+        })
+        .collect()
+}
+
 /// A compiled program: compile once, run many times with any `B`, `T`, `H` and λ depth.
 pub trait Executable: Send + Sync {
     /// The specialised program it runs.
@@ -137,6 +222,16 @@ pub trait Executable: Send + Sync {
     /// # Errors
     /// [`TargetError::Binding`] for inputs that do not match; [`TargetError::Failed`] for a target failure.
     fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError>;
+
+    /// Runs the program on device-resident inputs and leaves the output in device memory. The default (host
+    /// targets) runs [`Executable::run`] on the host tensors; a GPU target overrides it so that nothing crosses
+    /// the bus.
+    ///
+    /// # Errors
+    /// As [`Executable::run`]; [`TargetError::Binding`] for a tensor held by another target.
+    fn run_resident(&self, sizes: &SizeEnv, inputs: &DeviceBindings<'_>) -> Result<DeviceTensor, TargetError> {
+        Ok(DeviceTensor::host(self.run(sizes, &host_views(inputs)?)?))
+    }
 }
 
 /// A backend that translates kernel IR.
@@ -165,4 +260,23 @@ pub trait Target: Send + Sync {
     /// # Errors
     /// [`TargetError::Unsupported`] when a capability is missing; [`TargetError::Failed`] otherwise.
     fn compile(&self, program: &Program, config: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError>;
+
+    /// Copies a host tensor into the target's memory. The default (host targets) keeps an owned copy in host
+    /// memory.
+    ///
+    /// # Errors
+    /// [`TargetError::Failed`] when the device cannot allocate or copy.
+    fn upload(&self, t: TensorRef<'_>) -> Result<DeviceTensor, TargetError> {
+        Ok(DeviceTensor::host(t.to_owned()))
+    }
+
+    /// Copies a tensor back to the host.
+    ///
+    /// # Errors
+    /// [`TargetError::Binding`] for a tensor held by another target; [`TargetError::Failed`] on a device error.
+    fn download(&self, t: &DeviceTensor) -> Result<Tensor, TargetError> {
+        t.as_host().cloned().ok_or_else(|| {
+            TargetError::Binding(format!("a tensor in {} memory cannot be read by {}", t.memory(), self.name()))
+        })
+    }
 }

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, TensorMap, VariantIr};
 use loglinear_kernel::{
-    Bindings, Capabilities, DType, Executable, ScheduleConfig, SizeEnv, Target, TargetError, Tensor,
+    host_views, Bindings, Capabilities, DType, DeviceBindings, DeviceTensor, Executable, ScheduleConfig, SizeEnv,
+    Target, TargetError, Tensor,
 };
 use loglinear_oracle::Form;
 
@@ -78,6 +79,27 @@ pub struct Ran {
     pub config: ScheduleConfig,
     /// The problem sizes of the inputs.
     pub dims: Dims,
+}
+
+/// Inputs checked against a variant and uploaded to a backend's memory ([`Backend::upload`]).
+#[derive(Clone, Debug)]
+pub struct ResidentInputs {
+    variant: String,
+    backend: &'static str,
+    dims: Dims,
+    tensors: BTreeMap<String, DeviceTensor>,
+}
+
+impl ResidentInputs {
+    /// The problem sizes.
+    pub fn dims(&self) -> Dims {
+        self.dims
+    }
+
+    /// The tensors by input name.
+    pub fn bindings(&self) -> DeviceBindings<'_> {
+        self.tensors.iter().map(|(n, t)| (n.clone(), t)).collect()
+    }
 }
 
 /// What a backend is.
@@ -238,6 +260,79 @@ impl<'a> Backend<'a> {
         let views: Bindings<'_> = stored.iter().map(|(n, t)| (n.clone(), t.view())).collect();
         let o = self.run(variant, &views, &RunOptions { chunk_size: None, config: Some(config) })?.o;
         Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
+    }
+
+    /// Checks `inputs` against `variant` (shapes, dtypes, values: once, here) and uploads them into the
+    /// backend's memory, for any number of [`Backend::run_resident`] calls.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Input`] for inputs that do not fit the variant; [`RuntimeError::Backend`] when the
+    /// device cannot take them.
+    pub fn upload(&self, variant: &VariantIr, inputs: &Bindings<'_>) -> Result<ResidentInputs, RuntimeError> {
+        let dims = check_inputs(variant, inputs)?;
+        let mut tensors = BTreeMap::new();
+        for (n, t) in inputs {
+            let d = match self.kind {
+                BackendKind::Reference => DeviceTensor::host(t.to_owned()),
+                BackendKind::Target(target) => target.upload(*t).map_err(|e| self.target_error(e))?,
+            };
+            tensors.insert(n.clone(), d);
+        }
+        Ok(ResidentInputs { variant: variant.to_string(), backend: self.name(), dims, tensors })
+    }
+
+    /// Runs `variant` on inputs already in the backend's memory ([`Backend::upload`]) and leaves `o` there:
+    /// nothing is checked, converted or copied again. Returns `o` and the configuration used.
+    ///
+    /// # Errors
+    /// [`RuntimeError::InvalidArgument`] for inputs uploaded for another variant or backend; as
+    /// [`Backend::run`] otherwise.
+    pub fn run_resident(
+        &self,
+        variant: &VariantIr,
+        inputs: &ResidentInputs,
+        opts: &RunOptions,
+    ) -> Result<(DeviceTensor, ScheduleConfig), RuntimeError> {
+        if inputs.backend != self.name() || inputs.variant != variant.to_string() {
+            return Err(RuntimeError::InvalidArgument {
+                argument: "resident inputs".into(),
+                value: format!("uploaded to backend `{}`", inputs.backend),
+                expected: format!("inputs uploaded for variant `{}` to backend `{}`", variant.name, self.name()),
+            });
+        }
+        let dims = inputs.dims;
+        let config = self.config(variant, opts)?;
+        match self.kind {
+            BackendKind::Reference => {
+                let views = host_views(&inputs.bindings()).map_err(|e| self.target_error(e))?;
+                let ran = self.run(variant, &views, &RunOptions::with_config(config))?;
+                Ok((DeviceTensor::host(ran.o), config))
+            }
+            BackendKind::Target(_) => {
+                let exec = self.runtime.compile_for(self, variant, dims.k, dims.v, &config)?;
+                let env = size_env(&dims, config.chunk, exec.program().hierarchical);
+                if !self.capabilities().index64 {
+                    loglinear_kernel::verify::check_offsets_32(exec.program(), &env)
+                        .map_err(|what| RuntimeError::Unsupported { backend: self.name().into(), what })?;
+                }
+                let o = exec.run_resident(&env, &inputs.bindings()).map_err(|e| self.target_error(e))?;
+                Ok((o, config))
+            }
+        }
+    }
+
+    /// Reads a tensor of this backend's memory back to the host.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Backend`] for a tensor of another backend's memory or a device error.
+    pub fn download(&self, t: &DeviceTensor) -> Result<Tensor, RuntimeError> {
+        match self.kind {
+            BackendKind::Reference => t.as_host().cloned().ok_or_else(|| RuntimeError::Backend {
+                backend: self.name().into(),
+                message: format!("a tensor in {} memory is not host memory", t.memory()),
+            }),
+            BackendKind::Target(target) => target.download(t).map_err(|e| self.target_error(e)),
+        }
     }
 
     fn target_error(&self, e: TargetError) -> RuntimeError {
@@ -404,6 +499,7 @@ impl Runtime {
                         loglinear_schedule::ScheduleError::Budget(what) => {
                             RuntimeError::Unsupported { backend: b.name().into(), what }
                         }
+                        loglinear_schedule::ScheduleError::Config(e) => RuntimeError::Config(e),
                         other => fail(other.to_string()),
                     })?;
                 let pipeline = start.elapsed();
@@ -452,6 +548,38 @@ mod tests {
             let e = check_chunk_size(c).unwrap_err().to_string();
             assert!(e.contains("--chunk-size") && e.contains(&c.to_string()) && e.contains("power of two"), "{e}");
         }
+    }
+
+    #[test]
+    fn resident_inputs_upload_once_and_run_many() {
+        let r = Runtime::with_defaults();
+        let v = builtins::by_name("loglinear_mamba2").unwrap();
+        let x = random_inputs(&v, (1, 19, 2, 4, 3), 1, 3);
+        let stored: BTreeMap<String, Tensor> =
+            x.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(DType::F32, t.shape.clone(), &t.data))).collect();
+        let opts = RunOptions::with_chunk_size(Some(4));
+        for name in ["reference", "interpreter-f32"] {
+            let b = r.get(name).unwrap();
+            let want = b.run(&v, &views(&stored), &opts).unwrap().o;
+            let up = b.upload(&v, &views(&stored)).unwrap();
+            assert_eq!(up.dims().t, 19);
+            for _ in 0..2 {
+                let (o, _) = b.run_resident(&v, &up, &opts).unwrap();
+                assert_eq!(b.download(&o).unwrap(), want, "{name}");
+            }
+            // Inputs uploaded for another variant, or to another backend, are refused.
+            let other = builtins::by_name("loglinear_gla").unwrap();
+            let e = b.run_resident(&other, &up, &opts).unwrap_err().to_string();
+            assert!(e.contains("loglinear_gla"), "{e}");
+        }
+        let up = r.get("reference").unwrap().upload(&v, &views(&stored)).unwrap();
+        let e = r.get("interpreter").unwrap().run_resident(&v, &up, &opts).unwrap_err().to_string();
+        assert!(e.contains("uploaded to backend `reference`"), "{e}");
+        // A bad input is refused at upload, naming it.
+        let mut bad = stored.clone();
+        bad.insert("g".into(), Tensor::from_f64(DType::F32, vec![1, 19, 2], &[1.0; 38]));
+        let e = r.get("interpreter").unwrap().upload(&v, &views(&bad)).unwrap_err().to_string();
+        assert!(e.contains('g'), "{e}");
     }
 
     #[test]

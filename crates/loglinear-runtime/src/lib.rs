@@ -21,7 +21,7 @@ pub mod fuzz;
 pub mod io;
 
 pub use engine::{
-    check_chunk_size, f32_tolerance, size_env, views, Backend, BackendKind, Ran, RunOptions, Runtime,
+    check_chunk_size, f32_tolerance, size_env, views, Backend, BackendKind, Ran, ResidentInputs, RunOptions, Runtime,
     DEFAULT_TOLERANCE, HALF_TOLERANCE,
 };
 pub use error::RuntimeError;
@@ -30,4 +30,4 @@ pub use io::{
     encode_safetensors, encode_tensors, parse_safetensors, read_safetensors, remove_partial_files,
     write_safetensors_atomic, LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };
-pub use loglinear_kernel::{Bindings, DType, ScanForm, ScheduleConfig, Tensor, TensorRef};
+pub use loglinear_kernel::{Bindings, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef};
