@@ -17,12 +17,13 @@ use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use loglinear_kernel::analysis::{upper_structure, upper_unobserved, used_buffers, Upper};
 use loglinear_kernel::kernel::{
-    BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Program, Stmt, Sym, TileId, UnOp, VarId, L2NORM_EPS,
+    BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp, VarId, L2NORM_EPS,
 };
 
 use crate::emit::tile::{
     emit_broadcast, emit_broadcast_binary, emit_causal_level_mask, emit_col, emit_copy_tile, emit_eye,
-    emit_matmul_gated_causal, emit_row, emit_transpose, emit_tril_inplace, emit_zero_rows_from,
+    emit_matmul_gated_causal, emit_pred_select, emit_row, emit_sum, emit_transpose, emit_tril_inplace,
+    emit_zero_rows_from, PredSpec,
 };
 use crate::emit::{
     emit_cumsum, emit_fill, emit_for, emit_l2norm_rows, emit_level_mask, emit_map_binary, emit_map_unary, emit_matmul,
@@ -548,6 +549,28 @@ impl Tx<'_> {
         }
     }
 
+    fn pred(&mut self, b: &mut FunctionBuilder, p: &Pred) -> PredSpec {
+        let val = |this: &mut Self, b: &mut FunctionBuilder, e: &IExpr| {
+            let x = this.iexpr(b, e);
+            dv_val(b, x)
+        };
+        match p {
+            Pred::All => PredSpec::All,
+            Pred::Lower => PredSpec::Lower,
+            Pred::StrictLower => PredSpec::StrictLower,
+            Pred::Diag => PredSpec::Diag,
+            Pred::Level(l) => PredSpec::Level(val(self, b, l)),
+            Pred::RowBelow { start, limit } => {
+                let s = self.iexpr(b, start);
+                let l = self.dim(*limit);
+                let valid = dv_sub(b, l, s);
+                PredSpec::RowBelow(dv_val(b, valid))
+            }
+            Pred::RowIs(e) => PredSpec::RowIs(val(self, b, e)),
+            Pred::ColIs(e) => PredSpec::ColIs(val(self, b, e)),
+        }
+    }
+
     fn op(&mut self, b: &mut FunctionBuilder, out: Tile, op: &Op, dst: TileId) -> Result<(), EmitError> {
         let ctx = self.ctx;
         match op {
@@ -567,10 +590,7 @@ impl Tx<'_> {
                     UnOp::ExpNonpos => UnaryOp::ExpNonPos,
                     UnOp::Softplus => UnaryOp::Softplus,
                     UnOp::Sigmoid => UnaryOp::Sigmoid,
-                    UnOp::Rsqrt => {
-                        self.fail(unsupported(&self.kern.name, "rsqrt (a primitive of `passes::decompose`)"));
-                        return Ok(());
-                    }
+                    UnOp::Rsqrt => UnaryOp::Rsqrt,
                 };
                 emit_map_unary(b, &ctx, u, a, out)
             }
@@ -712,13 +732,23 @@ impl Tx<'_> {
                 let a = self.tile(b, *a);
                 emit_broadcast(b, a, out)
             }
-            // The primitives of `passes::decompose`: this backend runs the compound ops natively instead.
-            Op::Mask { .. } | Op::Select { .. } | Op::RowSum(_) | Op::ColSum(_) => {
-                self.fail(unsupported(
-                    &self.kern.name,
-                    "a primitive of `passes::decompose` (mask, select, row_sum, col_sum)",
-                ));
-                Ok(())
+            // The primitives of `passes::decompose` (scalar loops; the compound ops are native and vectorised).
+            Op::Mask { pred, on, off, .. } => {
+                let p = self.pred(b, pred);
+                emit_pred_select(b, p, None, *on as f32, *off as f32, out)
+            }
+            Op::Select { pred, a, fill, .. } => {
+                let a = self.tile(b, *a);
+                let p = self.pred(b, pred);
+                emit_pred_select(b, p, Some(a), 0.0, *fill as f32, out)
+            }
+            Op::RowSum(a) => {
+                let a = self.tile(b, *a);
+                emit_sum(b, a, true, out)
+            }
+            Op::ColSum(a) => {
+                let a = self.tile(b, *a);
+                emit_sum(b, a, false, out)
             }
         }
     }

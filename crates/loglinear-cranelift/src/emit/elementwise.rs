@@ -31,6 +31,8 @@ pub enum UnaryOp {
     Scale(f32),
     /// `x + s` for a compile-time constant `s`
     AddConst(f32),
+    /// `1 / sqrt(x)` (exact division, not an estimate)
+    Rsqrt,
 }
 
 /// A binary elementwise op.
@@ -58,6 +60,17 @@ pub fn emit_unary(b: &mut FunctionBuilder, ctx: &EmitCtx, op: UnaryOp, x: Value)
         UnaryOp::Log => emit_log(b, ctx, x),
         UnaryOp::Softplus => emit_softplus(b, ctx, x),
         UnaryOp::Sigmoid => emit_sigmoid(b, ctx, x),
+        UnaryOp::Rsqrt => {
+            let r = b.ins().sqrt(x);
+            let ty = b.func.dfg.value_type(x);
+            let one = if ty == F32 {
+                b.ins().f32const(1.0)
+            } else {
+                let o = b.ins().f32const(1.0);
+                b.ins().splat(ty, o)
+            };
+            b.ins().fdiv(one, r)
+        }
         UnaryOp::Silu => {
             let s = emit_sigmoid(b, ctx, x);
             b.ins().fmul(x, s)

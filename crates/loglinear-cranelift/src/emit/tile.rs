@@ -360,3 +360,116 @@ pub fn emit_matmul_gated_causal(
     let _ = LANES;
     Ok(())
 }
+
+/// An index predicate on `(r, s)` with its run-time operands already evaluated (see the kernel IR's `Pred`).
+#[derive(Clone, Copy, Debug)]
+pub enum PredSpec {
+    /// Always.
+    All,
+    /// `s ≤ r`.
+    Lower,
+    /// `s < r`.
+    StrictLower,
+    /// `s = r`.
+    Diag,
+    /// `s ≤ r` and `bitlen(r XOR s) = l`.
+    Level(Value),
+    /// `r < valid` (signed).
+    RowBelow(Value),
+    /// `r = e`.
+    RowIs(Value),
+    /// `s = e`.
+    ColIs(Value),
+}
+
+fn pred_value(b: &mut FunctionBuilder, p: PredSpec, r: Value, s: Value) -> Value {
+    match p {
+        PredSpec::All => b.ins().icmp(IntCC::Equal, r, r),
+        PredSpec::Lower => b.ins().icmp(IntCC::SignedLessThanOrEqual, s, r),
+        PredSpec::StrictLower => b.ins().icmp(IntCC::SignedLessThan, s, r),
+        PredSpec::Diag => b.ins().icmp(IntCC::Equal, s, r),
+        PredSpec::Level(l) => {
+            let low = b.ins().icmp(IntCC::SignedLessThanOrEqual, s, r);
+            let x = b.ins().bxor(r, s);
+            let z = b.ins().clz(x);
+            let c64 = b.ins().iconst(PTR, 64);
+            let lvl = b.ins().isub(c64, z);
+            let eq = b.ins().icmp(IntCC::Equal, lvl, l);
+            b.ins().band(low, eq)
+        }
+        PredSpec::RowBelow(v) => b.ins().icmp(IntCC::SignedLessThan, r, v),
+        PredSpec::RowIs(e) => b.ins().icmp(IntCC::Equal, r, e),
+        PredSpec::ColIs(e) => b.ins().icmp(IntCC::Equal, s, e),
+    }
+}
+
+/// `dst[r, s] = pred(r, s) ? (src[r, s] or on) : off` — the kernel IR's `mask` (no `src`) and `select` (with
+/// `src`; `on` unused). Scalar loops: these are the primitives of `passes::decompose` and small masks.
+pub fn emit_pred_select(
+    b: &mut FunctionBuilder,
+    pred: PredSpec,
+    src: Option<Tile>,
+    on: f32,
+    off: f32,
+    dst: Tile,
+) -> Result<(), EmitError> {
+    dst.validate("mask")?;
+    if let Some(a) = src {
+        a.validate("select source")?;
+        if (a.rows != dst.rows && a.rows != 1) || (a.cols != dst.cols && a.cols != 1) {
+            return shape_err("select", format!("{}x{} into {}x{}", a.rows, a.cols, dst.rows, dst.cols));
+        }
+    }
+    let onv = fconst(b, F32, on);
+    let offv = fconst(b, F32, off);
+    emit_for(b, Idx::Const(0), Idx::Const(dst.rows), 1, &[], |b, r, _| {
+        let (row, ro) = dst.addr(b, Idx::Val(r), Idx::Const(0));
+        let srow = src.map(|a| {
+            let zero = b.ins().iconst(PTR, 0);
+            let rr = if a.rows == 1 { zero } else { r };
+            (a, a.addr(b, Idx::Val(rr), Idx::Const(0)))
+        });
+        emit_for(b, Idx::Const(0), Idx::Const(dst.cols), 1, &[], |b, s, _| {
+            let c = pred_value(b, pred, r, s);
+            let yes = match srow {
+                Some((a, (sp, so))) => {
+                    let ss = if a.cols == 1 { b.ins().iconst(PTR, 0) } else { s };
+                    let off4 = b.ins().ishl_imm_s(ss, 2);
+                    let p = b.ins().iadd(sp, off4);
+                    b.ins().load(F32, mem(), p, so)
+                }
+                None => onv,
+            };
+            let v = b.ins().select(c, yes, offv);
+            let off4 = b.ins().ishl_imm_s(s, 2);
+            let p = b.ins().iadd(row, off4);
+            b.ins().store(mem(), v, p, ro);
+            vec![]
+        });
+        vec![]
+    });
+    Ok(())
+}
+
+/// `dst[r, 0] = Σ_s a[r, s]` (`rows`) or `dst[0, s] = Σ_r a[r, s]` (`!rows`), summed in index order.
+pub fn emit_sum(b: &mut FunctionBuilder, a: Tile, rows: bool, dst: Tile) -> Result<(), EmitError> {
+    a.validate("sum")?;
+    let (outer, inner) = if rows { (a.rows, a.cols) } else { (a.cols, a.rows) };
+    if (rows && (dst.rows != a.rows || dst.cols != 1)) || (!rows && (dst.rows != 1 || dst.cols != a.cols)) {
+        return shape_err("sum", format!("{}x{} from {}x{}", dst.rows, dst.cols, a.rows, a.cols));
+    }
+    emit_for(b, Idx::Const(0), Idx::Const(outer), 1, &[], |b, o, _| {
+        let z = fconst(b, F32, 0.0);
+        let acc = emit_for(b, Idx::Const(0), Idx::Const(inner), 1, &[z], |b, i, c| {
+            let (r, s) = if rows { (o, i) } else { (i, o) };
+            let (p, off) = a.addr(b, Idx::Val(r), Idx::Val(s));
+            let x = b.ins().load(F32, mem(), p, off);
+            vec![b.ins().fadd(c[0], x)]
+        });
+        let (r, s) = if rows { (o, b.ins().iconst(PTR, 0)) } else { (b.ins().iconst(PTR, 0), o) };
+        let (p, off) = dst.addr(b, Idx::Val(r), Idx::Val(s));
+        b.ins().store(mem(), acc[0], p, off);
+        vec![]
+    });
+    Ok(())
+}
