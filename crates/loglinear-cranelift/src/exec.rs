@@ -14,7 +14,8 @@ use loglinear_kernel::analysis::needs_zeroing;
 use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::{check_bounds, dim_value};
 use loglinear_kernel::{
-    Bindings, CompileStats, DType, Executable, KernelStats, SizeEnv, Specialisation, TargetError, Tensor, TensorRef,
+    Bindings, CompileStats, DType, Executable, KernelStats, SizeEnv, Specialisation, States, TargetError, Tensor,
+    TensorRef,
 };
 
 use crate::error::JitError;
@@ -151,6 +152,19 @@ impl CompiledProgram {
     /// [`JitError::InvalidArgument`] when `env` does not match the specialisation, an access would leave a
     /// buffer for these sizes, or an input is missing or has the wrong shape.
     pub fn run_tensor(&self, inputs: &Bindings<'_>, env: &SizeEnv) -> Result<Tensor, JitError> {
+        self.run_tensor_states(inputs, env, &mut States::new())
+    }
+
+    /// [`CompiledProgram::run_tensor`] with the state buffers bound to `states` (see [`States`]).
+    ///
+    /// # Errors
+    /// As [`CompiledProgram::run_tensor`]; a state of the wrong shape.
+    pub fn run_tensor_states(
+        &self,
+        inputs: &Bindings<'_>,
+        env: &SizeEnv,
+        states: &mut States,
+    ) -> Result<Tensor, JitError> {
         let s = self.spec;
         if (env.k, env.v, env.c) != (s.k, s.v, s.c) {
             return Err(JitError::InvalidArgument(format!(
@@ -178,9 +192,16 @@ impl CompiledProgram {
         };
         // Inputs converted f64 → f32; every other buffer zeroed (as the kernel IR's semantics start them) unless
         // it is entirely overwritten before anything reads it; spread over the workers.
+        let state_views: Bindings<'_> = states.iter().map(|(n, t)| (n.clone(), t.view())).collect();
         let mut jobs: Vec<(&mut [f32], InputSrc)> = Vec::new();
         for (((buf, shape), d), zero) in self.program.buffers.iter().zip(&shapes).zip(data.iter_mut()).zip(&self.zero) {
             match &buf.kind {
+                BufKind::State if state_views.contains_key(&buf.name) => {
+                    let t = &state_views[&buf.name];
+                    check_input(&buf.name, t, shape)?;
+                    jobs.push((d.as_mut_slice(), Some((t, shape.as_slice()))));
+                }
+                BufKind::State => jobs.push((d.as_mut_slice(), None)),
                 BufKind::Input(name) => {
                     let t = inputs
                         .get(name)
@@ -241,6 +262,12 @@ impl CompiledProgram {
         tracing::debug!(?phases, "cranelift run: elapsed after setup and each kernel");
         let o = self.program.output.0 as usize;
         let out = narrow(shapes[o].clone(), &data[o], self.storage, threads);
+        drop(state_views);
+        for (i, b) in self.program.buffers.iter().enumerate() {
+            if b.kind == BufKind::State {
+                states.insert(b.name.clone(), Tensor::from_f32(shapes[i].clone(), &data[i]));
+            }
+        }
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some((shapes, data));
         Ok(out)
     }
@@ -299,8 +326,13 @@ impl Executable for CompiledProgram {
         &self.stats
     }
 
-    fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError> {
-        self.run_tensor(inputs, sizes)
+    fn run_with_states(
+        &self,
+        sizes: &SizeEnv,
+        inputs: &Bindings<'_>,
+        states: &mut States,
+    ) -> Result<Tensor, TargetError> {
+        self.run_tensor_states(inputs, sizes, states)
             .map_err(|e| TargetError::Failed { target: "cranelift".into(), message: e.to_string() })
     }
 }

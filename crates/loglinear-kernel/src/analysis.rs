@@ -95,12 +95,31 @@ fn cond_covers(k: &Kernel, body: &[Stmt], bi: usize, shape: &[Dim]) -> Option<(u
     })
 }
 
+/// The `bit(x, y)` conjuncts of `c`.
+fn conjuncts<'a>(c: &'a Cond, out: &mut Vec<(&'a IExpr, &'a IExpr)>) {
+    match c {
+        Cond::Bit { x, bit } => out.push((x, bit)),
+        Cond::And(a, b) => {
+            conjuncts(a, out);
+            conjuncts(b, out);
+        }
+        _ => {}
+    }
+}
+
 /// Whether every load of `bi` in `body` is inside the `then` branch of an `if bit(x, y)` whose `x` and `y` index
 /// the loaded element at positions `pos` (`conds`: the enclosing `then` conditions).
 fn loads_only_under<'a>(body: &'a [Stmt], bi: usize, pos: (usize, usize), conds: &mut Vec<&'a Cond>) -> bool {
     body.iter().all(|s| match s {
         Stmt::Assign { op: Op::Load { buf, index }, .. } if buf.0 as usize == bi => {
-            conds.iter().any(|c| bit_vars(c).is_some_and(|xy| positions(index, xy) == Some(pos)))
+            // Under a conjunct `bit(x, y)` (any expressions) whose operands are the loaded element's coordinates
+            // at `pos`.
+            let at = |p: usize, e: &IExpr| matches!(index.get(p), Some(Index::At(x)) if x == e);
+            let mut bits = Vec::new();
+            for c in conds.iter() {
+                conjuncts(c, &mut bits);
+            }
+            bits.iter().any(|(x, y)| at(pos.0, x) && at(pos.1, y))
         }
         Stmt::Assign { .. } | Stmt::Store { .. } => true,
         Stmt::For { body, .. } => loads_only_under(body, bi, pos, conds),

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use crate::config::ScheduleConfig;
 use crate::kernel::*;
-use crate::target::{Bindings, Capabilities, CompileStats, Executable, KernelStats, Target, TargetError};
+use crate::target::{Bindings, Capabilities, CompileStats, Executable, KernelStats, States, Target, TargetError};
 use crate::tensor::{DType, Tensor};
 use crate::verify::{check_bounds, dim_value};
 use crate::SizeEnv;
+use std::collections::BTreeMap;
 
 /// The element type of an interpretation.
 pub trait Float:
@@ -643,7 +644,12 @@ impl<F: Float> Machine<'_, F> {
     }
 }
 
-fn machine<'a, F: Float>(p: &'a Program, env: SizeEnv, inputs: &Bindings<'_>) -> Result<Machine<'a, F>, TargetError> {
+fn machine<'a, F: Float>(
+    p: &'a Program,
+    env: SizeEnv,
+    inputs: &Bindings<'_>,
+    states: &States,
+) -> Result<Machine<'a, F>, TargetError> {
     let shapes: Vec<Vec<usize>> =
         p.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, &env)).collect()).collect();
     let mut bufs = Vec::with_capacity(p.buffers.len());
@@ -666,10 +672,35 @@ fn machine<'a, F: Float>(p: &'a Program, env: SizeEnv, inputs: &Bindings<'_>) ->
                 let rows = if l0 == 0 { 0 } else { t.numel() / l0 };
                 (0..rows).flat_map(|r| (0..l).map(move |j| r * l0 + j)).map(|i| F::from_f64(t.get(i))).collect()
             }
+            BufKind::State => match states.get(&b.name) {
+                Some(t) => {
+                    if t.shape() != shape.as_slice() {
+                        return Err(TargetError::Binding(format!(
+                            "state `{}` has shape {:?}; the program holds {shape:?}",
+                            b.name,
+                            t.shape()
+                        )));
+                    }
+                    let v = t.view();
+                    (0..n).map(|i| F::from_f64(v.get(i))).collect()
+                }
+                None => vec![F::ZERO; n],
+            },
             _ => vec![F::ZERO; n],
         });
     }
     Ok(Machine { p, env, bufs, shapes })
+}
+
+/// Writes every state buffer of `m` into `states`, in `F`'s type.
+fn save_states<F: Float>(m: &Machine<F>, states: &mut States) {
+    let dt = if std::mem::size_of::<F>() == 8 { DType::F64 } else { DType::F32 };
+    for (i, b) in m.p.buffers.iter().enumerate() {
+        if b.kind == BufKind::State {
+            let data: Vec<f64> = m.bufs[i].iter().map(|x| x.to_f64()).collect();
+            states.insert(b.name.clone(), Tensor::from_f64(dt, m.shapes[i].clone(), &data));
+        }
+    }
 }
 
 fn output<F: Float>(m: &Machine<F>, storage: DType) -> Tensor {
@@ -703,11 +734,27 @@ pub fn run_program<F: Float>(
     inputs: &Bindings<'_>,
     storage: DType,
 ) -> Result<Tensor, TargetError> {
+    run_program_with_states::<F>(p, env, inputs, &mut States::new(), storage)
+}
+
+/// [`run_program`] with the state buffers bound to `states` ([`States`]: read first, the final contents
+/// written back).
+///
+/// # Errors
+/// As [`run_program`]; [`TargetError::Binding`] for a state of the wrong shape.
+pub fn run_program_with_states<F: Float>(
+    p: &Program,
+    env: &SizeEnv,
+    inputs: &Bindings<'_>,
+    states: &mut States,
+    storage: DType,
+) -> Result<Tensor, TargetError> {
     bounds(p, env)?;
-    let mut m = machine::<F>(p, *env, inputs)?;
+    let mut m = machine::<F>(p, *env, inputs, states)?;
     for k in &p.kernels {
         m.run_kernel(k);
     }
+    save_states(&m, states);
     Ok(output(&m, storage))
 }
 
@@ -722,15 +769,62 @@ pub fn run_decode<F: Float>(
     inputs: &Bindings<'_>,
     storage: DType,
 ) -> Result<Tensor, TargetError> {
-    bounds(p, env)?;
-    let mut m = machine::<F>(p, *env, inputs)?;
+    let mut states = States::new();
+    let step = |env: &SizeEnv, x: &Bindings<'_>, st: &mut States| run_program_with_states::<F>(p, env, x, st, storage);
+    decode_tokens(env, inputs, &mut states, step)
+}
+
+/// Row `t` of every `[B, T, H, …]` input as a `[B, 1, H, …]` tensor (inputs without a `T` axis as they are).
+pub fn token_inputs(inputs: &Bindings<'_>, t: usize) -> BTreeMap<String, Tensor> {
+    inputs
+        .iter()
+        .map(|(n, x)| {
+            if x.shape.len() < 3 {
+                return (n.clone(), x.to_owned());
+            }
+            let (b, tl) = (x.shape[0], x.shape[1]);
+            let row: usize = x.shape[2..].iter().product();
+            let es = x.dtype.size();
+            let mut bytes = Vec::with_capacity(b * row * es);
+            for bi in 0..b {
+                let start = ((bi * tl + t) * row) * es;
+                bytes.extend_from_slice(&x.bytes[start..start + row * es]);
+            }
+            let mut shape = x.shape.to_vec();
+            shape[1] = 1;
+            (n.clone(), Tensor::from_bytes(x.dtype, shape, bytes).expect("sized"))
+        })
+        .collect()
+}
+
+/// Runs a decode-step executable (`step`: one call per token at `env.step = t`, `T = 1`, states carried in
+/// `states`) over the `T` tokens of `inputs`, from position `t0 = env.step`; returns every `o_t` as
+/// `[B, T, H, V]`.
+///
+/// # Errors
+/// The first step's error.
+pub fn decode_tokens(
+    env: &SizeEnv,
+    inputs: &Bindings<'_>,
+    states: &mut States,
+    mut step: impl FnMut(&SizeEnv, &Bindings<'_>, &mut States) -> Result<Tensor, TargetError>,
+) -> Result<Tensor, TargetError> {
+    let t0 = env.step;
+    let mut out: Option<(DType, Vec<usize>, Vec<Vec<u8>>)> = None;
     for t in 0..env.t {
-        m.env.step = t;
-        for k in &p.kernels {
-            m.run_kernel(k);
+        let x = token_inputs(inputs, t);
+        let views: Bindings<'_> = x.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+        let e = SizeEnv { t: 1, nt: 1, m: 0, ms: 1, step: t0 + t, ..*env };
+        let o = step(&e, &views, states)?;
+        let (b, row) = (o.shape()[0], o.shape()[2..].iter().product::<usize>() * o.dtype().size());
+        let acc = out.get_or_insert_with(|| (o.dtype(), o.shape().to_vec(), vec![Vec::new(); b]));
+        for (bi, dst) in acc.2.iter_mut().enumerate() {
+            dst.extend_from_slice(&o.bytes()[bi * row..(bi + 1) * row]);
         }
     }
-    Ok(output(&m, storage))
+    let (dt, mut shape, rows) = out.ok_or_else(|| TargetError::Binding("no tokens to decode".into()))?;
+    shape[1] = env.t;
+    Tensor::from_bytes(dt, shape, rows.concat()).ok_or_else(|| TargetError::Binding("decode output size".into()))
 }
 
 /// The interpreter as a [`Target`]: it "compiles" by keeping the program, and runs it in f64 or f32. It
@@ -821,10 +915,15 @@ impl Executable for Interpreted {
         &self.stats
     }
 
-    fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError> {
+    fn run_with_states(
+        &self,
+        sizes: &SizeEnv,
+        inputs: &Bindings<'_>,
+        states: &mut States,
+    ) -> Result<Tensor, TargetError> {
         match self.precision {
-            Precision::F64 => run_program::<f64>(&self.program, sizes, inputs, self.storage),
-            Precision::F32 => run_program::<f32>(&self.program, sizes, inputs, self.storage),
+            Precision::F64 => run_program_with_states::<f64>(&self.program, sizes, inputs, states, self.storage),
+            Precision::F32 => run_program_with_states::<f32>(&self.program, sizes, inputs, states, self.storage),
         }
     }
 }

@@ -125,6 +125,12 @@ pub enum TargetError {
 /// Input tensors bound to a program's input buffers, by buffer (input) name.
 pub type Bindings<'a> = BTreeMap<String, TensorRef<'a>>;
 
+/// State buffers bound by name (the program's [`crate::kernel::BufKind::State`] buffers): a run starts each
+/// bound one from its tensor (any float dtype, the buffer's shape) and zero-fills an unbound one; after the run
+/// every state buffer's final contents are in the map, in the accumulation type. The layout of the log-linear
+/// state is `[B, H, LC, K, V]` (level ℓ of sequence b, head h: `S^(ℓ)`, spec §6.1).
+pub type States = BTreeMap<String, Tensor>;
+
 /// The memory of host targets: a [`DeviceTensor`] made by [`Target::upload`]'s default holds a [`Tensor`] and
 /// is accepted by every host target.
 pub const HOST_MEMORY: &str = "host";
@@ -216,12 +222,28 @@ pub trait Executable: Send + Sync {
     /// How it was compiled.
     fn stats(&self) -> &CompileStats;
 
-    /// Runs the program on `inputs` for sizes `sizes` (K, V and C must be the specialisation's) and returns the
+    /// Runs the program on `inputs` for sizes `sizes` (K, V and C must be the specialisation's) with its state
+    /// buffers bound to `states` (see [`States`]: read, then overwritten with the final contents) and returns the
     /// output buffer in the config's storage type (f64 for f64 storage).
     ///
     /// # Errors
-    /// [`TargetError::Binding`] for inputs that do not match; [`TargetError::Failed`] for a target failure.
-    fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError>;
+    /// [`TargetError::Binding`] for inputs or states that do not match; [`TargetError::Failed`] for a target
+    /// failure.
+    fn run_with_states(
+        &self,
+        sizes: &SizeEnv,
+        inputs: &Bindings<'_>,
+        states: &mut States,
+    ) -> Result<Tensor, TargetError>;
+
+    /// Runs the program with every state buffer starting at zero (and discarded): see
+    /// [`Executable::run_with_states`].
+    ///
+    /// # Errors
+    /// As [`Executable::run_with_states`].
+    fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError> {
+        self.run_with_states(sizes, inputs, &mut States::new())
+    }
 
     /// Runs the program on device-resident inputs and leaves the output in device memory. The default (host
     /// targets) runs [`Executable::run`] on the host tensors; a GPU target overrides it so that nothing crosses

@@ -42,6 +42,40 @@ pub fn head(p: &HeadProblem, form: Form) -> Vec<f64> {
     }
 }
 
+/// The token recurrence on every (batch, head) from position `t0` with initial states `state` (`[B, H, L, K, V]`,
+/// `None`: zero; for a linear variant `L = 1`): `o` `[B, T, H, V]` and the final states, same layout, with
+/// `levels` levels (≥ what position `t0 + T − 1` needs).
+///
+/// # Errors
+/// Inputs that do not fit the variant.
+pub fn run_with_state(
+    variant: &VariantIr,
+    inputs: &TensorMap,
+    t0: usize,
+    state: Option<&HostTensor>,
+    levels: usize,
+) -> Result<(HostTensor, HostTensor), InputError> {
+    let r = resolve(variant, inputs)?;
+    let d = r.dims;
+    let levels = if variant.is_log_linear() { levels } else { 1 };
+    let kv = d.k * d.v;
+    let mut finals = HostTensor::zeros(vec![d.b, d.h, levels, d.k, d.v]);
+    let mut outs = Vec::new();
+    for (bh, p) in r.heads().iter().enumerate() {
+        let mut st = vec![0.0; levels * kv];
+        if let Some(s0) = state {
+            let l0 = s0.shape[2];
+            for l in 0..l0.min(levels) {
+                let src = (bh * l0 + l) * kv;
+                st[l * kv..(l + 1) * kv].copy_from_slice(&s0.data[src..src + kv]);
+            }
+        }
+        outs.push(recurrent_from(p, t0, &mut st));
+        finals.data[bh * levels * kv..(bh + 1) * levels * kv].copy_from_slice(&st);
+    }
+    Ok((r.assemble(&outs), finals))
+}
+
 /// Checks inputs, evaluates preprocessing and runs `form` on every (batch, head): `o` of shape `[B, T, H, V]`.
 pub fn run(variant: &VariantIr, inputs: &TensorMap, form: Form) -> Result<HostTensor, InputError> {
     let r = resolve(variant, inputs)?;
@@ -89,14 +123,27 @@ fn read(q: &[f64], s: &[f64], w: f64, v: usize, out: &mut [f64]) {
 
 /// The token recurrence (spec §6.2): carry, transition, insert, read.
 pub fn recurrent(p: &HeadProblem) -> Vec<f64> {
-    let (k, v) = (p.k, p.v);
     let levels = if p.lambda.is_some() { num_levels(p.t) } else { 1 };
+    let mut states = vec![0.0; levels * p.k * p.v];
+    recurrent_from(p, 0, &mut states)
+}
+
+/// The token recurrence from position `t0` with the level states `states` (`levels × K × V`, level-major; one
+/// level for a linear variant), which it leaves as they are after the last token (spec §6.1). Token `t` of `p`
+/// is at position `t0 + t`; `p`'s λ row `t` weights its levels.
+///
+/// # Panics
+/// When a carry needs a level beyond `states` (too few levels for the last position).
+pub fn recurrent_from(p: &HeadProblem, t0: usize, states: &mut [f64]) -> Vec<f64> {
+    let (k, v) = (p.k, p.v);
     let kv = k * v;
-    let mut states = vec![0.0; levels * kv];
+    let levels = states.len() / kv.max(1);
     let mut o = vec![0.0; p.t * v];
     for t in 0..p.t {
-        if levels > 1 && t >= 1 {
-            let c = lssb(t as u64) as usize;
+        let pos = t0 + t;
+        if p.lambda.is_some() && pos >= 1 {
+            let c = lssb(pos as u64) as usize;
+            assert!(c + 1 < levels, "position {pos} needs {} levels, the state has {levels}", c + 2);
             for l in 0..=c {
                 for x in 0..kv {
                     states[(c + 1) * kv + x] += states[l * kv + x];
@@ -107,13 +154,11 @@ pub fn recurrent(p: &HeadProblem) -> Vec<f64> {
         for l in 0..levels {
             p.apply_state(t, &mut states[l * kv..(l + 1) * kv]);
         }
-        if levels > 1 {
-            states[..kv].iter_mut().for_each(|x| *x = 0.0);
-        }
         p.add_write(t, &mut states[..kv]);
         let q = &p.q[t * k..(t + 1) * k];
         for l in 0..levels {
-            read(q, &states[l * kv..(l + 1) * kv], p.lambda(t, l), v, &mut o[t * v..(t + 1) * v]);
+            let w = if p.lambda.is_some() && l >= p.lambda_stride { 0.0 } else { p.lambda(t, l) };
+            read(q, &states[l * kv..(l + 1) * kv], w, v, &mut o[t * v..(t + 1) * v]);
         }
     }
     o

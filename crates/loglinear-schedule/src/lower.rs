@@ -474,6 +474,13 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
         InterStage::FusedCarry => Some(bufs.add("carry", BufKind::Scratch, vec![d::B, d::H, d::MS, d::K, d::V])),
         InterStage::PerLevelScan => None,
     };
+    // The fused walk keeps the level states the last chunk reads (the per-level form has them in `hs`).
+    let hlast = match s.inter {
+        InterStage::FusedCarry if h => Some(bufs.add("hlast", BufKind::Scratch, vec![d::B, d::H, d::M, d::K, d::V])),
+        _ => None,
+    };
+    // The state after the last token (spec §6.1 layout), written by the `final_state` kernel.
+    let state = bufs.add("state", BufKind::State, vec![d::B, d::H, d::LC, d::K, d::V]);
     let mut errs = Vec::new();
     let mut kernels = Vec::new();
     let last = s.chunk as i64 - 1;
@@ -514,10 +521,10 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
     }
 
     // Loads the transition operands of chunk `i` into tiles.
-    let load_trans = |kb: &mut KB, b: VarId, hh: VarId, i: VarId| -> (Option<TileId>, Option<TileId>, Option<TileId>) {
-        let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
+    let load_trans = |kb: &mut KB, b: VarId, hh: VarId, i: IExpr| -> (Option<TileId>, Option<TileId>, Option<TileId>) {
+        let rows = Rows { b, h: hh, start: IExpr::prod(i.clone(), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
         let dt = dec.map(|db| {
-            let mut ix = vec![Index::At(v(b)), Index::At(v(hh)), Index::At(v(i))];
+            let mut ix = vec![Index::At(v(b)), Index::At(v(hh)), Index::At(i.clone())];
             if gate == Gate::Channel {
                 ix.push(Index::Full);
             }
@@ -566,7 +573,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                 }
                 let trans = |kb: &mut KB| {
                     if s.has_transition() {
-                        let (dt, ktt, wtt) = load_trans(kb, b, hh, i);
+                        let (dt, ktt, wtt) = load_trans(kb, b, hh, v(i));
                         emit_transition(kb, s, st, dt, ktt, wtt);
                     }
                 };
@@ -635,6 +642,10 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                     let body = |kb: &mut KB| {
                         let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
                         emit_read(kb, st, qtt, lam, j, ot);
+                        if let Some(hl) = hlast {
+                            let last = Cond::Ge(v(i), IExpr::sum(IExpr::Sym(Sym::NT), lit(-1)));
+                            kb.if_(last, |kb| kb.store(hl, state_ix(b, hh, vec![v(j)]), st), |_| {});
+                        }
                     };
                     if h {
                         kb.if_(Cond::Bit { x: v(i), bit: v(j) }, body, |_| {});
@@ -644,7 +655,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                 });
                 kb.store(o, rows.tok(true), ot);
                 if s.has_transition() {
-                    let (dt, ktt, wtt) = load_trans(kb, b, hh, i);
+                    let (dt, ktt, wtt) = load_trans(kb, b, hh, v(i));
                     let j = kb.var("j", d::MS);
                     kb.for_(j, |kb| {
                         let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
@@ -680,6 +691,119 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             errs.extend(e);
         }
     }
+    // Kernel: the state after token T − 1 (spec §6.3 with t* = T − 1, i* = NT − 1, a* = t* − i*·C), per level.
+    // The last chunk's rows past T hold zero gates and writes (preprocessed roots are row-masked), so every
+    // transition through them is the identity and "to the end of the chunk" is "to a*".
+    {
+        let mut kb = KB::new(&bufs.list, "final_state");
+        let b = kb.grid("b", d::B);
+        let hh = kb.grid("h", d::H);
+        let l = kb.grid("l", d::LC);
+        let istar = IExpr::sum(IExpr::Sym(Sym::NT), lit(-1));
+        let astar = IExpr::sum(
+            IExpr::sum(IExpr::Sym(Sym::T), lit(-1)),
+            IExpr::prod(lit(-1), IExpr::prod(istar.clone(), IExpr::Sym(Sym::C))),
+        );
+        let out_ix = state_ix(b, hh, vec![v(l)]);
+        let bad = TileId(u32::MAX);
+        // Levels inside the last chunk: its chunk write with the values of the other rows masked out.
+        let in_chunk = |kb: &mut KB, level: Option<IExpr>| {
+            let rows =
+                Rows { b, h: hh, start: IExpr::prod(istar.clone(), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
+            let roots = emit_preprocess(kb, s, var, &bufs, &rows, &roots_needed(s));
+            let vw = match level {
+                Some(lv) => {
+                    let mask =
+                        kb.t("lmask", Op::Mask { pred: Pred::Level(lv), shape: [d::C, d::C], on: 1.0, off: 0.0 });
+                    let mrow = kb.t("mrow", Op::Row(mask, astar.clone()));
+                    let mcol = kb.t("mcol", Op::Transpose(mrow));
+                    kb.bin("vl", BinOp::Mul, roots.vw, mcol)
+                }
+                None => roots.vw,
+            };
+            let roots = Roots { map: roots.map.clone(), vw };
+            let stages: Vec<ChunkStage> = s
+                .chunk_stages
+                .iter()
+                .copied()
+                .filter(|x| {
+                    matches!(
+                        x,
+                        ChunkStage::LocalCumsum | ChunkStage::DecayMatrix | ChunkStage::WyUt | ChunkStage::ChunkWrite
+                    )
+                })
+                .collect();
+            let p = emit_chunk_stages(kb, s, &stages, &roots, d::C, last);
+            p.cw.unwrap_or(bad)
+        };
+        if h {
+            let above = Cond::Ge(v(l), lit(c + 1));
+            kb.if_(
+                above,
+                |kb| {
+                    // Level c+1+m: the level-m state entering the last chunk (when bit m of its index is set),
+                    // carried through it; zero otherwise.
+                    let z = kb.t("zero", Op::Zeros([d::K, d::V]));
+                    kb.store(state, out_ix.clone(), z);
+                    let m = kb.var("m", d::M);
+                    let this_level = Cond::And(
+                        Box::new(Cond::Ge(v(l), IExpr::sum(v(m), lit(c + 1)))),
+                        Box::new(Cond::And(
+                            Box::new(Cond::Not(Box::new(Cond::Ge(v(l), IExpr::sum(v(m), lit(c + 2)))))),
+                            Box::new(Cond::Bit { x: istar.clone(), bit: v(m) }),
+                        )),
+                    );
+                    kb.for_(m, |kb| {
+                        kb.if_(
+                            this_level,
+                            |kb| {
+                                let src = match (hs, hlast) {
+                                    (Some(hs), _) => {
+                                        Op::Load { buf: hs, index: state_ix(b, hh, vec![v(m), istar.clone()]) }
+                                    }
+                                    (None, Some(hl)) => Op::Load { buf: hl, index: state_ix(b, hh, vec![v(m)]) },
+                                    (None, None) => Op::Zeros([d::K, d::V]),
+                                };
+                                let st = kb.t("S", src);
+                                if s.has_transition() {
+                                    let (dt, ktt, wtt) = load_trans(kb, b, hh, istar.clone());
+                                    emit_transition(kb, s, st, dt, ktt, wtt);
+                                }
+                                kb.store(state, out_ix.clone(), st);
+                            },
+                            |_| {},
+                        );
+                    });
+                },
+                |kb| {
+                    let w = in_chunk(kb, Some(v(l)));
+                    kb.store(state, out_ix.clone(), w);
+                },
+            );
+        } else {
+            // One state: the state entering the last chunk carried through it, plus the chunk's write.
+            match (hs, carry) {
+                (Some(hs), _) => {
+                    let st = kb.t("S", Op::Load { buf: hs, index: state_ix(b, hh, vec![lit(0), istar.clone()]) });
+                    if s.has_transition() {
+                        let (dt, ktt, wtt) = load_trans(&mut kb, b, hh, istar.clone());
+                        emit_transition(&mut kb, s, st, dt, ktt, wtt);
+                    }
+                    let w = kb.t("cw", Op::Load { buf: cw, index: state_ix(b, hh, vec![istar.clone()]) });
+                    kb.set(st, Op::Binary(BinOp::Add, st, w));
+                    kb.store(state, out_ix.clone(), st);
+                }
+                (None, Some(carry)) => {
+                    let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
+                    kb.store(state, out_ix.clone(), st);
+                }
+                (None, None) => {}
+            }
+        }
+        let (k, e) = kb.finish();
+        kernels.push(k);
+        errs.extend(e);
+    }
     let prog = Program {
         name: format!("{}.forward", var.name),
         chunk: s.chunk,
@@ -702,7 +826,8 @@ pub fn lower_decode(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
     let mut kb = KB::new(&bufs.list, "decode_step");
     let b = kb.grid("b", d::B);
     let hh = kb.grid("h", d::H);
-    let rows = Rows { b, h: hh, start: IExpr::Sym(Sym::Step), len: d::ONE, may_pad: false };
+    // One token per sequence: the inputs are `[B, 1, H, …]`; the position `t` only drives the level logic.
+    let rows = Rows { b, h: hh, start: lit(0), len: d::ONE, may_pad: false };
     let sx = |l: IExpr| vec![Index::At(v(b)), Index::At(v(hh)), Index::At(l), Index::Full, Index::Full];
     let mut roots = None;
     let mut p = Prims::default();

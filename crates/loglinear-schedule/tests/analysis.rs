@@ -102,7 +102,8 @@ fn fully_overwritten_buffers_are_not_zeroed() {
         let c = compile_with(&v, &ScheduleConfig::with_chunk(16), sizes, None).unwrap();
         for (buf, z) in c.forward.buffers.iter().zip(needs_zeroing(&c.forward)) {
             // Inputs are converted; o, qt, cw, dec are each stored in full before they are read, hs wherever it
-            // is read (under `bit(i, m)` in both level_scan and level_read).
+            // is read (under `bit(i, m)` in level_scan, level_read and final_state). The state is written under
+            // conditions, so it keeps its zero start.
             assert_eq!(z, matches!(buf.kind, BufKind::Input(_) | BufKind::State), "{sizes:?}: buffer {}", buf.name);
         }
         // Decode states keep their zero start.

@@ -588,8 +588,13 @@ fn the_checks_catch_a_broken_backend() {
         fn stats(&self) -> &CompileStats {
             self.1.stats()
         }
-        fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<loglinear::Tensor, TargetError> {
-            let o = self.1.run(sizes, inputs)?;
+        fn run_with_states(
+            &self,
+            sizes: &SizeEnv,
+            inputs: &Bindings<'_>,
+            states: &mut loglinear::kernel::States,
+        ) -> Result<loglinear::Tensor, TargetError> {
+            let o = self.1.run_with_states(sizes, inputs, states)?;
             match self.0 {
                 "panics" => panic!("boom"),
                 "off-by-eps" => {

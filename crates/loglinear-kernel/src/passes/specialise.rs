@@ -113,6 +113,19 @@ impl Specialisation {
         match op {
             Op::Load { buf, index } => self.index(&bufs[buf.0 as usize], index),
             Op::Zeros(s) | Op::Broadcast(_, s) => *s = [self.tile_dim(s[0]), self.tile_dim(s[1])],
+            Op::Mask { pred, shape, .. } | Op::Select { pred, shape, .. } => {
+                *shape = [self.tile_dim(shape[0]), self.tile_dim(shape[1])];
+                match pred {
+                    crate::kernel::Pred::Level(e) | crate::kernel::Pred::RowIs(e) | crate::kernel::Pred::ColIs(e) => {
+                        self.iexpr(e)
+                    }
+                    crate::kernel::Pred::RowBelow { start, limit } => {
+                        self.iexpr(start);
+                        *limit = self.dim(*limit);
+                    }
+                    _ => {}
+                }
+            }
             Op::Eye(n) | Op::LevelMask { n, .. } => *n = self.dim(*n),
             Op::Row(_, e) | Op::Col(_, e) => self.iexpr(e),
             Op::MaskRows { start, limit, .. } => {
