@@ -82,7 +82,7 @@ impl Target for CraneliftTarget {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::cpu_f32()
+        Capabilities { decode: true, ..Capabilities::cpu_f32() }
     }
 
     fn compile(&self, program: &Program, config: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {

@@ -114,8 +114,8 @@ pub enum BackendKind {
 /// A backend of a [`Runtime`], by reference.
 #[derive(Clone, Copy)]
 pub struct Backend<'a> {
-    runtime: &'a Runtime,
-    kind: &'a BackendKind,
+    pub(crate) runtime: &'a Runtime,
+    pub(crate) kind: &'a BackendKind,
 }
 
 impl<'a> Backend<'a> {
@@ -335,7 +335,7 @@ impl<'a> Backend<'a> {
         }
     }
 
-    fn target_error(&self, e: TargetError) -> RuntimeError {
+    pub(crate) fn target_error(&self, e: TargetError) -> RuntimeError {
         match e {
             TargetError::Unsupported { target, what } => RuntimeError::Unsupported { backend: target, what },
             other => RuntimeError::Backend { backend: self.name().into(), message: other.to_string() },
@@ -353,6 +353,8 @@ struct CacheKey {
     k: usize,
     v: usize,
     config: ScheduleConfig,
+    /// The decode-step program (else the forward one).
+    decode: bool,
 }
 
 /// Backends by name, the pipeline, and the compiled-kernel cache.
@@ -478,6 +480,18 @@ impl Runtime {
         v: usize,
         config: &ScheduleConfig,
     ) -> Result<Arc<dyn Executable>, RuntimeError> {
+        self.compile_program(b, variant, k, v, config, false)
+    }
+
+    pub(crate) fn compile_program(
+        &self,
+        b: &Backend<'_>,
+        variant: &VariantIr,
+        k: usize,
+        v: usize,
+        config: &ScheduleConfig,
+        decode: bool,
+    ) -> Result<Arc<dyn Executable>, RuntimeError> {
         let target = b.target().ok_or_else(|| RuntimeError::Unsupported {
             backend: b.name().into(),
             what: "compiling kernel IR (it is the f64 oracle)".into(),
@@ -489,12 +503,21 @@ impl Runtime {
             k,
             v,
             config: *config,
+            decode,
         };
         let fail = |message: String| RuntimeError::Backend { backend: b.name().into(), message };
         self.cache
             .get_or_compile(&key, |_| {
                 let start = Instant::now();
-                let program = loglinear_schedule::compile_for_target(variant, config, k, v, &target.capabilities())
+                let caps = target.capabilities();
+                if decode && !caps.decode {
+                    return Err(RuntimeError::Unsupported {
+                        backend: b.name().into(),
+                        what: "the decode-step program".into(),
+                    });
+                }
+                let program = loglinear_schedule::compile_with(variant, config, Some((k, v)), caps.tile_memory)
+                    .map(|c| if decode { c.decode } else { c.forward })
                     .map_err(|e| match e {
                         loglinear_schedule::ScheduleError::Budget(what) => {
                             RuntimeError::Unsupported { backend: b.name().into(), what }

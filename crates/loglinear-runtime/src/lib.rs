@@ -14,12 +14,14 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod finite;
 pub mod fuzz;
 pub mod io;
 
+pub use decode::DecodeState;
 pub use engine::{
     check_chunk_size, f32_tolerance, size_env, views, Backend, BackendKind, Ran, ResidentInputs, RunOptions, Runtime,
     DEFAULT_TOLERANCE, HALF_TOLERANCE,

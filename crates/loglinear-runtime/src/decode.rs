@@ -1,0 +1,309 @@
+//! Inference: a prefill that returns the state (spec §6.3, computed by the forward program's `final_state`
+//! kernel), and the decode step (spec §6.2, its own compiled program) that advances N sequences by one token
+//! each, every sequence at its own position.
+//!
+//! The state of N sequences is [`DecodeState`]: `state` `[N, H, L_cap, K, V]` (level ℓ of sequence n, head h is
+//! `S^(ℓ)`, the states query `position[n] − 1` read; one level for a linear variant) and `position` `[N]`, the
+//! position of each sequence's next token. The layout is the kernel IR's `state` buffer, shared by every
+//! backend and by the external test vectors (`tests/vectors/states_*.safetensors`).
+
+use std::collections::BTreeMap;
+
+use loglinear_ir::level::num_levels;
+use loglinear_ir::{check_inputs, HostTensor, TensorMap, VariantIr};
+use loglinear_kernel::{Bindings, DType, States, Tensor};
+
+use crate::engine::{size_env, Backend, BackendKind, Ran, RunOptions};
+use crate::error::RuntimeError;
+
+/// The decode state of `N` sequences (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeState {
+    /// `[N, H, L_cap, K, V]`, in the accumulation type (f32, or f64 on the f64 backends).
+    pub state: Tensor,
+    /// The position of each sequence's next token (the number of tokens it has seen).
+    pub position: Vec<usize>,
+}
+
+impl DecodeState {
+    /// Sequences `N`.
+    pub fn sequences(&self) -> usize {
+        self.position.len()
+    }
+
+    /// Levels `L_cap`.
+    pub fn levels(&self) -> usize {
+        self.state.shape().get(2).copied().unwrap_or(0)
+    }
+
+    /// The empty state of `n` sequences at position 0 with `levels` levels.
+    pub fn zeros(dtype: DType, n: usize, h: usize, levels: usize, k: usize, v: usize) -> Self {
+        DecodeState { state: Tensor::zeros(dtype, vec![n, h, levels, k, v]), position: vec![0; n] }
+    }
+
+    /// The state with `levels` levels (added levels are zero; dropping a non-zero level is refused).
+    ///
+    /// # Errors
+    /// [`RuntimeError::InvalidArgument`] when a level that would be dropped holds a non-zero state.
+    pub fn with_levels(&self, levels: usize) -> Result<DecodeState, RuntimeError> {
+        let s = self.state.shape().to_vec();
+        let (n, h, l0, kv) = (s[0], s[1], s[2], s[3] * s[4]);
+        let src = self.state.to_f64();
+        let mut out = vec![0.0; n * h * levels * kv];
+        for nh in 0..n * h {
+            for l in 0..l0 {
+                let from = &src[(nh * l0 + l) * kv..(nh * l0 + l + 1) * kv];
+                if l >= levels {
+                    if from.iter().any(|x| *x != 0.0) {
+                        return Err(RuntimeError::InvalidArgument {
+                            argument: "state levels".into(),
+                            value: levels.to_string(),
+                            expected: format!("at least {} (level {l} of the state is not empty)", l + 1),
+                        });
+                    }
+                    continue;
+                }
+                out[(nh * levels + l) * kv..(nh * levels + l + 1) * kv].copy_from_slice(from);
+            }
+        }
+        let dt = self.state.dtype();
+        Ok(DecodeState {
+            state: Tensor::from_f64(dt, vec![n, h, levels, s[3], s[4]], &out),
+            position: self.position.clone(),
+        })
+    }
+
+    /// The `position` tensor (`[N]`, i64), as files hold it.
+    pub fn position_tensor(&self) -> Tensor {
+        let p: Vec<f64> = self.position.iter().map(|x| *x as f64).collect();
+        Tensor::from_f64(DType::I64, vec![p.len()], &p)
+    }
+
+    /// Checks a state read from tensors against `variant` and the problem's `H`, `K`, `V`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::InvalidArgument`] naming `state` or `position`: a wrong rank, shape or dtype, a negative
+    /// position, a non-finite state, a state given to a variant with a different state shape, or positions that
+    /// need more levels than the state has.
+    pub fn from_tensors(
+        variant: &VariantIr,
+        state: &Tensor,
+        position: &Tensor,
+        (h, k, v): (usize, usize, usize),
+    ) -> Result<DecodeState, RuntimeError> {
+        let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
+            argument: argument.into(),
+            value,
+            expected,
+        };
+        let s = state.shape();
+        if !state.dtype().is_float() || s.len() != 5 || s[1] != h || s[3] != k || s[4] != v {
+            return Err(bad(
+                "state",
+                format!("{} {:?}", state.dtype(), s),
+                format!("a float tensor [N, H={h}, L_cap, K={k}, V={v}]"),
+            ));
+        }
+        if !variant.is_log_linear() && s[2] != 1 {
+            return Err(bad("state", format!("{s:?}"), format!("one level for the linear variant `{}`", variant.name)));
+        }
+        if position.dtype() != DType::I64 || position.shape() != [s[0]] {
+            return Err(bad(
+                "position",
+                format!("{} {:?}", position.dtype(), position.shape()),
+                format!("an I64 tensor [N={}]", s[0]),
+            ));
+        }
+        let pos: Vec<f64> = position.to_f64();
+        let mut out = Vec::with_capacity(pos.len());
+        for (n, p) in pos.iter().enumerate() {
+            if *p < 0.0 {
+                return Err(bad("position", format!("position[{n}] = {p}"), "a non-negative token count".into()));
+            }
+            let p = *p as usize;
+            if variant.is_log_linear() && p > 0 && num_levels(p) > s[2] {
+                return Err(bad(
+                    "position",
+                    format!("position[{n}] = {p}"),
+                    format!("a position whose {} levels fit the state's L_cap = {}", num_levels(p), s[2]),
+                ));
+            }
+            out.push(p);
+        }
+        if let Some(i) = state.to_f64().iter().position(|x| !x.is_finite()) {
+            return Err(bad("state", format!("element {i} is not finite"), "finite values".into()));
+        }
+        Ok(DecodeState { state: state.clone(), position: out })
+    }
+}
+
+/// Rows `n` of a tensor's leading dimension, as a tensor with leading size 1.
+fn row(t: &Tensor, n: usize) -> Tensor {
+    let per = t.bytes().len() / t.shape()[0].max(1);
+    let mut shape = t.shape().to_vec();
+    shape[0] = 1;
+    Tensor::from_bytes(t.dtype(), shape, t.bytes()[n * per..(n + 1) * per].to_vec()).expect("sized")
+}
+
+/// Writes `src` (leading size 1) over row `n` of `dst`.
+fn set_row(dst: &mut Tensor, n: usize, src: &Tensor) {
+    let src = src.clone().convert(dst.dtype());
+    let per = src.bytes().len();
+    let mut bytes = dst.bytes().to_vec();
+    bytes[n * per..(n + 1) * per].copy_from_slice(src.bytes());
+    *dst = Tensor::from_bytes(dst.dtype(), dst.shape().to_vec(), bytes).expect("sized");
+}
+
+fn to_map(inputs: &Bindings<'_>) -> TensorMap {
+    inputs.iter().map(|(n, t)| (n.clone(), HostTensor::new(t.shape.to_vec(), t.to_f64()))).collect()
+}
+
+impl Backend<'_> {
+    /// Runs `variant` on `inputs` (`T` tokens of `B` sequences from position 0) and returns the output and the
+    /// state after the last token, with as many levels as the λ tensor (`L_cap = L'`; one for a linear variant).
+    ///
+    /// # Errors
+    /// As [`Backend::run`].
+    pub fn prefill(
+        &self,
+        variant: &VariantIr,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<(Ran, DecodeState), RuntimeError> {
+        let dims = check_inputs(variant, inputs)?;
+        let config = self.config(variant, opts)?;
+        let levels = if variant.is_log_linear() { dims.l } else { 1 };
+        match self.kind {
+            BackendKind::Reference => {
+                let (o, st) = loglinear_oracle::run_with_state(variant, &to_map(inputs), 0, None, levels)?;
+                let ran = Ran { o: Tensor::from_f64(DType::F64, o.shape, &o.data), config, dims };
+                let state = Tensor::from_f64(DType::F64, st.shape, &st.data);
+                Ok((ran, DecodeState { state, position: vec![dims.t; dims.b] }))
+            }
+            BackendKind::Target(_) => {
+                let exec = self.runtime.compile_program(self, variant, dims.k, dims.v, &config, false)?;
+                let env = size_env(&dims, config.chunk, exec.program().hierarchical);
+                let mut states = States::new();
+                let o = exec.run_with_states(&env, inputs, &mut states).map_err(|e| self.target_error(e))?;
+                let state = states
+                    .remove("state")
+                    .ok_or_else(|| RuntimeError::Internal("the forward program has no `state` buffer".into()))?;
+                Ok((Ran { o, config, dims }, DecodeState { state, position: vec![dims.t; dims.b] }))
+            }
+        }
+    }
+
+    /// Advances every sequence of `state` by one token: `inputs` hold `[N, 1, H, …]` (one token per sequence),
+    /// the state is updated in place (positions too) and `o` `[N, 1, H, V]` returned. Sequences at different
+    /// positions are each stepped at their own position. Cost O(L_cap·K·V) per sequence and head.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Input`] for inputs that do not fit the variant or are not one token per sequence of the
+    /// state; [`RuntimeError::InvalidArgument`] for a state that does not fit them or a position that needs
+    /// more levels than the state (or the λ tensor) has; as [`Backend::run`] otherwise.
+    pub fn decode_step(
+        &self,
+        variant: &VariantIr,
+        state: &mut DecodeState,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<Tensor, RuntimeError> {
+        let dims = check_inputs(variant, inputs)?;
+        let n = state.sequences();
+        let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
+            argument: argument.into(),
+            value,
+            expected,
+        };
+        if dims.t != 1 || dims.b != n {
+            return Err(bad(
+                "decode inputs",
+                format!("B={} T={}", dims.b, dims.t),
+                format!("one token for each of the state's {n} sequences: B={n} T=1"),
+            ));
+        }
+        let s = state.state.shape().to_vec();
+        if s[1] != dims.h || s[3] != dims.k || s[4] != dims.v {
+            return Err(bad(
+                "state",
+                format!("{s:?}"),
+                format!("[N={n}, H={}, L_cap, K={}, V={}] as the inputs", dims.h, dims.k, dims.v),
+            ));
+        }
+        let levels = state.levels();
+        for (i, p) in state.position.iter().enumerate() {
+            let need = num_levels(p + 1);
+            if variant.is_log_linear() && need > levels {
+                return Err(bad(
+                    "position",
+                    format!("position[{i}] = {p}"),
+                    format!("a position whose {need} levels fit the state's L_cap = {levels}"),
+                ));
+            }
+            if variant.is_log_linear() && need > dims.l {
+                return Err(bad(
+                    "lam",
+                    format!("{} levels", dims.l),
+                    format!("at least {need} levels for the token at position {p}"),
+                ));
+            }
+        }
+        let config = self.config(variant, opts)?;
+        let owned: BTreeMap<String, Tensor> = inputs.iter().map(|(k, t)| (k.clone(), t.to_owned())).collect();
+        let uniform = state.position.windows(2).all(|w| w[0] == w[1]);
+        // One call when every sequence is at the same position; else one per sequence (its rows of the state
+        // and the inputs are contiguous).
+        let groups: Vec<Vec<usize>> = if uniform { vec![(0..n).collect()] } else { (0..n).map(|i| vec![i]).collect() };
+        let mut out = Tensor::zeros(DType::F64, vec![n, 1, dims.h, dims.v]);
+        let mut first = true;
+        for g in groups {
+            let pos = state.position[g[0]];
+            let (x, st) = if g.len() == n {
+                (owned.clone(), state.state.clone())
+            } else {
+                let x: BTreeMap<String, Tensor> = owned
+                    .iter()
+                    .map(|(k, t)| (k.clone(), if t.shape().len() >= 3 { row(t, g[0]) } else { t.clone() }))
+                    .collect();
+                (x, row(&state.state, g[0]))
+            };
+            let views: Bindings<'_> = x.iter().map(|(k, t)| (k.clone(), t.view())).collect();
+            let (o, new_state) = match self.kind {
+                BackendKind::Reference => {
+                    let sh = HostTensor::new(st.shape().to_vec(), st.to_f64());
+                    let (o, f) = loglinear_oracle::run_with_state(variant, &to_map(&views), pos, Some(&sh), levels)?;
+                    (Tensor::from_f64(DType::F64, o.shape, &o.data), Tensor::from_f64(DType::F64, f.shape, &f.data))
+                }
+                BackendKind::Target(_) => {
+                    let d = check_inputs(variant, &views)?;
+                    let exec = self.runtime.compile_program(self, variant, d.k, d.v, &config, true)?;
+                    let mut env = size_env(&d, 1, exec.program().hierarchical);
+                    env.lc = if exec.program().hierarchical { levels } else { 1 };
+                    env.step = pos;
+                    let mut states = States::new();
+                    states.insert("state".into(), st);
+                    let o = exec.run_with_states(&env, &views, &mut states).map_err(|e| self.target_error(e))?;
+                    let f = states
+                        .remove("state")
+                        .ok_or_else(|| RuntimeError::Internal("the decode program has no `state` buffer".into()))?;
+                    (o, f)
+                }
+            };
+            if first {
+                out = Tensor::zeros(o.dtype(), vec![n, 1, dims.h, dims.v]);
+                first = false;
+            }
+            if g.len() == n {
+                out = o;
+                state.state = new_state.convert(state.state.dtype());
+            } else {
+                set_row(&mut out, g[0], &o);
+                set_row(&mut state.state, g[0], &new_state);
+            }
+        }
+        for p in &mut state.position {
+            *p += 1;
+        }
+        Ok(out)
+    }
+}

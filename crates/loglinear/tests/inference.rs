@@ -1,0 +1,258 @@
+//! Inference on every backend: a prefill of T1 tokens with its final state, then T2 decode steps (or the empty
+//! state at T1 = 0), equals one run of T1 + T2 tokens; the final states equal the token recurrence's; the states
+//! of the independent implementation (`tests/vectors/states_*.safetensors`) are reproduced and decoding on from
+//! them gives the recurrence's next outputs; sequences at different positions step together; bad states are
+//! refused naming the tensor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use loglinear::ir::random::random_inputs;
+use loglinear::ir::{builtins, HostTensor, TensorMap, VariantIr};
+use loglinear::runtime::{Backend, DecodeState, RunOptions, Runtime};
+use loglinear::{DType, Tensor};
+
+fn rt() -> &'static Runtime {
+    loglinear::runtime()
+}
+
+fn stored(x: &TensorMap, dtype: DType) -> BTreeMap<String, Tensor> {
+    x.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(dtype, t.shape.clone(), &t.data))).collect()
+}
+
+/// Rows `a..b` of every `[B, T, H, …]` tensor.
+fn slice(x: &TensorMap, a: usize, b: usize) -> TensorMap {
+    x.iter()
+        .map(|(n, t)| {
+            if t.shape.len() < 3 {
+                return (n.clone(), t.clone());
+            }
+            let (bb, tl) = (t.shape[0], t.shape[1]);
+            let row: usize = t.shape[2..].iter().product();
+            let mut data = Vec::new();
+            for bi in 0..bb {
+                data.extend_from_slice(&t.data[(bi * tl + a) * row..(bi * tl + b) * row]);
+            }
+            let mut shape = t.shape.clone();
+            shape[1] = b - a;
+            (n.clone(), HostTensor::new(shape, data))
+        })
+        .collect()
+}
+
+fn tol(b: &Backend<'_>, v: &VariantIr) -> f64 {
+    b.default_tolerance(v)
+}
+
+/// Max |a − b| / max(1, max |b|).
+fn err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
+}
+
+/// Prefill `t1` tokens (or start empty when `t1 = 0`), then decode the next `t2` one by one; returns the outputs
+/// of all `t1 + t2` tokens in `[B, T, H, V]` order, and the final state.
+fn prefill_then_decode(b: &Backend<'_>, v: &VariantIr, x: &TensorMap, t1: usize, t2: usize) -> (Vec<f64>, DecodeState) {
+    let opts = RunOptions::with_chunk_size(Some(16));
+    let storage = b.config(v, &opts).unwrap().storage;
+    let (bb, h, vd) = (x["v"].shape[0], x["v"].shape[2], x["v"].shape[3]);
+    let levels = x.get("lam").map_or(1, |l| l.shape[3]);
+    let mut rows: Vec<Vec<f64>> = vec![Vec::new(); bb];
+    let mut state = if t1 == 0 {
+        let k = x["q"].shape[3];
+        let accum = b.config(v, &opts).unwrap().accum;
+        DecodeState::zeros(accum, bb, h, if v.is_log_linear() { levels } else { 1 }, k, vd)
+    } else {
+        let head = stored(&slice(x, 0, t1), storage);
+        let (ran, st) = b.prefill(v, &loglinear::runtime::views(&head), &opts).unwrap();
+        let o = ran.o.to_f64();
+        for (bi, r) in rows.iter_mut().enumerate() {
+            r.extend_from_slice(&o[bi * t1 * h * vd..(bi + 1) * t1 * h * vd]);
+        }
+        st
+    };
+    for t in t1..t1 + t2 {
+        let tok = stored(&slice(x, t, t + 1), storage);
+        let o = b.decode_step(v, &mut state, &loglinear::runtime::views(&tok), &opts).unwrap().to_f64();
+        for (bi, r) in rows.iter_mut().enumerate() {
+            r.extend_from_slice(&o[bi * h * vd..(bi + 1) * h * vd]);
+        }
+    }
+    (rows.concat(), state)
+}
+
+#[test]
+fn prefill_then_decode_equals_one_run_on_every_backend() {
+    let grid: &[(usize, usize)] =
+        &[(0, 7), (1, 1), (1, 7), (63, 1), (64, 7), (65, 64), (0, 300), (65, 300), (1000, 1), (1000, 7)];
+    for b in rt().iter() {
+        for v in builtins::all() {
+            for &(t1, t2) in grid {
+                let heavy = t1 + t2 > 300;
+                if heavy && !matches!(v.name.as_str(), "loglinear_mamba2" | "loglinear_gated_deltanet") {
+                    continue; // the long cases on the two flagship variants only (2 cores)
+                }
+                let x = random_inputs(&v, (2, t1 + t2, 2, 4, 3), 0, (t1 * 7 + t2) as u64);
+                let levels = x.get("lam").map_or(1, |l| l.shape[3]);
+                let (want_o, want_s) = loglinear::oracle::run_with_state(&v, &x, 0, None, levels).unwrap();
+                let (got, st) = prefill_then_decode(&b, &v, &x, t1, t2);
+                let tag = format!("{} on {} T1={t1} T2={t2}", v.name, b.name());
+                let e = err(&got, &want_o.data);
+                assert!(e <= tol(&b, &v), "{tag}: outputs differ by {e:e}");
+                assert_eq!(st.position, vec![t1 + t2; 2], "{tag}");
+                let e = err(&st.state.to_f64(), &want_s.data);
+                assert!(e <= tol(&b, &v), "{tag}: final states differ by {e:e}");
+            }
+        }
+    }
+}
+
+fn vectors_dir() -> PathBuf {
+    std::env::var_os("LOGLINEAR_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors"))
+}
+
+#[test]
+fn external_states_are_reproduced_and_decoding_continues_from_them() {
+    for name in ["loglinear_mamba2", "loglinear_gated_deltanet"] {
+        let path = vectors_dir().join(format!("states_{name}.safetensors"));
+        let sf = loglinear::runtime::SafetensorsFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file = sf.views().unwrap();
+        let v = builtins::by_name(name).unwrap();
+        let mut cases: Vec<String> =
+            file.keys().filter_map(|k| k.strip_suffix(".state").map(|c| c.to_string())).collect();
+        cases.sort();
+        assert!(cases.len() >= 5, "{}: cases {cases:?}", path.display());
+        for b in rt().iter() {
+            for case in &cases {
+                let get = |n: &str| {
+                    let t = &file[&format!("{case}.{n}")];
+                    HostTensor::new(t.shape.to_vec(), t.to_f64())
+                };
+                let x: TensorMap = v.inputs.iter().map(|d| (d.name.clone(), get(&d.name))).collect();
+                let storage = b.config(&v, &RunOptions::default()).unwrap().storage;
+                let xs = stored(&x, storage);
+                let (ran, st) = b.prefill(&v, &loglinear::runtime::views(&xs), &RunOptions::default()).unwrap();
+                let want_o = get("o");
+                let want_s = get("state");
+                let tag = format!("{name} {case} on {}", b.name());
+                assert!(err(&ran.o.to_f64(), &want_o.data) <= tol(&b, &v), "{tag}: o");
+                assert_eq!(st.state.shape(), want_s.shape.as_slice(), "{tag}: state shape");
+                assert!(err(&st.state.to_f64(), &want_s.data) <= tol(&b, &v), "{tag}: state");
+                let want_pos = get("position");
+                assert_eq!(st.position.iter().map(|p| *p as f64).collect::<Vec<_>>(), want_pos.data, "{tag}");
+                // Decode on from the external state (not ours): 3 tokens of fresh inputs.
+                let t = x["q"].shape[1];
+                let levels = want_s.shape[2];
+                if loglinear::ir::level::num_levels(t + 3) > levels {
+                    continue; // the state's levels do not reach 3 more tokens
+                }
+                let dims = (x["q"].shape[0], 3, x["q"].shape[2], x["q"].shape[3], x["v"].shape[3]);
+                let mut more = random_inputs(&v, dims, 0, 99);
+                if let Some(l) = more.get_mut("lam") {
+                    let extra = levels - l.shape[3];
+                    *l = random_inputs(&v, dims, extra, 99)["lam"].clone();
+                }
+                let ext = DecodeState::from_tensors(
+                    &v,
+                    &Tensor::from_f64(DType::F64, want_s.shape.clone(), &want_s.data),
+                    &Tensor::from_f64(DType::I64, want_pos.shape.clone(), &want_pos.data),
+                    (dims.2, dims.3, dims.4),
+                )
+                .unwrap();
+                let mut s = ext.clone();
+                let mut got = Vec::new();
+                for i in 0..3 {
+                    let tok = stored(&slice(&more, i, i + 1), storage);
+                    got.push(
+                        b.decode_step(&v, &mut s, &loglinear::runtime::views(&tok), &RunOptions::default()).unwrap(),
+                    );
+                }
+                let (want, _) = loglinear::oracle::run_with_state(&v, &more, t, Some(&want_s), levels).unwrap();
+                let got: Vec<f64> = {
+                    let (bb, h, vd) = (dims.0, dims.2, dims.4);
+                    let mut out = vec![0.0; bb * 3 * h * vd];
+                    for (i, o) in got.iter().enumerate() {
+                        let o = o.to_f64();
+                        for bi in 0..bb {
+                            let dst = (bi * 3 + i) * h * vd;
+                            out[dst..dst + h * vd].copy_from_slice(&o[bi * h * vd..(bi + 1) * h * vd]);
+                        }
+                    }
+                    out
+                };
+                assert!(err(&got, &want.data) <= tol(&b, &v), "{tag}: decoding on");
+            }
+        }
+    }
+}
+
+#[test]
+fn sequences_at_different_positions_step_together() {
+    let v = builtins::by_name("loglinear_gated_deltanet").unwrap();
+    for b in rt().iter() {
+        // Two sequences prefilled separately to 5 and 12 tokens, stacked, then stepped together.
+        let xa = random_inputs(&v, (1, 8, 2, 4, 3), 1, 1);
+        let xb = random_inputs(&v, (1, 15, 2, 4, 3), 0, 2);
+        let opts = RunOptions::with_chunk_size(Some(4));
+        let storage = b.config(&v, &opts).unwrap().storage;
+        let (_, sa) = b.prefill(&v, &loglinear::runtime::views(&stored(&slice(&xa, 0, 5), storage)), &opts).unwrap();
+        let (_, sb) = b.prefill(&v, &loglinear::runtime::views(&stored(&slice(&xb, 0, 12), storage)), &opts).unwrap();
+        assert_eq!(sa.levels(), sb.levels());
+        let cat = |a: &Tensor, c: &Tensor| {
+            let mut shape = a.shape().to_vec();
+            shape[0] += c.shape()[0];
+            Tensor::from_bytes(a.dtype(), shape, [a.bytes(), c.bytes()].concat()).unwrap()
+        };
+        let mut both = DecodeState { state: cat(&sa.state, &sb.state), position: vec![5, 12] };
+        let (mut a1, mut b1) = (sa.clone(), sb.clone());
+        for i in 0..3 {
+            let ta = stored(&slice(&xa, 5 + i, 6 + i), storage);
+            let tb = stored(&slice(&xb, 12 + i, 13 + i), storage);
+            let tok: BTreeMap<String, Tensor> = ta.keys().map(|n| (n.clone(), cat(&ta[n], &tb[n]))).collect();
+            let o = b.decode_step(&v, &mut both, &loglinear::runtime::views(&tok), &opts).unwrap().to_f64();
+            let oa = b.decode_step(&v, &mut a1, &loglinear::runtime::views(&ta), &opts).unwrap().to_f64();
+            let ob = b.decode_step(&v, &mut b1, &loglinear::runtime::views(&tb), &opts).unwrap().to_f64();
+            assert_eq!(o, [oa, ob].concat(), "{} step {i}", b.name());
+        }
+        assert_eq!(both.position, vec![8, 15]);
+        assert_eq!(both.state.to_f64(), [a1.state.to_f64(), b1.state.to_f64()].concat());
+    }
+}
+
+#[test]
+fn bad_states_are_refused_naming_the_tensor() {
+    let v = builtins::by_name("loglinear_mamba2").unwrap();
+    let st = Tensor::zeros(DType::F32, vec![2, 2, 3, 4, 3]);
+    let pos = Tensor::from_f64(DType::I64, vec![2], &[3.0, 4.0]);
+    assert!(DecodeState::from_tensors(&v, &st, &pos, (2, 4, 3)).is_ok());
+    let cases: Vec<(Tensor, Tensor, &str)> = vec![
+        (Tensor::zeros(DType::F32, vec![2, 2, 3, 5, 3]), pos.clone(), "state"),
+        (Tensor::zeros(DType::I64, vec![2, 2, 3, 4, 3]), pos.clone(), "state"),
+        (st.clone(), Tensor::from_f64(DType::F32, vec![2], &[3.0, 4.0]), "position"),
+        (st.clone(), Tensor::from_f64(DType::I64, vec![3], &[3.0, 4.0, 1.0]), "position"),
+        (st.clone(), Tensor::from_f64(DType::I64, vec![2], &[-1.0, 4.0]), "position"),
+        (st.clone(), Tensor::from_f64(DType::I64, vec![2], &[3.0, 5.0]), "position"), // 5 tokens need 4 levels
+        (Tensor::from_f64(DType::F32, vec![1, 1, 1, 1, 1], &[f64::NAN]), pos.clone(), "state"),
+    ];
+    for (s, p, what) in cases {
+        let e = DecodeState::from_tensors(&v, &s, &p, (2, 4, 3)).unwrap_err().to_string();
+        assert!(e.contains(what), "{what}: {e}");
+    }
+    // A linear variant's state has one level.
+    let lin = builtins::by_name("mamba2").unwrap();
+    let e = DecodeState::from_tensors(&lin, &st, &pos, (2, 4, 3)).unwrap_err().to_string();
+    assert!(e.contains("one level"), "{e}");
+    // Decoding past the state's levels is refused, naming both numbers.
+    let b = rt().get("interpreter").unwrap();
+    let mut s = DecodeState { state: Tensor::zeros(DType::F64, vec![1, 2, 3, 4, 3]), position: vec![4] };
+    let x = random_inputs(&v, (1, 1, 2, 4, 3), 3, 1);
+    let e = b
+        .decode_step(&v, &mut s, &loglinear::runtime::views(&stored(&x, DType::F64)), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("position[0] = 4") && e.contains("L_cap = 3"), "{e}");
+    assert_eq!(s.position, vec![4], "a refused step changes nothing");
+}
