@@ -158,6 +158,10 @@ struct RunArgs {
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     chunk_size: Option<usize>,
+    /// Also write the state after the last token: `state` [B, H, L', K, V] (f32; L' = λ's levels, 1 for a
+    /// linear variant) and `position` [B] (i64), the layout a decoder continues from (spec §6.1)
+    #[arg(long, value_name = "STATE.safetensors")]
+    final_state: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -453,13 +457,31 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
         check_chunk_size(c)?;
     }
     let output = OutputFile::prepare(&args.output, &[args.input.as_path()])?;
+    let state_out = match &args.final_state {
+        Some(p) => {
+            if p == &args.output {
+                return Err(RuntimeError::InvalidArgument {
+                    argument: "--final-state".into(),
+                    value: p.display().to_string(),
+                    expected: "a path other than --output".into(),
+                });
+            }
+            Some(OutputFile::prepare(p, &[args.input.as_path()])?)
+        }
+        None => None,
+    };
     // Memory-mapped; the tensors are typed views of the file, never widened.
     let file = SafetensorsFile::open(&args.input)?;
     let inputs = file.views()?;
     let dtype = output_dtype(variant, &inputs);
     let start = Instant::now();
-    let loglinear::runtime::Ran { o, config, dims } =
-        backend.run(variant, &inputs, &RunOptions::with_chunk_size(args.chunk_size))?;
+    let opts = RunOptions::with_chunk_size(args.chunk_size);
+    let (loglinear::runtime::Ran { o, config, dims }, state) = if state_out.is_some() {
+        let (ran, st) = backend.prefill(variant, &inputs, &opts)?;
+        (ran, Some(st))
+    } else {
+        (backend.run(variant, &inputs, &opts)?, None)
+    };
     let expected = [dims.b, dims.t, dims.h, dims.v];
     if o.shape() != expected {
         return Err(RuntimeError::Backend {
@@ -483,7 +505,28 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
         ms = start.elapsed().as_secs_f64() * 1e3,
         "ran"
     );
-    output.write(&encode_tensors(&[("o", &o)])?)?;
+    // Both files are complete before either is renamed into place.
+    let state_bytes = match &state {
+        Some(st) => {
+            let s = st.state.clone().convert(DType::F32);
+            if let Some(i) = s.to_f64().iter().position(|x| !x.is_finite()) {
+                return Err(RuntimeError::NonFiniteOutput {
+                    element: format!("state element {i}"),
+                    value: f64::NAN,
+                    dtype: DType::F32,
+                    max_input: 0.0,
+                    max_input_tensor: "-".into(),
+                });
+            }
+            Some(encode_tensors(&[("state", &s), ("position", &st.position_tensor())])?)
+        }
+        None => None,
+    };
+    let o_bytes = encode_tensors(&[("o", &o)])?;
+    if let (Some(f), Some(b)) = (state_out, state_bytes) {
+        f.write(&b)?;
+    }
+    output.write(&o_bytes)?;
     tracing::info!(path = %args.output.display(), %dtype, "wrote o");
     Ok(())
 }

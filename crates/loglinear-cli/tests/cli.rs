@@ -618,3 +618,61 @@ fn random_inputs_then_run() {
     let out = loglinear(&["random", "--variant", "nope", "--shape", "1,2,2,4,3", "--output", o]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn run_writes_the_final_state_a_decoder_continues_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, state) =
+        (dir.path().join("in.safetensors"), dir.path().join("o.safetensors"), dir.path().join("s.safetensors"));
+    let reg = Registry::builtin();
+    let v = reg.get("loglinear_gated_deltanet").unwrap();
+    let x = random_inputs(v, (2, 37, 2, 4, 3), 1, 5);
+    write_map(&input, &x, Dtype::F32);
+    let (i, o, s) = (input.to_str().unwrap(), output.to_str().unwrap(), state.to_str().unwrap());
+    for backend in ["reference", "cranelift"] {
+        let out = loglinear(&[
+            "run",
+            "--variant",
+            "loglinear_gated_deltanet",
+            "--backend",
+            backend,
+            "--input",
+            i,
+            "--output",
+            o,
+            "--final-state",
+            s,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let bytes = std::fs::read(&state).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(names, vec!["position", "state"]);
+        let pos = st.tensor("position").unwrap();
+        assert_eq!((pos.dtype(), pos.shape()), (Dtype::I64, &[2usize][..]));
+        let p: Vec<i64> = pos.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(p, vec![37, 37]);
+        let sv = st.tensor("state").unwrap();
+        assert_eq!((sv.dtype(), sv.shape()), (Dtype::F32, &[2usize, 2, 8, 4, 3][..]));
+        let got: Vec<f64> =
+            sv.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect();
+        let xr: TensorMap = x
+            .iter()
+            .map(|(n, t)| {
+                (n.clone(), HostTensor::new(t.shape.clone(), t.data.iter().map(|e| *e as f32 as f64).collect()))
+            })
+            .collect();
+        let (_, want) = loglinear::oracle::run_with_state(v, &xr, 0, None, 8).unwrap();
+        let scale = want.data.iter().fold(1.0f64, |m, e| m.max(e.abs()));
+        let e = got.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+        assert!(e < 1e-4, "{backend}: state error {e:e}");
+    }
+    // The state path may not be the output path; nothing is written then.
+    std::fs::remove_file(&output).unwrap();
+    let out =
+        loglinear(&["run", "--variant", "loglinear_gated_deltanet", "--input", i, "--output", o, "--final-state", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--final-state"));
+    assert!(!output.exists());
+}
