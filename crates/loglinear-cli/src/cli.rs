@@ -158,6 +158,13 @@ struct RunArgs {
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     chunk_size: Option<usize>,
+    /// Inter-chunk scan form (default: per-level, or fused when per-level's scratch would exceed --max-scratch)
+    #[arg(long, value_enum)]
+    form: Option<FormArg>,
+    /// Most scratch memory the per-level form may take before the fused form is used instead: bytes, or with a
+    /// K, M, G suffix (default: a quarter of physical memory)
+    #[arg(long, value_name = "BYTES")]
+    max_scratch: Option<String>,
     /// Also write the state after the last token: `state` [B, H, L', K, V] (f32; L' = λ's levels, 1 for a
     /// linear variant) and `position` [B] (i64), the layout a decoder continues from (spec §6.1)
     #[arg(long, value_name = "STATE.safetensors")]
@@ -475,7 +482,18 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     let inputs = file.views()?;
     let dtype = output_dtype(variant, &inputs);
     let start = Instant::now();
-    let opts = RunOptions::with_chunk_size(args.chunk_size);
+    let mut opts = RunOptions::with_chunk_size(args.chunk_size);
+    if let Some(m) = &args.max_scratch {
+        opts.max_scratch = Some(parse_bytes("--max-scratch", m)?);
+    }
+    if let Some(f) = args.form {
+        let mut c = backend.config(variant, &opts)?;
+        c.form = match f {
+            FormArg::PerLevel => loglinear_schedule::ScanForm::PerLevel,
+            FormArg::Fused => loglinear_schedule::ScanForm::Fused,
+        };
+        opts.config = Some(c);
+    }
     let (loglinear::runtime::Ran { o, config, dims }, state) = if state_out.is_some() {
         let (ran, st) = backend.prefill(variant, &inputs, &opts)?;
         (ran, Some(st))
@@ -529,6 +547,22 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     output.write(&o_bytes)?;
     tracing::info!(path = %args.output.display(), %dtype, "wrote o");
     Ok(())
+}
+
+/// `123`, `64K`, `512M`, `4G` (powers of 1024).
+fn parse_bytes(argument: &str, s: &str) -> Result<u64, RuntimeError> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mul)).ok_or_else(|| RuntimeError::InvalidArgument {
+        argument: argument.into(),
+        value: s.into(),
+        expected: "a byte count, optionally with a K, M or G suffix".into(),
+    })
 }
 
 fn cmd_random(registry: &Registry, args: &RandomArgs) -> Result<(), RuntimeError> {

@@ -143,3 +143,14 @@ pub fn check_budget(program: &Program, env: &SizeEnv, budget: usize) -> Result<(
         Err(over)
     }
 }
+
+/// Bytes of the scratch buffers of `program` for sizes `env` (what a run allocates beyond its inputs, output and
+/// states), each at its element type (the accumulation type when the program is not yet typed).
+pub fn scratch_bytes(program: &Program, env: &SizeEnv) -> u128 {
+    program
+        .buffers
+        .iter()
+        .filter(|b| b.kind == crate::kernel::BufKind::Scratch)
+        .map(|b| b.shape.iter().fold(b.elem.size() as u128, |a, d| a.saturating_mul(dim_value(*d, env) as u128)))
+        .sum()
+}

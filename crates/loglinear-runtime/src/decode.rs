@@ -171,7 +171,7 @@ impl Backend<'_> {
         opts: &RunOptions,
     ) -> Result<(Ran, DecodeState), RuntimeError> {
         let dims = check_inputs(variant, inputs)?;
-        let config = self.config(variant, opts)?;
+        let config = self.config_for(variant, &dims, opts)?;
         let levels = if variant.is_log_linear() { dims.l } else { 1 };
         match self.kind {
             BackendKind::Reference => {

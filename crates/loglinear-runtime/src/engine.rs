@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, TensorMap, VariantIr};
 use loglinear_kernel::{
-    host_views, Bindings, Capabilities, DType, DeviceBindings, DeviceTensor, Executable, ScheduleConfig, SizeEnv,
-    Target, TargetError, Tensor,
+    host_views, Bindings, Capabilities, DType, DeviceBindings, DeviceTensor, Executable, ScanForm, ScheduleConfig,
+    SizeEnv, Target, TargetError, Tensor,
 };
 use loglinear_oracle::Form;
 
@@ -32,20 +32,33 @@ pub const HALF_TOLERANCE: f64 = 5e-3;
 pub struct RunOptions {
     /// Chunk size; `None` uses the variant's ([`VariantIr::chunk_size`]). Overrides `config`'s chunk.
     pub chunk_size: Option<usize>,
-    /// The whole schedule configuration; `None`: the target's default.
+    /// The whole schedule configuration; `None`: the target's default, with the scan form chosen by
+    /// `max_scratch`.
     pub config: Option<ScheduleConfig>,
+    /// Most bytes of scratch the per-level scan form may take before the default configuration switches to the
+    /// fused form, whose scratch has no `log T` factor; `None`: a quarter of physical memory.
+    pub max_scratch: Option<u64>,
 }
 
 impl RunOptions {
     /// Options with this chunk size.
     pub fn with_chunk_size(chunk_size: Option<usize>) -> Self {
-        RunOptions { chunk_size, config: None }
+        RunOptions { chunk_size, config: None, max_scratch: None }
     }
 
     /// Options with this configuration.
     pub fn with_config(config: ScheduleConfig) -> Self {
-        RunOptions { chunk_size: None, config: Some(config) }
+        RunOptions { chunk_size: None, config: Some(config), max_scratch: None }
     }
+}
+
+/// A quarter of physical memory (`/proc/meminfo`), or 4 GiB where it cannot be read: the default
+/// [`RunOptions::max_scratch`].
+pub fn default_max_scratch() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(4 << 30, |k| k * 1024 / 4)
 }
 
 /// Checks a chunk size: a power of two in `1..=256`.
@@ -200,13 +213,41 @@ impl<'a> Backend<'a> {
         }
     }
 
+    /// The configuration for a problem of sizes `dims`: [`Backend::config`], then — when the caller fixed no
+    /// configuration and the per-level form's scratch exceeds `opts.max_scratch` — the fused form.
+    ///
+    /// # Errors
+    /// As [`Backend::config`].
+    pub fn config_for(
+        &self,
+        variant: &VariantIr,
+        dims: &Dims,
+        opts: &RunOptions,
+    ) -> Result<ScheduleConfig, RuntimeError> {
+        let mut config = self.config(variant, opts)?;
+        if opts.config.is_none() && config.form == ScanForm::PerLevel && self.target().is_some() {
+            let budget = opts.max_scratch.unwrap_or_else(default_max_scratch) as u128;
+            if let Ok(c) = loglinear_schedule::compile(variant, &config) {
+                let mut p = c.forward;
+                p.set_types(config.storage, config.accum);
+                let need =
+                    loglinear_kernel::resources::scratch_bytes(&p, &size_env(dims, config.chunk, p.hierarchical));
+                if need > budget {
+                    tracing::info!(need, budget, "per-level scratch over --max-scratch: using the fused form");
+                    config.form = ScanForm::Fused;
+                }
+            }
+        }
+        Ok(config)
+    }
+
     /// Runs `variant` on typed inputs: see [`Runtime::run`].
     ///
     /// # Errors
     /// As [`Runtime::run`].
     pub fn run(&self, variant: &VariantIr, inputs: &Bindings<'_>, opts: &RunOptions) -> Result<Ran, RuntimeError> {
         let dims = check_inputs(variant, inputs)?;
-        let config = self.config(variant, opts)?;
+        let config = self.config_for(variant, &dims, opts)?;
         let _span = tracing::debug_span!("run", backend = self.name(), variant = %variant.name, %config).entered();
         match self.kind {
             BackendKind::Reference => {
@@ -258,7 +299,7 @@ impl<'a> Backend<'a> {
             })
             .collect::<Result<_, _>>()?;
         let views: Bindings<'_> = stored.iter().map(|(n, t)| (n.clone(), t.view())).collect();
-        let o = self.run(variant, &views, &RunOptions { chunk_size: None, config: Some(config) })?.o;
+        let o = self.run(variant, &views, &RunOptions { chunk_size: None, config: Some(config), max_scratch: None })?.o;
         Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
     }
 
@@ -603,6 +644,23 @@ mod tests {
         bad.insert("g".into(), Tensor::from_f64(DType::F32, vec![1, 19, 2], &[1.0; 38]));
         let e = r.get("interpreter").unwrap().upload(&v, &views(&bad)).unwrap_err().to_string();
         assert!(e.contains('g'), "{e}");
+    }
+
+    #[test]
+    fn the_default_form_turns_fused_when_per_level_scratch_is_over_budget() {
+        let r = Runtime::with_defaults();
+        let b = r.get("interpreter-f32").unwrap();
+        let v = builtins::by_name("loglinear_mamba2").unwrap();
+        let x = random_inputs(&v, (1, 300, 2, 4, 3), 0, 1);
+        let dims = check_inputs(&v, &x).unwrap();
+        let mut opts = RunOptions::with_chunk_size(Some(4));
+        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);
+        opts.max_scratch = Some(1000);
+        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::Fused);
+        // A configuration fixed by the caller is kept.
+        opts.config = Some(ScheduleConfig::with_chunk(4));
+        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);
+        assert!(default_max_scratch() >= 1 << 20);
     }
 
     #[test]
