@@ -479,7 +479,16 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     };
     // Memory-mapped; the tensors are typed views of the file, never widened.
     let file = SafetensorsFile::open(&args.input)?;
-    let inputs = file.views()?;
+    let mut inputs = file.views()?;
+    // A packed batch: `cu_seqlens` [N+1] (i64) with B = 1, as fla and FlashAttention take it.
+    let cu = match inputs.remove(loglinear::runtime::CU_SEQLENS) {
+        Some(cu) => {
+            let b = inputs.get("q").map_or(1, |q| q.shape.first().copied().unwrap_or(1));
+            let t = inputs.get("q").map_or(0, |q| q.shape.get(1).copied().unwrap_or(0));
+            Some(loglinear::runtime::check_cu_seqlens(&cu, b, t)?)
+        }
+        None => None,
+    };
     let dtype = output_dtype(variant, &inputs);
     let start = Instant::now();
     let mut opts = RunOptions::with_chunk_size(args.chunk_size);
@@ -494,11 +503,13 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
         };
         opts.config = Some(c);
     }
-    let (loglinear::runtime::Ran { o, config, dims }, state) = if state_out.is_some() {
-        let (ran, st) = backend.prefill(variant, &inputs, &opts)?;
-        (ran, Some(st))
-    } else {
-        (backend.run(variant, &inputs, &opts)?, None)
+    let (loglinear::runtime::Ran { o, config, dims }, state) = match (&cu, state_out.is_some()) {
+        (Some(cu), want) => backend.run_varlen(variant, &inputs, cu, &opts, want)?,
+        (None, true) => {
+            let (ran, st) = backend.prefill(variant, &inputs, &opts)?;
+            (ran, Some(st))
+        }
+        (None, false) => (backend.run(variant, &inputs, &opts)?, None),
     };
     let expected = [dims.b, dims.t, dims.h, dims.v];
     if o.shape() != expected {

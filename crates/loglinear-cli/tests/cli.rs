@@ -28,6 +28,7 @@ fn encode(dtype: Dtype, data: &[f64]) -> Vec<u8> {
             Dtype::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
             Dtype::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
             Dtype::BF16 => out.extend_from_slice(&half::bf16::from_f64(x).to_le_bytes()),
+            Dtype::I64 => out.extend_from_slice(&(x as i64).to_le_bytes()),
             other => panic!("test helper does not encode {other}"),
         }
     }
@@ -675,4 +676,57 @@ fn run_writes_the_final_state_a_decoder_continues_from() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--final-state"));
     assert!(!output.exists());
+}
+
+#[test]
+fn run_takes_a_packed_batch_with_cu_seqlens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, state) =
+        (dir.path().join("in.safetensors"), dir.path().join("o.safetensors"), dir.path().join("s.safetensors"));
+    let reg = Registry::builtin();
+    let v = reg.get("loglinear_mamba2").unwrap();
+    let x = random_inputs(v, (1, 30, 2, 4, 3), 0, 5);
+    let write = |cu: &[f64], dt: Dtype| {
+        let cu = HostTensor::new(vec![cu.len()], cu.to_vec());
+        let mut list: Vec<(&str, &HostTensor, Dtype)> = x.iter().map(|(n, t)| (n.as_str(), t, Dtype::F32)).collect();
+        list.push(("cu_seqlens", &cu, dt));
+        write_file(&input, &list);
+    };
+    write(&[0.0, 7.0, 30.0], Dtype::I64);
+    let (i, o, s) = (input.to_str().unwrap(), output.to_str().unwrap(), state.to_str().unwrap());
+    let out = loglinear(&["run", "--variant", "loglinear_mamba2", "--input", i, "--output", o, "--final-state", s]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, got) = read_o(&output);
+    // Each sequence on its own, from position 0.
+    let xr: TensorMap = x
+        .iter()
+        .map(|(n, t)| (n.clone(), HostTensor::new(t.shape.clone(), t.data.iter().map(|e| *e as f32 as f64).collect())))
+        .collect();
+    for (a, z) in [(0usize, 7usize), (7, 30)] {
+        let sub: TensorMap = xr
+            .iter()
+            .map(|(n, t)| {
+                let row: usize = t.shape[2..].iter().product();
+                let mut sh = t.shape.clone();
+                sh[1] = z - a;
+                (n.clone(), HostTensor::new(sh, t.data[a * row..z * row].to_vec()))
+            })
+            .collect();
+        let want = loglinear::oracle::run(v, &sub, Form::Naive).unwrap();
+        let g = HostTensor::new(want.shape.clone(), got.data[a * 6..z * 6].to_vec());
+        assert!(relative_error(&g, &want) < 1e-4, "sequence {a}..{z}");
+    }
+    std::fs::remove_file(&output).unwrap();
+    for (cu, dt, what) in [
+        (vec![0.0, 7.0, 29.0], Dtype::I64, "T = 30"),
+        (vec![0.0, 7.0, 7.0, 30.0], Dtype::I64, "strictly increasing"),
+        (vec![0.0, 7.0, 30.0], Dtype::F32, "I64"),
+    ] {
+        write(&cu, dt);
+        let out = loglinear(&["run", "--variant", "loglinear_mamba2", "--input", i, "--output", o]);
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cu_seqlens") && err.contains(what), "{what}: {err}");
+        assert!(!output.exists());
+    }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod finite;
 pub mod fuzz;
 pub mod io;
+pub mod varlen;
 
 pub use decode::DecodeState;
 pub use engine::{
@@ -33,3 +34,4 @@ pub use io::{
     write_safetensors_atomic, LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };
 pub use loglinear_kernel::{Bindings, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef};
+pub use varlen::{check_cu_seqlens, CU_SEQLENS};

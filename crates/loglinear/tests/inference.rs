@@ -256,3 +256,55 @@ fn bad_states_are_refused_naming_the_tensor() {
     assert!(e.contains("position[0] = 4") && e.contains("L_cap = 3"), "{e}");
     assert_eq!(s.position, vec![4], "a refused step changes nothing");
 }
+
+#[test]
+fn a_packed_batch_equals_its_sequences_one_by_one() {
+    for v in [builtins::by_name("loglinear_mamba2").unwrap(), builtins::by_name("gated_deltanet").unwrap()] {
+        let lens = [5usize, 1, 17, 64, 9];
+        let cu: Vec<usize> = std::iter::once(0)
+            .chain(lens.iter().scan(0, |a, l| {
+                *a += l;
+                Some(*a)
+            }))
+            .collect();
+        let t = *cu.last().unwrap();
+        let x = random_inputs(&v, (1, t, 2, 4, 3), 0, 3);
+        for b in rt().iter() {
+            let opts = RunOptions::with_chunk_size(Some(16));
+            let storage = b.config(&v, &opts).unwrap().storage;
+            let xs = stored(&x, storage);
+            let (ran, st) = b.run_varlen(&v, &loglinear::runtime::views(&xs), &cu, &opts, true).unwrap();
+            let st = st.unwrap();
+            assert_eq!(st.position, lens.to_vec());
+            let o = ran.o.to_f64();
+            let (h, vd) = (2, 3);
+            for (n, w) in cu.windows(2).enumerate() {
+                let one = stored(&slice(&x, w[0], w[1]), storage);
+                let (r1, s1) = b.prefill(&v, &loglinear::runtime::views(&one), &opts).unwrap();
+                let tag = format!("{} on {} sequence {n}", v.name, b.name());
+                assert_eq!(&o[w[0] * h * vd..w[1] * h * vd], r1.o.to_f64().as_slice(), "{tag}: o");
+                let per = s1.state.to_f64();
+                assert_eq!(&st.state.to_f64()[n * per.len()..(n + 1) * per.len()], per.as_slice(), "{tag}: state");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_cu_seqlens_are_refused_naming_them() {
+    use loglinear::runtime::check_cu_seqlens;
+    let t = |v: &[f64], dt: DType| Tensor::from_f64(dt, vec![v.len()], v);
+    let ok = t(&[0.0, 3.0, 10.0], DType::I64);
+    assert_eq!(check_cu_seqlens(&ok.view(), 1, 10).unwrap(), vec![0, 3, 10]);
+    for (cu, b, tl, what) in [
+        (t(&[0.0, 3.0, 10.0], DType::F32), 1, 10, "I64"),
+        (t(&[0.0, 3.0, 10.0], DType::I64), 2, 10, "B = 1"),
+        (t(&[1.0, 3.0, 10.0], DType::I64), 1, 10, "cu_seqlens[0]"),
+        (t(&[0.0, 3.0, 9.0], DType::I64), 1, 10, "T = 10"),
+        (t(&[0.0, 3.0, 3.0, 10.0], DType::I64), 1, 10, "strictly increasing"),
+        (t(&[0.0], DType::I64), 1, 10, "N+1"),
+    ] {
+        let e = check_cu_seqlens(&cu.view(), b, tl).unwrap_err().to_string();
+        assert!(e.contains("cu_seqlens") && e.contains(what), "{what}: {e}");
+    }
+}
