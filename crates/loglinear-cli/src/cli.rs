@@ -370,7 +370,8 @@ fn one_line(s: &str) -> String {
 fn init_logging(level: Option<LogLevel>) {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
-        Some(l) => EnvFilter::new(l.directive()),
+        // Cranelift logs every function it defines at info: keep its crates at warn unless RUST_LOG asks.
+        Some(l) => EnvFilter::new(format!("{},cranelift_jit=warn,cranelift_codegen=warn", l.directive())),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
     };
     // A user's binary may already have installed a subscriber: keep theirs.
@@ -551,11 +552,11 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
         }
         None => None,
     };
-    let o_bytes = encode_tensors(&[("o", &o)])?;
     if let (Some(f), Some(b)) = (state_out, state_bytes) {
         f.write(&b)?;
     }
-    output.write(&o_bytes)?;
+    // The header, then `o`'s bytes straight from the tensor: no serialised copy of the output in memory.
+    output.write_parts(&[&loglinear::runtime::safetensors_header(&[("o", &o)]), o.bytes()])?;
     tracing::info!(path = %args.output.display(), %dtype, "wrote o");
     Ok(())
 }

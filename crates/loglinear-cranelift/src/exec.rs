@@ -207,14 +207,26 @@ impl CompiledProgram {
                         .get(name)
                         .ok_or_else(|| JitError::InvalidArgument(format!("input `{name}` is missing")))?;
                     check_input(name, t, shape)?;
-                    jobs.push((d.as_mut_slice(), Some((t, shape.as_slice()))));
+                    // An aligned f32 input is read in place (e.g. straight from the memory-mapped file): its
+                    // buffer stays untouched (calloc'd pages cost no memory) and the kernels get its pointer.
+                    if !zero_copy(t) {
+                        jobs.push((d.as_mut_slice(), Some((t, shape.as_slice()))));
+                    }
                 }
                 _ if *zero => jobs.push((d.as_mut_slice(), None)),
                 _ => {}
             }
         }
         fill_buffers(jobs, threads);
-        let ptrs: Vec<*mut f32> = data.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let mut ptrs: Vec<*mut f32> = data.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        for (i, buf) in self.program.buffers.iter().enumerate() {
+            if let BufKind::Input(name) = &buf.kind {
+                if let Some(t) = inputs.get(name).filter(|t| zero_copy(t)) {
+                    // The kernels never store to an input buffer (the verifier rejects it): read-only use.
+                    ptrs[i] = t.bytes.as_ptr() as *mut f32;
+                }
+            }
+        }
         let scratch_len = self.kernels.iter().map(|k| k.scratch_floats).max().unwrap_or(0) + 4;
         let mut scratches: Vec<Vec<f32>> = (0..threads).map(|_| vec![0.0f32; scratch_len]).collect();
         let shared = Shared { bufs: ptrs.as_ptr(), sizes: sizes.as_ptr() };
@@ -271,6 +283,11 @@ impl CompiledProgram {
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some((shapes, data));
         Ok(out)
     }
+}
+
+/// Whether input `t` can be handed to the kernels in place: f32, 4-byte aligned.
+fn zero_copy(t: &TensorRef<'_>) -> bool {
+    t.dtype == DType::F32 && (t.bytes.as_ptr() as usize).is_multiple_of(4)
 }
 
 fn check_input(name: &str, t: &TensorRef<'_>, shape: &[usize]) -> Result<(), JitError> {

@@ -13,7 +13,7 @@ use loglinear_ir::{builtins, TensorMap, VariantIr};
 use loglinear_oracle::{run, Form};
 use loglinear_runtime::{f32_tolerance, RunOptions, Runtime, ScanForm};
 
-const FORMS: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
+const FORMS: [ScanForm; 3] = ScanForm::ALL;
 const LENGTHS: [usize; 8] = [1, 2, 3, 37, 63, 64, 65, 130];
 const CHUNKS: [usize; 4] = [1, 4, 16, 64];
 /// λ depth used by every test input (that of T = 130), so that one compiled program serves every length.

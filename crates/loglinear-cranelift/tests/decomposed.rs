@@ -13,7 +13,7 @@ fn decomposed_programs_run_on_cranelift() {
     let target = loglinear_cranelift::CraneliftTarget::new().with_threads(2);
     let (k, vd) = (3, 5);
     for v in builtins::all() {
-        for form in [loglinear_runtime::ScanForm::PerLevel, loglinear_runtime::ScanForm::Fused] {
+        for form in loglinear_runtime::ScanForm::ALL {
             let config = ScheduleConfig { form, ..ScheduleConfig::with_chunk(4) };
             let c = loglinear_schedule::compile_decomposed(&v, &config, Some((k, vd))).unwrap();
             let exe = target.compile(&c.forward, &config).unwrap_or_else(|e| panic!("{} {form:?}: {e}", v.name));

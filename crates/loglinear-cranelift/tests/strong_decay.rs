@@ -38,7 +38,7 @@ fn check(v: &VariantIr, x: &TensorMap, what: &str, chunks: &[usize], failures: &
         if e.is_nan() || e > tol {
             failures.push(format!("{} {what} C={c} interpreter-f32: rel err {e:e} > {tol:e}", v.name));
         }
-        for form in [ScanForm::PerLevel, ScanForm::Fused] {
+        for form in ScanForm::ALL {
             let e = rel(&run_form(&rt, "cranelift", v, x, c, form).unwrap(), &want);
             eprintln!("{} {what} C={c} cranelift {form:?}: {e:.3e}", v.name);
             if e.is_nan() || e > tol {

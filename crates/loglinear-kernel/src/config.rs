@@ -17,25 +17,30 @@ pub enum ScanForm {
     PerLevel,
     /// The fused chunk-carry pass (end of spec §7.2).
     Fused,
+    /// The fused carry with the chunk primitives (pseudo-queries, writes, transitions) computed inside the walk:
+    /// scratch O(L·K·V) per head, no `T`-sized buffer besides the output (long contexts).
+    Streaming,
 }
 
 impl ScanForm {
     /// Every form.
-    pub const ALL: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
+    pub const ALL: [ScanForm; 3] = [ScanForm::PerLevel, ScanForm::Fused, ScanForm::Streaming];
 
     /// Name in the text form and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             ScanForm::PerLevel => "per_level",
             ScanForm::Fused => "fused",
+            ScanForm::Streaming => "streaming",
         }
     }
 
-    /// Parses `per_level` (or `per-level`) / `fused`.
+    /// Parses `per_level` (or `per-level`) / `fused` / `streaming`.
     pub fn from_name(s: &str) -> Option<ScanForm> {
         match s {
             "per_level" | "per-level" => Some(ScanForm::PerLevel),
             "fused" => Some(ScanForm::Fused),
+            "streaming" => Some(ScanForm::Streaming),
             _ => None,
         }
     }
@@ -156,7 +161,9 @@ impl FromStr for ScheduleConfig {
             let opt = |field, none: &str| if v == none { Ok(None) } else { num(field).map(Some) };
             match k {
                 "chunk" => c.chunk = num("chunk")?,
-                "form" => c.form = ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level or fused"))?,
+                "form" => {
+                    c.form = ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level, fused or streaming"))?
+                }
                 "storage" => c.storage = DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?,
                 "accum" => c.accum = DType::from_name(v).ok_or_else(|| bad("accum", "f32 or f64"))?,
                 "threads" => c.threads = opt("threads", "auto")?,

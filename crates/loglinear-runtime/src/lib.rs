@@ -30,7 +30,7 @@ pub use engine::{
 pub use error::RuntimeError;
 pub use finite::{check_finite_output, check_finite_tensor};
 pub use io::{
-    encode_safetensors, encode_tensors, parse_safetensors, read_safetensors, remove_partial_files,
+    encode_safetensors, encode_tensors, parse_safetensors, read_safetensors, remove_partial_files, safetensors_header,
     write_safetensors_atomic, LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };
 pub use loglinear_kernel::{Bindings, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef};

@@ -443,14 +443,17 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
     let c = s.c() as i64;
     let mut bufs = Bufs::with_inputs(var);
     let o = bufs.add("o", BufKind::Output, vec![d::B, d::T, d::H, d::V]);
-    let qt = bufs.add("qt", BufKind::Scratch, vec![d::B, d::T, d::H, d::K]);
-    let cw = bufs.add("cw", BufKind::Scratch, vec![d::B, d::H, d::NT, d::K, d::V]);
+    // The streaming form keeps no per-chunk or per-token scratch: its walk computes each chunk's primitives.
+    let streaming = s.inter == InterStage::Streaming;
+    let qt = (!streaming).then(|| bufs.add("qt", BufKind::Scratch, vec![d::B, d::T, d::H, d::K]));
+    let cw = (!streaming).then(|| bufs.add("cw", BufKind::Scratch, vec![d::B, d::H, d::NT, d::K, d::V]));
     let dec = match gate {
+        _ if streaming => None,
         Gate::None => None,
         Gate::Scalar => Some(bufs.add("dec", BufKind::Scratch, vec![d::B, d::H, d::NT])),
         Gate::Channel => Some(bufs.add("dec", BufKind::Scratch, vec![d::B, d::H, d::NT, d::K])),
     };
-    let (kt, wt) = if delta {
+    let (kt, wt) = if delta && !streaming {
         (
             Some(bufs.add("kt", BufKind::Scratch, vec![d::B, d::T, d::H, d::K])),
             Some(bufs.add("wt", BufKind::Scratch, vec![d::B, d::T, d::H, d::K])),
@@ -462,21 +465,26 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
     let lam_src = match lam_expr {
         Some(e) => match var.expr(e) {
             Expr::Input(id) => Some((bufs.inputs[&var.input(*id).name], false)),
+            _ if streaming => None,
             _ => Some((bufs.add("lam", BufKind::Scratch, vec![d::B, d::T, d::H, d::L]), true)),
         },
         None => None,
     };
     let hs = match s.inter {
         InterStage::PerLevelScan => Some(bufs.add("hs", BufKind::Scratch, vec![d::B, d::H, d::M, d::NT, d::K, d::V])),
-        InterStage::FusedCarry => None,
+        InterStage::FusedCarry | InterStage::Streaming => None,
     };
     let carry = match s.inter {
-        InterStage::FusedCarry => Some(bufs.add("carry", BufKind::Scratch, vec![d::B, d::H, d::MS, d::K, d::V])),
+        InterStage::FusedCarry | InterStage::Streaming => {
+            Some(bufs.add("carry", BufKind::Scratch, vec![d::B, d::H, d::MS, d::K, d::V]))
+        }
         InterStage::PerLevelScan => None,
     };
     // The fused walk keeps the level states the last chunk reads (the per-level form has them in `hs`).
     let hlast = match s.inter {
-        InterStage::FusedCarry if h => Some(bufs.add("hlast", BufKind::Scratch, vec![d::B, d::H, d::M, d::K, d::V])),
+        InterStage::FusedCarry | InterStage::Streaming if h => {
+            Some(bufs.add("hlast", BufKind::Scratch, vec![d::B, d::H, d::M, d::K, d::V]))
+        }
         _ => None,
     };
     // The state after the last token (spec §6.1 layout), written by the `final_state` kernel.
@@ -485,8 +493,8 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
     let mut kernels = Vec::new();
     let last = s.chunk as i64 - 1;
 
-    // Kernel 0: per-chunk stages.
-    {
+    // Kernel 0: per-chunk stages (the streaming form does them inside its walk).
+    if !streaming {
         let mut kb = KB::new(&bufs.list, "chunk");
         let b = kb.grid("b", d::B);
         let hh = kb.grid("h", d::H);
@@ -496,13 +504,17 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
         let p = emit_chunk_stages(&mut kb, s, &s.chunk_stages[1..], &roots, d::C, last);
         let bad = TileId(u32::MAX);
         kb.store(o, rows.tok(true), p.o.unwrap_or(bad));
-        kb.store(qt, rows.tok(true), p.qt.unwrap_or(bad));
+        if let Some(qt) = qt {
+            kb.store(qt, rows.tok(true), p.qt.unwrap_or(bad));
+        }
         let chunk_ix = |full: usize| {
             let mut ix = vec![Index::At(v(b)), Index::At(v(hh)), Index::At(v(i))];
             ix.extend(std::iter::repeat_n(Index::Full, full));
             ix
         };
-        kb.store(cw, chunk_ix(2), p.cw.unwrap_or(bad));
+        if let Some(cw) = cw {
+            kb.store(cw, chunk_ix(2), p.cw.unwrap_or(bad));
+        }
         if let (Some(db), Some(dt)) = (dec, p.dec) {
             kb.store(db, chunk_ix(if gate == Gate::Channel { 1 } else { 0 }), dt);
         }
@@ -584,7 +596,8 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                     trans(kb);
                 }
                 let add = |kb: &mut KB| {
-                    let w = kb.t("cw", Op::Load { buf: cw, index: state_ix(b, hh, vec![v(i)]) });
+                    let w =
+                        kb.t("cw", Op::Load { buf: cw.unwrap_or(BufId(u32::MAX)), index: state_ix(b, hh, vec![v(i)]) });
                     kb.set(st, Op::Binary(BinOp::Add, st, w));
                 };
                 if h {
@@ -604,7 +617,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             let i = kb.grid("i", d::NT);
             let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
             let ot = kb.t("o", Op::Load { buf: o, index: rows.tok(true) });
-            let qtt = kb.t("qt", Op::Load { buf: qt, index: rows.tok(true) });
+            let qtt = kb.t("qt", Op::Load { buf: qt.unwrap_or(BufId(u32::MAX)), index: rows.tok(true) });
             let lam = lam_src.map(|(lb, _)| kb.t("lam", Op::Load { buf: lb, index: rows.tok(true) }));
             let m = kb.var("m", d::M);
             kb.for_(m, |kb| {
@@ -635,7 +648,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             kb.for_(i, |kb| {
                 let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
                 let ot = kb.t("o", Op::Load { buf: o, index: rows.tok(true) });
-                let qtt = kb.t("qt", Op::Load { buf: qt, index: rows.tok(true) });
+                let qtt = kb.t("qt", Op::Load { buf: qt.unwrap_or(BufId(u32::MAX)), index: rows.tok(true) });
                 let lam = lam_src.map(|(lb, _)| kb.t("lam", Op::Load { buf: lb, index: rows.tok(true) }));
                 let j = kb.var("j", d::M);
                 kb.for_(j, |kb| {
@@ -664,8 +677,83 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                     });
                 }
                 let s0 = kb.t("S0", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
-                let w = kb.t("cw", Op::Load { buf: cw, index: state_ix(b, hh, vec![v(i)]) });
+                let w = kb.t("cw", Op::Load { buf: cw.unwrap_or(BufId(u32::MAX)), index: state_ix(b, hh, vec![v(i)]) });
                 kb.set(s0, Op::Binary(BinOp::Add, s0, w));
+                kb.store(carry, state_ix(b, hh, vec![lit(0)]), s0);
+                if h {
+                    let j = kb.var("j", d::M);
+                    kb.for_(j, |kb| {
+                        let cond = Cond::LowOnes { x: v(i), bits: IExpr::sum(v(j), lit(1)) };
+                        kb.if_(
+                            cond,
+                            |kb| {
+                                let lo = kb.t("Sj", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
+                                let up_ix = state_ix(b, hh, vec![IExpr::sum(v(j), lit(1))]);
+                                let hi = kb.t("Sj1", Op::Load { buf: carry, index: up_ix.clone() });
+                                kb.set(hi, Op::Binary(BinOp::Add, hi, lo));
+                                kb.store(carry, up_ix, hi);
+                                kb.store(carry, state_ix(b, hh, vec![v(j)]), z);
+                            },
+                            |_| {},
+                        );
+                    });
+                }
+            });
+            let (k, e) = kb.finish();
+            kernels.push(k);
+            errs.extend(e);
+        }
+        InterStage::Streaming => {
+            // One walk per (b, h): each chunk's preprocessing and primitives (intra output, pseudo-queries,
+            // write, transition) in tiles, then the fused carry's reads, transition, insert and carries.
+            let carry = carry.unwrap_or(BufId(u32::MAX));
+            let mut kb = KB::new(&bufs.list, "streaming_scan");
+            let b = kb.grid("b", d::B);
+            let hh = kb.grid("h", d::H);
+            let z = kb.t("zero", Op::Zeros([d::K, d::V]));
+            let j0 = kb.var("j", d::MS);
+            kb.for_(j0, |kb| kb.store(carry, state_ix(b, hh, vec![v(j0)]), z));
+            let i = kb.var("i", d::NT);
+            kb.for_(i, |kb| {
+                let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
+                let roots = emit_preprocess(kb, s, var, &bufs, &rows, &roots_needed(s));
+                let p = emit_chunk_stages(kb, s, &s.chunk_stages[1..], &roots, d::C, last);
+                let bad = TileId(u32::MAX);
+                let ot = p.o.unwrap_or(bad);
+                let qtt = p.qt.unwrap_or(bad);
+                let lam = roots.get(Root::Lambda);
+                if h {
+                    let j = kb.var("j", d::M);
+                    kb.for_(j, |kb| {
+                        kb.if_(
+                            Cond::Bit { x: v(i), bit: v(j) },
+                            |kb| {
+                                let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
+                                emit_read(kb, st, qtt, lam, j, ot);
+                                if let Some(hl) = hlast {
+                                    let last = Cond::Ge(v(i), IExpr::sum(IExpr::Sym(Sym::NT), lit(-1)));
+                                    kb.if_(last, |kb| kb.store(hl, state_ix(b, hh, vec![v(j)]), st), |_| {});
+                                }
+                            },
+                            |_| {},
+                        );
+                    });
+                } else {
+                    let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
+                    let x = kb.mm("x", qtt, false, st, false);
+                    kb.set(ot, Op::Binary(BinOp::Add, ot, x));
+                }
+                kb.store(o, rows.tok(true), ot);
+                if s.has_transition() {
+                    let j = kb.var("j", d::MS);
+                    kb.for_(j, |kb| {
+                        let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
+                        emit_transition(kb, s, st, p.dec, p.kt, p.wt);
+                        kb.store(carry, state_ix(b, hh, vec![v(j)]), st);
+                    });
+                }
+                let s0 = kb.t("S0", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
+                kb.set(s0, Op::Binary(BinOp::Add, s0, p.cw.unwrap_or(bad)));
                 kb.store(carry, state_ix(b, hh, vec![lit(0)]), s0);
                 if h {
                     let j = kb.var("j", d::M);
@@ -706,6 +794,32 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
         );
         let out_ix = state_ix(b, hh, vec![v(l)]);
         let bad = TileId(u32::MAX);
+        // The last chunk's transition operands: loaded from the chunk kernel's scratch, or recomputed (streaming).
+        let trans_last = |kb: &mut KB| -> (Option<TileId>, Option<TileId>, Option<TileId>) {
+            if !streaming {
+                return load_trans(kb, b, hh, istar.clone());
+            }
+            let rows =
+                Rows { b, h: hh, start: IExpr::prod(istar.clone(), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
+            let roots = emit_preprocess(kb, s, var, &bufs, &rows, &roots_needed(s));
+            let stages: Vec<ChunkStage> = s
+                .chunk_stages
+                .iter()
+                .copied()
+                .filter(|x| {
+                    matches!(
+                        x,
+                        ChunkStage::LocalCumsum
+                            | ChunkStage::DecayMatrix
+                            | ChunkStage::WyUt
+                            | ChunkStage::ChunkWrite
+                            | ChunkStage::ChunkTransition
+                    )
+                })
+                .collect();
+            let p = emit_chunk_stages(kb, s, &stages, &roots, d::C, last);
+            (p.dec, p.kt, p.wt)
+        };
         // Levels inside the last chunk: its chunk write with the values of the other rows masked out.
         let in_chunk = |kb: &mut KB, level: Option<IExpr>| {
             let rows =
@@ -766,7 +880,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                                 };
                                 let st = kb.t("S", src);
                                 if s.has_transition() {
-                                    let (dt, ktt, wtt) = load_trans(kb, b, hh, istar.clone());
+                                    let (dt, ktt, wtt) = trans_last(kb);
                                     emit_transition(kb, s, st, dt, ktt, wtt);
                                 }
                                 kb.store(state, out_ix.clone(), st);
@@ -789,7 +903,10 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                         let (dt, ktt, wtt) = load_trans(&mut kb, b, hh, istar.clone());
                         emit_transition(&mut kb, s, st, dt, ktt, wtt);
                     }
-                    let w = kb.t("cw", Op::Load { buf: cw, index: state_ix(b, hh, vec![istar.clone()]) });
+                    let w = kb.t(
+                        "cw",
+                        Op::Load { buf: cw.unwrap_or(BufId(u32::MAX)), index: state_ix(b, hh, vec![istar.clone()]) },
+                    );
                     kb.set(st, Op::Binary(BinOp::Add, st, w));
                     kb.store(state, out_ix.clone(), st);
                 }

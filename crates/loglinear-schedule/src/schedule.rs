@@ -54,6 +54,8 @@ pub enum InterStage {
     PerLevelScan,
     /// The fused carry pass of spec §7.2: `M + 1` chunk-level states, one walk over the chunks.
     FusedCarry,
+    /// The fused carry with each chunk's primitives computed inside the walk (no per-chunk scratch).
+    Streaming,
 }
 
 /// One stage of the decode step (spec §6.2).
@@ -223,6 +225,7 @@ pub fn schedule(cl: &Classified, chunk: usize, form: ScanForm) -> Result<Schedul
         inter: match form {
             ScanForm::PerLevel => InterStage::PerLevelScan,
             ScanForm::Fused => InterStage::FusedCarry,
+            ScanForm::Streaming => InterStage::Streaming,
         },
         decode,
     })
@@ -267,6 +270,10 @@ impl fmt::Display for Schedule {
             (InterStage::FusedCarry, false) => {
                 writeln!(f, "  fused carry (linear: one state S_0):")?;
                 writeln!(f, "    for i < NT: o += {rd} with S = S_0; S_0 = {tr}; S_0 += cw[i]")?;
+            }
+            (InterStage::Streaming, _) => {
+                writeln!(f, "  streaming (the fused carry, each chunk's primitives computed in the walk):")?;
+                writeln!(f, "    for i < NT: q̃, cw, transition of chunk i; then as the fused carry")?;
             }
         }
         writeln!(f, "  output: o = intra + inter, stored as [B, T, H, V]")?;

@@ -18,10 +18,10 @@ fn t_log_t_growth() {
         let rs = scan(&b) / scan(&a);
         assert!((rs - 2.0 * 15.0 / 14.0).abs() < 0.02, "{name}: scan ratio {rs}");
     }
-    // A linear variant is O(T): ratio 2.
+    // A linear variant is O(T): ratio 2 (up to the final state's constant cost).
     let v = builtins::by_name("mamba2").unwrap();
     let r = cost(&v, (1, 1 << 16, 1, 16, 16), 64).unwrap().flops / cost(&v, (1, 1 << 15, 1, 16, 16), 64).unwrap().flops;
-    assert!((r - 2.0).abs() < 1e-9, "linear ratio {r}");
+    assert!((r - 2.0).abs() < 1e-4, "linear ratio {r}");
 }
 
 #[test]

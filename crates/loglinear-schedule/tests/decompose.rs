@@ -13,7 +13,7 @@ use loglinear_schedule::kernel::{visit, Op, Program, Stmt};
 use loglinear_schedule::passes::{cse::cse, dce::dce, decompose::decompose, decompose::is_primitive};
 use loglinear_schedule::{compile_decomposed, size_env, DType, PassState, ScanForm, ScheduleConfig, PASSES};
 
-const FORMS: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
+const FORMS: [ScanForm; 3] = ScanForm::ALL;
 /// K ≠ V.
 const KV: (usize, usize) = (3, 5);
 

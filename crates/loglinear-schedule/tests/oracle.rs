@@ -8,7 +8,7 @@ use loglinear_schedule::{compile, interpret, interpret_decode, Precision, ScanFo
 
 use loglinear_testkit::relative_error as rel;
 
-const FORMS: [ScanForm; 2] = [ScanForm::PerLevel, ScanForm::Fused];
+const FORMS: [ScanForm; 3] = ScanForm::ALL;
 
 fn check_all_chunks(v: &VariantIr, inputs: &TensorMap, what: &str, chunks: &[usize]) {
     let want = run(v, inputs, Form::Naive).unwrap();

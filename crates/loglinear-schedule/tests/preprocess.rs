@@ -69,7 +69,7 @@ fn expression_roots_match_oracle() {
             let inputs = random_inputs(&v, (2, t, 2, 3, 2), 1, 40 + t as u64);
             let want = run(&v, &inputs, Form::Naive).unwrap();
             for c in [1, 4, 16] {
-                for form in [ScanForm::PerLevel, ScanForm::Fused] {
+                for form in ScanForm::ALL {
                     let comp = compile(&v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
                     let e = rel(&interpret(&comp, &inputs, Precision::F64).unwrap(), &want);
                     assert!(e <= 1e-12, "{} T={t} C={c} {form:?}: {e:e}", v.name);

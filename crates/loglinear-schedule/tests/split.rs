@@ -38,7 +38,7 @@ fn cfg(chunk: usize, form: ScanForm, v_block: Option<usize>) -> ScheduleConfig {
 fn split_programs_verify_and_change_no_bit() {
     let (k, vd) = (3, 12);
     for var in builtins::all() {
-        for form in [ScanForm::PerLevel, ScanForm::Fused] {
+        for form in ScanForm::ALL {
             let x = random_inputs(&var, (1, 37, 2, k, vd), 1, 5);
             let whole = compile_with(&var, &cfg(8, form, None), Some((k, vd)), None).unwrap();
             let o_fwd = interpret(&whole.forward, &var, &x, 8, false);

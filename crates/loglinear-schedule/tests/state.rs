@@ -62,7 +62,7 @@ fn prefill(v: &VariantIr, x: &TensorMap, chunk: usize, form: ScanForm) -> (Vec<f
 #[test]
 fn final_states_match_the_recurrence() {
     for v in builtins::all() {
-        for form in [ScanForm::PerLevel, ScanForm::Fused] {
+        for form in ScanForm::ALL {
             for chunk in [1, 4, 16] {
                 for t in [1, 3, 4, 5, 16, 37, 64, 65] {
                     let x = random_inputs(&v, (2, t, 2, 3, 5), 1, t as u64);

@@ -11,7 +11,7 @@ fn external_vectors() {
         let cases = read_cases(&v.name);
         for loglinear_testkit::Case { index: i, inputs: case, o: want } in cases {
             for c in [1, 4, 16, 64] {
-                for form in [ScanForm::PerLevel, ScanForm::Fused] {
+                for form in ScanForm::ALL {
                     let comp = compile(&v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
                     let e = rel(&interpret(&comp, &case, Precision::F64).unwrap(), &want);
                     assert!(e <= 1e-10, "{} case {i} C={c} {form:?}: rel err {e:e}", v.name);

@@ -24,7 +24,7 @@ fn errors(p: &loglinear_schedule::Program) -> String {
 fn every_builtin_every_chunk_verifies() {
     for v in builtins::all() {
         for c in [1, 2, 4, 8, 16, 32, 64, 128, 256] {
-            for form in [ScanForm::PerLevel, ScanForm::Fused] {
+            for form in ScanForm::ALL {
                 let comp = compile(&v, &ScheduleConfig { chunk: c, form, ..Default::default() }).unwrap();
                 assert_eq!(errors(&comp.forward), "", "{} C={c}", v.name);
                 assert_eq!(errors(&comp.decode), "", "{} decode", v.name);

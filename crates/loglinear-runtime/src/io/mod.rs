@@ -284,6 +284,40 @@ pub fn encode_tensors(tensors: &[(&str, &loglinear_kernel::Tensor)]) -> Result<V
     safetensors::serialize(views, None).map_err(|e| RuntimeError::Internal(format!("serialising: {e}")))
 }
 
+/// The safetensors header (length prefix and JSON, padded to 8 bytes) of `tensors` laid out in the given order:
+/// the file is this header followed by each tensor's bytes, which need not be copied together
+/// ([`OutputFile::write_parts`]).
+pub fn safetensors_header(tensors: &[(&str, &loglinear_kernel::Tensor)]) -> Vec<u8> {
+    let mut json = String::from("{");
+    let mut off = 0usize;
+    for (i, (name, t)) in tensors.iter().enumerate() {
+        let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+        let end = off + t.bytes().len();
+        let escaped: String = name
+            .chars()
+            .flat_map(|c| match c {
+                '"' => vec!['\\', '"'],
+                '\\' => vec!['\\', '\\'],
+                c => vec![c],
+            })
+            .collect();
+        json.push_str(&format!(
+            "{}\"{escaped}\":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{off},{end}]}}",
+            if i > 0 { "," } else { "" },
+            t.dtype().name(),
+            shape.join(",")
+        ));
+        off = end;
+    }
+    json.push('}');
+    while json.len() % 8 != 0 {
+        json.push(' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
 /// Writes tensors to a safetensors file atomically (see [`OutputFile`]): the destination must be a regular file
 /// or absent, in an existing directory; the bytes go to `.<name>.loglinear-partial` beside it, which is renamed
 /// over it. On any failure nothing changes at `path` and the partial file is removed.
@@ -304,6 +338,21 @@ pub fn write_safetensors_atomic(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_streamed_header_and_data_are_a_safetensors_file() {
+        let a = loglinear_kernel::Tensor::from_f64(DType::F32, vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let b = loglinear_kernel::Tensor::from_f64(DType::I64, vec![2], &[7.0, 8.0]);
+        let mut file = safetensors_header(&[("o", &a), ("we\"ird", &b)]);
+        assert_eq!((file.len() - 8) % 8, 0);
+        file.extend_from_slice(a.bytes());
+        file.extend_from_slice(b.bytes());
+        let st = safetensors::SafeTensors::deserialize(&file).unwrap();
+        assert_eq!(st.tensor("o").unwrap().data(), a.bytes());
+        assert_eq!(st.tensor("o").unwrap().shape(), &[2, 3]);
+        assert_eq!(st.tensor("we\"ird").unwrap().data(), b.bytes());
+        assert_eq!(encode_tensors(&[("o", &a)]).unwrap().len(), safetensors_header(&[("o", &a)]).len() + 24);
+    }
+
     use super::*;
 
     #[test]

@@ -151,9 +151,19 @@ impl OutputFile {
     /// # Errors
     /// [`RuntimeError::Write`] for any I/O failure, or when the destination stopped being a regular file.
     pub fn write(&self, bytes: &[u8]) -> Result<(), RuntimeError> {
+        self.write_parts(&[bytes])
+    }
+
+    /// [`OutputFile::write`] of the concatenation of `parts`, without concatenating them in memory.
+    ///
+    /// # Errors
+    /// As [`OutputFile::write`].
+    pub fn write_parts(&self, parts: &[&[u8]]) -> Result<(), RuntimeError> {
         let err = |reason: String| RuntimeError::Write { path: self.given.clone(), reason };
         let partial = Partial::create(self.partial_path()).map_err(|e| err(e.to_string()))?;
-        partial.file.as_ref().expect("open").write_all(bytes).map_err(|e| err(e.to_string()))?;
+        for bytes in parts {
+            partial.file.as_ref().expect("open").write_all(bytes).map_err(|e| err(e.to_string()))?;
+        }
         partial.file.as_ref().expect("open").sync_all().map_err(|e| err(e.to_string()))?;
         // Looked at again just before the rename: the destination may have changed since `prepare`.
         if let Ok(m) = std::fs::metadata(&self.dest) {
