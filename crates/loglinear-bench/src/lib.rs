@@ -27,6 +27,9 @@ use loglinear_runtime::{check_chunk_size, Backend, DType, RunOptions, Runtime, R
 
 use crate::baseline::{BaselineError, BaselineProblem};
 
+pub mod decode;
+pub use decode::{format_decode_report, run_decode_bench, DecodeReport, DecodeRow, DecodeSpec};
+
 /// Problem sizes `(B, T, H, K, V)`.
 pub type Shape = (usize, usize, usize, usize, usize);
 

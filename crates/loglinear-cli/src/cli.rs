@@ -158,11 +158,12 @@ struct RunArgs {
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     chunk_size: Option<usize>,
-    /// Inter-chunk scan form (default: per-level, or fused when per-level's scratch would exceed --max-scratch)
+    /// Inter-chunk scan form (default: per-level, or streaming when per-level's scratch would exceed
+    /// --max-scratch)
     #[arg(long, value_enum)]
     form: Option<FormArg>,
-    /// Most scratch memory the per-level form may take before the fused form is used instead: bytes, or with a
-    /// K, M, G suffix (default: a quarter of physical memory)
+    /// Most scratch memory the per-level form may take before the streaming form is used instead: bytes, or
+    /// with a K, M, G suffix (default: a quarter of physical memory)
     #[arg(long, value_name = "BYTES")]
     max_scratch: Option<String>,
     /// Also write the state after the last token: `state` [B, H, L', K, V] (f32; L' = λ's levels, 1 for a
@@ -177,6 +178,8 @@ enum FormArg {
     PerLevel,
     /// All chunk levels carried in one pass (end of spec §7.2)
     Fused,
+    /// The fused pass with each chunk's primitives computed in the walk: O(L·K·V) scratch per head
+    Streaming,
 }
 
 #[derive(Args, Debug)]
@@ -255,7 +258,7 @@ struct BenchArgs {
     /// Backend (see `loglinear backends`)
     #[arg(long, value_name = "NAME", default_value = DEFAULT_BACKEND)]
     backend: String,
-    /// Problem shape: B,T,H,K,V
+    /// Problem shape: B,T,H,K,V (with --decode: N,T0,H,K,V — sequences and prefill length)
     #[arg(long, value_name = "B,T,H,K,V", default_value = "1,1024,4,64,64")]
     shape: String,
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
@@ -276,6 +279,11 @@ struct BenchArgs {
     /// Seed of the random inputs
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Measure decode steps after a T0-token prefill instead of the forward pass: µs per step, tokens/s, bytes
+    /// of state moved per step and GB/s, against a plain copy of the state in the same run and the linear
+    /// form's step (--reps timed steps)
+    #[arg(long)]
+    decode: bool,
     /// Dtype the inputs are held in, as in a user's file (the backend reads them in it)
     #[arg(long, value_enum, default_value = "f32")]
     input_dtype: DtypeArg,
@@ -501,6 +509,7 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
         c.form = match f {
             FormArg::PerLevel => loglinear_schedule::ScanForm::PerLevel,
             FormArg::Fused => loglinear_schedule::ScanForm::Fused,
+            FormArg::Streaming => loglinear_schedule::ScanForm::Streaming,
         };
         opts.config = Some(c);
     }
@@ -620,6 +629,7 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
     match args.form {
         Some(FormArg::PerLevel) => opts.form = ScanForm::PerLevel,
         Some(FormArg::Fused) => opts.form = ScanForm::Fused,
+        Some(FormArg::Streaming) => opts.form = ScanForm::Streaming,
         None => {}
     }
     // With an explicit --shape, the dump shows `specialise` on its K and V too.
@@ -702,6 +712,13 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
     };
     positive("--reps", args.reps)?;
     positive("--baseline-threads", args.baseline_threads)?;
+    if args.decode {
+        let b = backends.get(&args.backend)?;
+        let spec = loglinear_bench::DecodeSpec { variant: variant.clone(), shape, steps: args.reps, seed: args.seed };
+        let report = loglinear_bench::run_decode_bench(&b, &spec)?;
+        print!("{}", loglinear_bench::format_decode_report(&report));
+        return Ok(());
+    }
     let spec = loglinear_bench::BenchSpec {
         variant: variant.clone(),
         backend: args.backend.clone(),

@@ -192,7 +192,24 @@ impl CompiledProgram {
         };
         // Inputs converted f64 → f32; every other buffer zeroed (as the kernel IR's semantics start them) unless
         // it is entirely overwritten before anything reads it; spread over the workers.
-        let state_views: Bindings<'_> = states.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+        // An f32, aligned state of the program's shape is updated in place: its pointer goes to the kernels.
+        let mut in_place: Vec<(usize, *mut f32)> = Vec::new();
+        for (i, (buf, shape)) in self.program.buffers.iter().zip(&shapes).enumerate() {
+            if buf.kind != BufKind::State {
+                continue;
+            }
+            if let Some(t) = states.get_mut(&buf.name) {
+                let ptr = t.bytes_mut().as_mut_ptr();
+                if t.dtype() == DType::F32 && t.shape() == shape.as_slice() && (ptr as usize).is_multiple_of(4) {
+                    in_place.push((i, ptr as *mut f32));
+                }
+            }
+        }
+        let state_views: Bindings<'_> = states
+            .iter()
+            .filter(|(n, _)| !in_place.iter().any(|(i, _)| self.program.buffers[*i].name == **n))
+            .map(|(n, t)| (n.clone(), t.view()))
+            .collect();
         let mut jobs: Vec<(&mut [f32], InputSrc)> = Vec::new();
         for (((buf, shape), d), zero) in self.program.buffers.iter().zip(&shapes).zip(data.iter_mut()).zip(&self.zero) {
             match &buf.kind {
@@ -201,6 +218,7 @@ impl CompiledProgram {
                     check_input(&buf.name, t, shape)?;
                     jobs.push((d.as_mut_slice(), Some((t, shape.as_slice()))));
                 }
+                BufKind::State if in_place.iter().any(|(i, _)| self.program.buffers[*i].name == buf.name) => {}
                 BufKind::State => jobs.push((d.as_mut_slice(), None)),
                 BufKind::Input(name) => {
                     let t = inputs
@@ -226,6 +244,9 @@ impl CompiledProgram {
                     ptrs[i] = t.bytes.as_ptr() as *mut f32;
                 }
             }
+        }
+        for (i, p) in &in_place {
+            ptrs[*i] = *p;
         }
         let scratch_len = self.kernels.iter().map(|k| k.scratch_floats).max().unwrap_or(0) + 4;
         let mut scratches: Vec<Vec<f32>> = (0..threads).map(|_| vec![0.0f32; scratch_len]).collect();
@@ -276,7 +297,7 @@ impl CompiledProgram {
         let out = narrow(shapes[o].clone(), &data[o], self.storage, threads);
         drop(state_views);
         for (i, b) in self.program.buffers.iter().enumerate() {
-            if b.kind == BufKind::State {
+            if b.kind == BufKind::State && !in_place.iter().any(|(j, _)| *j == i) {
                 states.insert(b.name.clone(), Tensor::from_f32(shapes[i].clone(), &data[i]));
             }
         }

@@ -286,7 +286,12 @@ impl Tensor {
         &self.bytes
     }
 
-    /// A borrowed view.
+    /// The little-endian bytes, writable (the shape and dtype stay).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// A view of the tensor.
     pub fn view(&self) -> TensorRef<'_> {
         TensorRef { dtype: self.dtype, shape: &self.shape, bytes: &self.bytes }
     }

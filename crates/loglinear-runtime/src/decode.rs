@@ -259,7 +259,9 @@ impl Backend<'_> {
         for g in groups {
             let pos = state.position[g[0]];
             let (x, st) = if g.len() == n {
-                (owned.clone(), state.state.clone())
+                // The state moves into the run (updated in place where the backend can) and back.
+                let dt = state.state.dtype();
+                (owned.clone(), std::mem::replace(&mut state.state, Tensor::zeros(dt, vec![0])))
             } else {
                 let x: BTreeMap<String, Tensor> = owned
                     .iter()
@@ -271,7 +273,16 @@ impl Backend<'_> {
             let (o, new_state) = match self.kind {
                 BackendKind::Reference => {
                     let sh = HostTensor::new(st.shape().to_vec(), st.to_f64());
-                    let (o, f) = loglinear_oracle::run_with_state(variant, &to_map(&views), pos, Some(&sh), levels)?;
+                    let (o, f) =
+                        match loglinear_oracle::run_with_state(variant, &to_map(&views), pos, Some(&sh), levels) {
+                            Ok(x) => x,
+                            Err(e) => {
+                                if g.len() == n {
+                                    state.state = st;
+                                }
+                                return Err(e.into());
+                            }
+                        };
                     (Tensor::from_f64(DType::F64, o.shape, &o.data), Tensor::from_f64(DType::F64, f.shape, &f.data))
                 }
                 BackendKind::Target(_) => {
@@ -282,11 +293,19 @@ impl Backend<'_> {
                     env.step = pos;
                     let mut states = States::new();
                     states.insert("state".into(), st);
-                    let o = exec.run_with_states(&env, &views, &mut states).map_err(|e| self.target_error(e))?;
+                    let ran = exec.run_with_states(&env, &views, &mut states);
                     let f = states
                         .remove("state")
                         .ok_or_else(|| RuntimeError::Internal("the decode program has no `state` buffer".into()))?;
-                    (o, f)
+                    match ran {
+                        Ok(o) => (o, f),
+                        Err(e) => {
+                            if g.len() == n {
+                                state.state = f;
+                            }
+                            return Err(self.target_error(e));
+                        }
+                    }
                 }
             };
             if first {
@@ -295,7 +314,7 @@ impl Backend<'_> {
             }
             if g.len() == n {
                 out = o;
-                state.state = new_state.convert(state.state.dtype());
+                state.state = new_state;
             } else {
                 set_row(&mut out, g[0], &o);
                 set_row(&mut state.state, g[0], &new_state);

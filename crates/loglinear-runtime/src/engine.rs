@@ -36,7 +36,7 @@ pub struct RunOptions {
     /// `max_scratch`.
     pub config: Option<ScheduleConfig>,
     /// Most bytes of scratch the per-level scan form may take before the default configuration switches to the
-    /// fused form, whose scratch has no `log T` factor; `None`: a quarter of physical memory.
+    /// streaming form, whose scratch is O(L·K·V) per head; `None`: a quarter of physical memory.
     pub max_scratch: Option<u64>,
 }
 
@@ -214,7 +214,7 @@ impl<'a> Backend<'a> {
     }
 
     /// The configuration for a problem of sizes `dims`: [`Backend::config`], then — when the caller fixed no
-    /// configuration and the per-level form's scratch exceeds `opts.max_scratch` — the fused form.
+    /// configuration and the per-level form's scratch exceeds `opts.max_scratch` — the streaming form.
     ///
     /// # Errors
     /// As [`Backend::config`].
@@ -233,8 +233,8 @@ impl<'a> Backend<'a> {
                 let need =
                     loglinear_kernel::resources::scratch_bytes(&p, &size_env(dims, config.chunk, p.hierarchical));
                 if need > budget {
-                    tracing::info!(need, budget, "per-level scratch over --max-scratch: using the fused form");
-                    config.form = ScanForm::Fused;
+                    tracing::info!(need, budget, "per-level scratch over --max-scratch: using the streaming form");
+                    config.form = ScanForm::Streaming;
                 }
             }
         }
@@ -656,7 +656,7 @@ mod tests {
         let mut opts = RunOptions::with_chunk_size(Some(4));
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);
         opts.max_scratch = Some(1000);
-        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::Fused);
+        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::Streaming);
         // A configuration fixed by the caller is kept.
         opts.config = Some(ScheduleConfig::with_chunk(4));
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);

@@ -991,28 +991,26 @@ pub fn lower_decode(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                     |_| {},
                 );
             }
-            DecodeStage::Transit => {
-                let l = kb.var("l", d::LC);
-                let (dt, ktt, wtt) = (p.dec, p.kt, p.wt);
-                kb.for_(l, |kb| {
-                    let st = kb.t("S", Op::Load { buf: state, index: sx(v(l)) });
-                    emit_transition(kb, s, st, dt, ktt, wtt);
-                    kb.store(state, sx(v(l)), st);
-                });
-            }
-            DecodeStage::Insert => {
-                let s0 = kb.t("S0", Op::Load { buf: state, index: sx(lit(0)) });
-                kb.set(s0, Op::Binary(BinOp::Add, s0, p.cw.unwrap_or(bad)));
-                kb.store(state, sx(lit(0)), s0);
-            }
+            // Transit, insert and read fused into one pass over the levels (each level is read once and
+            // written once per step: the step is bound by the state's bytes): for l < LC:
+            // S = A_t S^(l); if l = 0: S += W_t; store; o += λ_t[l] (Sᵀ q_t).
+            DecodeStage::Transit | DecodeStage::Insert => {}
             DecodeStage::Read => {
                 let Some(r) = roots.as_ref() else { continue };
                 let q = r.get(Root::Query).unwrap_or(bad);
                 let lam = r.get(Root::Lambda);
+                let transit = s.decode.contains(&DecodeStage::Transit);
+                let (dt, ktt, wtt, cwt) = (p.dec, p.kt, p.wt, p.cw.unwrap_or(bad));
                 let ot = kb.t("o", Op::Zeros([d::ONE, d::V]));
                 let l = kb.var("l", d::LC);
                 kb.for_(l, |kb| {
                     let st = kb.t("S", Op::Load { buf: state, index: sx(v(l)) });
+                    if transit {
+                        emit_transition(kb, s, st, dt, ktt, wtt);
+                    }
+                    let first = Cond::Not(Box::new(Cond::Ge(v(l), lit(1))));
+                    kb.if_(first, |kb| kb.set(st, Op::Binary(BinOp::Add, st, cwt)), |_| {});
+                    kb.store(state, sx(v(l)), st);
                     let x = kb.mm("x", q, false, st, false);
                     let x = match lam {
                         Some(lt) => {
