@@ -248,6 +248,9 @@ struct DemoArgs {
     /// Also run the linear (non-log-linear) variants
     #[arg(long)]
     include_linear: bool,
+    /// Skip the scaling tables (prefill as T doubles, decode as tokens accumulate)
+    #[arg(long)]
+    no_scaling: bool,
 }
 
 #[derive(Args, Debug)]
@@ -749,6 +752,7 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
 }
 
 fn cmd_demo(registry: &Registry, backends: &Runtime, args: DemoArgs) -> Result<i32, RuntimeError> {
+    let args_no_scaling = args.no_scaling;
     let opts = DemoOptions {
         b: args.b,
         t: args.t,
@@ -778,6 +782,11 @@ fn cmd_demo(registry: &Registry, backends: &Runtime, args: DemoArgs) -> Result<i
     bar.finish_and_clear();
     let rows = rows?;
     print_out(&format_table(&rows, &opts));
+    if !args_no_scaling {
+        let v = registry.get("loglinear_mamba2")?;
+        let backend = if backends.get(DEFAULT_BACKEND).is_ok() { DEFAULT_BACKEND } else { "interpreter-f32" };
+        print_out(&crate::demo::scaling_tables(backends, backend, v)?);
+    }
     let failed = rows.iter().filter(|r| !r.ok()).count();
     if failed > 0 {
         eprintln!("error: {failed} of {} demo runs failed (see the table above)", rows.len());

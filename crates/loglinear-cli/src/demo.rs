@@ -245,3 +245,66 @@ mod tests {
         );
     }
 }
+
+/// The scaling tables of the demo: prefill time and memory as T doubles, and decode µs per token against the
+/// tokens already seen, for `variant` (log-linear) and its linear form on `backend` — O(T log T) and O(log T)
+/// made visible. Sizes are small (H = 2, K = V = 32) so that it takes seconds on a laptop.
+///
+/// # Errors
+/// The backend's error.
+pub fn scaling_tables(backends: &Runtime, backend: &str, variant: &loglinear::VariantIr) -> Result<String, RuntimeError> {
+    let b = backends.get(backend)?;
+    let (h, k, v) = (2usize, 32usize, 32usize);
+    let linear = variant.linear_base();
+    let mut out = format!(
+        "\nprefill on `{backend}` (B=1 H={h} K={k} V={v}): time per token grows like log T for `{}`, stays flat for `{}`\n\n",
+        variant.name, linear.name
+    );
+    out.push_str("       T   log-linear ms   µs/token   buffers MB │  linear ms   µs/token   buffers MB │ ratio\n");
+    let time = |var: &loglinear::VariantIr, t: usize| -> Result<f64, RuntimeError> {
+        let x = random_inputs(var, (1, t, h, k, v), 0, 7);
+        let opts = RunOptions::default();
+        b.run_f64(var, &x, &opts)?; // compiles, warms the buffers
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let s = Instant::now();
+            b.run_f64(var, &x, &opts)?;
+            best = best.min(s.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let mb = |var: &loglinear::VariantIr, t: usize| {
+        loglinear_schedule::cost(var, (1, t, h, k, v), var.chunk_size).map(|c| c.peak_bytes / 1e6).unwrap_or(f64::NAN)
+    };
+    for e in [10, 12, 14, 16] {
+        let t = 1usize << e;
+        let (a, l) = (time(variant, t)?, time(&linear, t)?);
+        out.push_str(&format!(
+            "{t:>8} {:>15.2} {:>10.3} {:>12.1} │ {:>10.2} {:>10.3} {:>12.1} │ {:>5.2}\n",
+            a * 1e3,
+            a * 1e6 / t as f64,
+            mb(variant, t),
+            l * 1e3,
+            l * 1e6 / t as f64,
+            mb(&linear, t),
+            a / l
+        ));
+    }
+    out.push_str(&format!(
+        "\ndecode on `{backend}` (one sequence, H={h} K={k} V={v}): the log-linear state holds ⌈log2 t⌉+1 levels, the linear one 1\n\n"
+    ));
+    out.push_str("  tokens seen   levels   state KB   log-linear µs/token   linear µs/token\n");
+    for e in [4, 8, 12, 16] {
+        let t0 = 1usize << e;
+        let spec = loglinear_bench::DecodeSpec { variant: variant.clone(), shape: (1, t0, h, k, v), steps: 30, seed: 3 };
+        let r = loglinear_bench::run_decode_bench(&b, &spec)?;
+        out.push_str(&format!(
+            "{t0:>13} {:>8} {:>10.1} {:>21.1} {:>17.1}\n",
+            r.rows[0].levels,
+            r.rows[0].state_bytes as f64 / 2.0 / 1024.0,
+            r.rows[0].step.as_secs_f64() * 1e6,
+            r.rows.get(1).map_or(f64::NAN, |x| x.step.as_secs_f64() * 1e6)
+        ));
+    }
+    Ok(out)
+}

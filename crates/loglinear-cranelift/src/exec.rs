@@ -259,7 +259,10 @@ impl CompiledProgram {
             }
             // SAFETY: `code` outlives this call; arguments follow the translator's contract.
             let entry = unsafe { code.entry() };
-            let workers = threads.min(total);
+            // Spawning workers costs tens of µs: a kernel whose programs together touch under 1 MiB of tiles
+            // (a decode step of a few heads, a tiny problem) runs on this thread.
+            let work = total.saturating_mul(code.scratch_floats).saturating_mul(4);
+            let workers = if work < 1 << 20 { 1 } else { threads.min(total) };
             if workers == 1 {
                 let _ftz = FlushDenormals::new();
                 // SAFETY: buffers sized from `env` as the kernel indexes them (bounds verified by the pipeline);
