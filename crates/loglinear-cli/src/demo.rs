@@ -252,7 +252,11 @@ mod tests {
 ///
 /// # Errors
 /// The backend's error.
-pub fn scaling_tables(backends: &Runtime, backend: &str, variant: &loglinear::VariantIr) -> Result<String, RuntimeError> {
+pub fn scaling_tables(
+    backends: &Runtime,
+    backend: &str,
+    variant: &loglinear::VariantIr,
+) -> Result<String, RuntimeError> {
     let b = backends.get(backend)?;
     let (h, k, v) = (2usize, 32usize, 32usize);
     let linear = variant.linear_base();
@@ -296,7 +300,8 @@ pub fn scaling_tables(backends: &Runtime, backend: &str, variant: &loglinear::Va
     out.push_str("  tokens seen   levels   state KB   log-linear µs/token   linear µs/token\n");
     for e in [4, 8, 12, 16] {
         let t0 = 1usize << e;
-        let spec = loglinear_bench::DecodeSpec { variant: variant.clone(), shape: (1, t0, h, k, v), steps: 30, seed: 3 };
+        let spec =
+            loglinear_bench::DecodeSpec { variant: variant.clone(), shape: (1, t0, h, k, v), steps: 30, seed: 3 };
         let r = loglinear_bench::run_decode_bench(&b, &spec)?;
         out.push_str(&format!(
             "{t0:>13} {:>8} {:>10.1} {:>21.1} {:>17.1}\n",

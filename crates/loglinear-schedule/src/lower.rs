@@ -552,6 +552,73 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
         ix.extend([Index::Full, Index::Full]);
         ix
     };
+    // Chunk-level bit logic on absolute positions (the walk may start at a chunk-aligned position t0 = `t`,
+    // the run-time size `Step`, 0 for a prefill from scratch): bit m of chunk t0/C + i is bit c+m of t0 + i·C,
+    // and low_ones(t0/C + i, m+1) is low_ones(t0 + i·C + C−1, c+m+1).
+    let abs_bit = |i: IExpr, m: IExpr| Cond::Bit {
+        x: IExpr::sum(IExpr::Sym(Sym::Step), IExpr::prod(i, IExpr::Sym(Sym::C))),
+        bit: IExpr::sum(m, lit(c)),
+    };
+    let abs_low_ones = |i: IExpr, m: IExpr| Cond::LowOnes {
+        x: IExpr::sum(IExpr::sum(IExpr::Sym(Sym::Step), IExpr::prod(i, IExpr::Sym(Sym::C))), lit((1i64 << c) - 1)),
+        bits: IExpr::sum(m, lit(c + 1)),
+    };
+    // The carry states entering the walk, from the `state` buffer (zero unless an initial state is bound): the
+    // decode state at t0 after its Fenwick carry (levels 0..tz(t0) merged into tz(t0)+1, spec §6.2 step 1) holds
+    // at token level c+1+j the chunk-level state S_j (t0 is a multiple of C, so tz(t0) ≥ c).
+    let init_carry = |kb: &mut KB, carry: BufId, b: VarId, hh: VarId, j: VarId| {
+        let st = kb.t("S", Op::Zeros([d::K, d::V]));
+        if h {
+            let t = IExpr::Sym(Sym::Step);
+            let up = IExpr::sum(IExpr::Tz(Box::new(t.clone())), lit(1)); // tz(t0) + 1
+            let lvl = IExpr::sum(v(j), lit(c + 1)); // token level of S_j
+            let eq = |a: IExpr, b: IExpr| {
+                Cond::And(
+                    Box::new(Cond::Ge(a.clone(), b.clone())),
+                    Box::new(Cond::Not(Box::new(Cond::Ge(a, IExpr::sum(b, lit(1)))))),
+                )
+            };
+            kb.if_(
+                Cond::Ge(t.clone(), lit(1)),
+                |kb| {
+                    let l = kb.var("l", d::LC);
+                    kb.for_(l, |kb| {
+                        // S_j at the merged level takes every level up to it ...
+                        let merged = Cond::And(
+                            Box::new(eq(lvl.clone(), up.clone())),
+                            Box::new(Cond::Not(Box::new(Cond::Ge(v(l), IExpr::sum(up.clone(), lit(1)))))),
+                        );
+                        kb.if_(
+                            merged,
+                            |kb| {
+                                let x = kb.t("Si", Op::Load { buf: state, index: state_ix(b, hh, vec![v(l)]) });
+                                kb.set(st, Op::Binary(BinOp::Add, st, x));
+                            },
+                            |_| {},
+                        );
+                        // ... and above it, its own level.
+                        let own = Cond::And(
+                            Box::new(Cond::Ge(lvl.clone(), IExpr::sum(up.clone(), lit(1)))),
+                            Box::new(eq(v(l), lvl.clone())),
+                        );
+                        kb.if_(
+                            own,
+                            |kb| {
+                                let x = kb.t("Si", Op::Load { buf: state, index: state_ix(b, hh, vec![v(l)]) });
+                                kb.set(st, Op::Binary(BinOp::Add, st, x));
+                            },
+                            |_| {},
+                        );
+                    });
+                },
+                |_| {},
+            );
+        } else {
+            let x = kb.t("Si", Op::Load { buf: state, index: state_ix(b, hh, vec![lit(0)]) });
+            kb.set(st, Op::Binary(BinOp::Add, st, x));
+        }
+        kb.store(carry, state_ix(b, hh, vec![v(j)]), st);
+    };
     // Reads of entering states into o for chunk i: `o += λ[:, c+1+m] ⊙ (q̃ S)`.
     let emit_read = |kb: &mut KB, st: TileId, qtt: TileId, lam: Option<TileId>, m: VarId, ot: TileId| {
         let x = kb.mm("x", qtt, false, st, false);
@@ -643,7 +710,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             let hh = kb.grid("h", d::H);
             let z = kb.t("zero", Op::Zeros([d::K, d::V]));
             let j0 = kb.var("j", d::MS);
-            kb.for_(j0, |kb| kb.store(carry, state_ix(b, hh, vec![v(j0)]), z));
+            kb.for_(j0, |kb| init_carry(kb, carry, b, hh, j0));
             let i = kb.var("i", d::NT);
             kb.for_(i, |kb| {
                 let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
@@ -661,7 +728,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                         }
                     };
                     if h {
-                        kb.if_(Cond::Bit { x: v(i), bit: v(j) }, body, |_| {});
+                        kb.if_(abs_bit(v(i), v(j)), body, |_| {});
                     } else {
                         body(kb);
                     }
@@ -683,7 +750,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                 if h {
                     let j = kb.var("j", d::M);
                     kb.for_(j, |kb| {
-                        let cond = Cond::LowOnes { x: v(i), bits: IExpr::sum(v(j), lit(1)) };
+                        let cond = abs_low_ones(v(i), v(j));
                         kb.if_(
                             cond,
                             |kb| {
@@ -712,7 +779,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             let hh = kb.grid("h", d::H);
             let z = kb.t("zero", Op::Zeros([d::K, d::V]));
             let j0 = kb.var("j", d::MS);
-            kb.for_(j0, |kb| kb.store(carry, state_ix(b, hh, vec![v(j0)]), z));
+            kb.for_(j0, |kb| init_carry(kb, carry, b, hh, j0));
             let i = kb.var("i", d::NT);
             kb.for_(i, |kb| {
                 let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
@@ -726,7 +793,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                     let j = kb.var("j", d::M);
                     kb.for_(j, |kb| {
                         kb.if_(
-                            Cond::Bit { x: v(i), bit: v(j) },
+                            abs_bit(v(i), v(j)),
                             |kb| {
                                 let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
                                 emit_read(kb, st, qtt, lam, j, ot);
@@ -758,7 +825,7 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                 if h {
                     let j = kb.var("j", d::M);
                     kb.for_(j, |kb| {
-                        let cond = Cond::LowOnes { x: v(i), bits: IExpr::sum(v(j), lit(1)) };
+                        let cond = abs_low_ones(v(i), v(j));
                         kb.if_(
                             cond,
                             |kb| {
@@ -864,7 +931,11 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                         Box::new(Cond::Ge(v(l), IExpr::sum(v(m), lit(c + 1)))),
                         Box::new(Cond::And(
                             Box::new(Cond::Not(Box::new(Cond::Ge(v(l), IExpr::sum(v(m), lit(c + 2)))))),
-                            Box::new(Cond::Bit { x: istar.clone(), bit: v(m) }),
+                            Box::new(if hs.is_some() {
+                                Cond::Bit { x: istar.clone(), bit: v(m) }
+                            } else {
+                                abs_bit(istar.clone(), v(m))
+                            }),
                         )),
                     );
                     kb.for_(m, |kb| {

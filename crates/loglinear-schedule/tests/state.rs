@@ -111,3 +111,46 @@ fn decoding_on_from_a_prefill_equals_one_long_run() {
         }
     }
 }
+
+#[test]
+fn a_prefill_from_a_chunk_aligned_state_continues_one_run() {
+    use loglinear_kernel::bitlen;
+    let chunk = 4;
+    for v in builtins::all() {
+        for form in [ScanForm::Fused, ScanForm::Streaming] {
+            for (t1, t2) in [(4, 1), (8, 5), (12, 16), (16, 37), (64, 7)] {
+                let (k, vd) = (3, 4);
+                let x = random_inputs(&v, (2, t1 + t2, 2, k, vd), 0, (t1 * 13 + t2) as u64);
+                let levels = x.get("lam").map_or(1, |l| l.shape[3]);
+                let (want, want_s) = loglinear_oracle::run_with_state(&v, &x, 0, None, levels).unwrap();
+                let (o1, st) = prefill(&v, &slice(&x, 0, t1), chunk, form);
+                let tail = slice(&x, t1, t1 + t2);
+                let c = compile_with(&v, &cfg(chunk, form), Some((k, vd)), None).unwrap();
+                let dims = check_inputs(&v, &tail).unwrap();
+                let mut env = size_env(dims.b, dims.t, dims.h, dims.k, dims.v, dims.l, chunk, c.forward.hierarchical);
+                env.step = t1;
+                if c.forward.hierarchical {
+                    env.m = bitlen(((t1 / chunk) + env.nt - 1) as u64) as usize;
+                    env.ms = env.m + 1;
+                }
+                let mut states = States::new();
+                states.insert("state".into(), st);
+                let tail_x = owned(&tail);
+                let o2 =
+                    run_program_with_states::<f64>(&c.forward, &env, &views(&tail_x), &mut states, DType::F64).unwrap();
+                let tag = format!("{} {form:?} T1={t1} T2={t2}", v.name);
+                let (h, bb) = (2, 2);
+                let mut got = Vec::new();
+                let (o1, o2) = (o1, o2.to_f64());
+                for b in 0..bb {
+                    got.extend_from_slice(&o1[b * t1 * h * vd..(b + 1) * t1 * h * vd]);
+                    got.extend_from_slice(&o2[b * t2 * h * vd..(b + 1) * t2 * h * vd]);
+                }
+                let e = max_abs(&got, &want.data);
+                assert!(e < 1e-10, "{tag}: outputs differ by {e:e}");
+                let e = max_abs(&states["state"].to_f64(), &want_s.data);
+                assert!(e < 1e-10, "{tag}: final states differ by {e:e}");
+            }
+        }
+    }
+}
