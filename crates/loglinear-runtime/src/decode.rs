@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use loglinear_ir::level::num_levels;
 use loglinear_ir::{check_inputs, HostTensor, TensorMap, VariantIr};
-use loglinear_kernel::{Bindings, DType, States, Tensor};
+use loglinear_kernel::{Bindings, DType, ScanForm, States, Tensor};
 
 use crate::engine::{size_env, Backend, BackendKind, Ran, RunOptions};
 use crate::error::RuntimeError;
@@ -154,6 +154,27 @@ fn set_row(dst: &mut Tensor, n: usize, src: &Tensor) {
     *dst = Tensor::from_bytes(dst.dtype(), dst.shape().to_vec(), bytes).expect("sized");
 }
 
+/// Rows `a..z` of every `[B, T, H, …]` input (others as they are), copied.
+fn rows_of(inputs: &Bindings<'_>, a: usize, z: usize) -> BTreeMap<String, Tensor> {
+    inputs
+        .iter()
+        .map(|(n, x)| {
+            if x.shape.len() < 3 {
+                return (n.clone(), x.to_owned());
+            }
+            let (b, tl) = (x.shape[0], x.shape[1]);
+            let row = x.shape[2..].iter().product::<usize>() * x.dtype.size();
+            let mut bytes = Vec::with_capacity(b * (z - a) * row);
+            for bi in 0..b {
+                bytes.extend_from_slice(&x.bytes[(bi * tl + a) * row..(bi * tl + z) * row]);
+            }
+            let mut shape = x.shape.to_vec();
+            shape[1] = z - a;
+            (n.clone(), Tensor::from_bytes(x.dtype, shape, bytes).expect("sized"))
+        })
+        .collect()
+}
+
 fn to_map(inputs: &Bindings<'_>) -> TensorMap {
     inputs.iter().map(|(n, t)| (n.clone(), HostTensor::new(t.shape.to_vec(), t.to_f64()))).collect()
 }
@@ -191,6 +212,125 @@ impl Backend<'_> {
                 Ok((Ran { o, config, dims }, DecodeState { state, position: vec![dims.t; dims.b] }))
             }
         }
+    }
+
+    /// Runs `T` more tokens of every sequence of `state` (`inputs` `[N, T, H, …]`; every sequence at the same
+    /// position t0) and advances the state: returns `o` `[N, T, H, V]`, equal to the outputs of one run from
+    /// position 0 over all the tokens. The tokens up to the next multiple of the chunk size are decode steps
+    /// (fewer than C); the rest is one chunked prefill that enters the fused or streaming walk from the state
+    /// (the per-level form has no entry: the default becomes the streaming form).
+    ///
+    /// # Errors
+    /// [`RuntimeError::InvalidArgument`] for a state that does not fit the inputs, sequences at different
+    /// positions, a λ too shallow for the last position, or an explicit per-level configuration; as
+    /// [`Backend::run`] otherwise.
+    pub fn prefill_from(
+        &self,
+        variant: &VariantIr,
+        state: &mut DecodeState,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<Ran, RuntimeError> {
+        let dims = check_inputs(variant, inputs)?;
+        let n = state.sequences();
+        let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
+            argument: argument.into(),
+            value,
+            expected,
+        };
+        let s = state.state.shape().to_vec();
+        if dims.b != n || s[1] != dims.h || s[3] != dims.k || s[4] != dims.v {
+            return Err(bad(
+                "initial state",
+                format!("{s:?} for inputs B={} H={} K={} V={}", dims.b, dims.h, dims.k, dims.v),
+                format!("[N={}, H={}, L_cap, K={}, V={}]", dims.b, dims.h, dims.k, dims.v),
+            ));
+        }
+        let t0 = state.position[0];
+        if let Some((i, p)) = state.position.iter().enumerate().find(|(_, p)| **p != t0) {
+            return Err(bad(
+                "position",
+                format!("position[{i}] = {p} while position[0] = {t0}"),
+                "every sequence at the same position (prefill each from its own state)".into(),
+            ));
+        }
+        let levels = if variant.is_log_linear() { dims.l } else { 1 };
+        if variant.is_log_linear() && num_levels(t0 + dims.t) > levels {
+            return Err(bad(
+                "lam",
+                format!("{levels} levels"),
+                format!("at least {} levels for positions up to {}", num_levels(t0 + dims.t), t0 + dims.t - 1),
+            ));
+        }
+        let mut config = self.config_for(variant, &dims, opts)?;
+        if config.form == ScanForm::PerLevel {
+            if opts.config.is_some() {
+                return Err(bad(
+                    "form",
+                    "per_level".into(),
+                    "fused or streaming for a prefill from a state (the per-level scans have no entry state)".into(),
+                ));
+            }
+            config.form = ScanForm::Streaming;
+        }
+        let opts = RunOptions { config: Some(config), chunk_size: None, max_scratch: opts.max_scratch };
+        *state = state.with_levels(levels)?;
+        let c = config.chunk;
+        let head = if t0 % c == 0 { 0 } else { (c - t0 % c).min(dims.t) };
+        let mut parts: Vec<(usize, Tensor)> = Vec::new();
+        for t in 0..head {
+            let tok = rows_of(inputs, t, t + 1);
+            let views: Bindings<'_> = tok.iter().map(|(k, x)| (k.clone(), x.view())).collect();
+            parts.push((1, self.decode_step(variant, state, &views, &opts)?));
+        }
+        if head < dims.t {
+            let rest = rows_of(inputs, head, dims.t);
+            let views: Bindings<'_> = rest.iter().map(|(k, x)| (k.clone(), x.view())).collect();
+            let d = check_inputs(variant, &views)?;
+            let pos = state.position[0];
+            let o = match self.kind {
+                BackendKind::Reference => {
+                    let sh = HostTensor::new(state.state.shape().to_vec(), state.state.to_f64());
+                    let (o, f) = loglinear_oracle::run_with_state(variant, &to_map(&views), pos, Some(&sh), levels)?;
+                    state.state = Tensor::from_f64(DType::F64, f.shape, &f.data);
+                    Tensor::from_f64(DType::F64, o.shape, &o.data)
+                }
+                BackendKind::Target(_) => {
+                    let exec = self.runtime.compile_program(self, variant, d.k, d.v, &config, false)?;
+                    let mut env = size_env(&d, c, exec.program().hierarchical);
+                    env.step = pos;
+                    if exec.program().hierarchical {
+                        env.m = loglinear_kernel::bitlen(((pos / c) + env.nt - 1) as u64) as usize;
+                        env.ms = env.m + 1;
+                    }
+                    let mut states = States::new();
+                    let dt = state.state.dtype();
+                    states.insert("state".into(), std::mem::replace(&mut state.state, Tensor::zeros(dt, vec![0])));
+                    let ran = exec.run_with_states(&env, &views, &mut states);
+                    state.state = states
+                        .remove("state")
+                        .ok_or_else(|| RuntimeError::Internal("the forward program has no `state` buffer".into()))?;
+                    ran.map_err(|e| self.target_error(e))?
+                }
+            };
+            for p in &mut state.position {
+                *p += dims.t - head;
+            }
+            parts.push((dims.t - head, o));
+        }
+        // [N, T, H, V] from the parts, each [N, t_i, H, V].
+        let dt = parts.first().map_or(DType::F32, |p| p.1.dtype());
+        let row = dims.h * dims.v * dt.size();
+        let mut bytes = Vec::with_capacity(n * dims.t * row);
+        for b in 0..n {
+            for (len, o) in &parts {
+                let o = o.clone().convert(dt);
+                bytes.extend_from_slice(&o.bytes()[b * len * row..(b + 1) * len * row]);
+            }
+        }
+        let o = Tensor::from_bytes(dt, vec![n, dims.t, dims.h, dims.v], bytes)
+            .ok_or_else(|| RuntimeError::Internal("prefill output size".into()))?;
+        Ok(Ran { o, config, dims })
     }
 
     /// Advances every sequence of `state` by one token: `inputs` hold `[N, 1, H, …]` (one token per sequence),

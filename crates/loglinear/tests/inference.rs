@@ -308,3 +308,46 @@ fn bad_cu_seqlens_are_refused_naming_them() {
         assert!(e.contains("cu_seqlens") && e.contains(what), "{what}: {e}");
     }
 }
+
+#[test]
+fn a_second_prefill_from_the_state_equals_one_run_on_every_backend() {
+    let grid: &[(usize, usize)] =
+        &[(0, 7), (1, 1), (1, 64), (63, 7), (64, 64), (65, 300), (100, 300), (1000, 64), (1000, 7)];
+    for b in rt().iter() {
+        for v in builtins::all() {
+            for &(t1, t2) in grid {
+                if t1 + t2 > 400 && !matches!(v.name.as_str(), "loglinear_mamba2" | "loglinear_gated_deltanet") {
+                    continue;
+                }
+                let x = random_inputs(&v, (2, t1 + t2, 2, 4, 3), 0, (t1 * 5 + t2) as u64);
+                let levels = x.get("lam").map_or(1, |l| l.shape[3]);
+                let (want_o, want_s) = loglinear::oracle::run_with_state(&v, &x, 0, None, levels).unwrap();
+                let opts = RunOptions::with_chunk_size(Some(16));
+                let cfg = b.config(&v, &opts).unwrap();
+                let (mut state, mut got) = if t1 == 0 {
+                    (
+                        DecodeState::zeros(cfg.accum, 2, 2, if v.is_log_linear() { levels } else { 1 }, 4, 3),
+                        vec![vec![]; 2],
+                    )
+                } else {
+                    let head = stored(&slice(&x, 0, t1), cfg.storage);
+                    let (ran, st) = b.prefill(&v, &loglinear::runtime::views(&head), &opts).unwrap();
+                    let o = ran.o.to_f64();
+                    (st, (0..2).map(|bi| o[bi * t1 * 6..(bi + 1) * t1 * 6].to_vec()).collect())
+                };
+                let tail = stored(&slice(&x, t1, t1 + t2), cfg.storage);
+                let ran = b.prefill_from(&v, &mut state, &loglinear::runtime::views(&tail), &opts).unwrap();
+                let o2 = ran.o.to_f64();
+                for (bi, g) in got.iter_mut().enumerate() {
+                    g.extend_from_slice(&o2[bi * t2 * 6..(bi + 1) * t2 * 6]);
+                }
+                let tag = format!("{} on {} T1={t1} T2={t2}", v.name, b.name());
+                let e = err(&got.concat(), &want_o.data);
+                assert!(e <= tol(&b, &v), "{tag}: outputs differ by {e:e}");
+                assert_eq!(state.position, vec![t1 + t2; 2], "{tag}");
+                let e = err(&state.state.to_f64(), &want_s.data);
+                assert!(e <= tol(&b, &v), "{tag}: final states differ by {e:e}");
+            }
+        }
+    }
+}
