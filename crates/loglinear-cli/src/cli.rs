@@ -166,6 +166,10 @@ struct RunArgs {
     /// with a K, M, G suffix (default: a quarter of physical memory)
     #[arg(long, value_name = "BYTES")]
     max_scratch: Option<String>,
+    /// Continue from a state (`state` [B, H, L, K, V], `position` [B] i64, as --final-state writes them): the
+    /// input's tokens follow position `position` of each sequence (all sequences at the same position)
+    #[arg(long, value_name = "STATE.safetensors")]
+    initial_state: Option<PathBuf>,
     /// Also write the state after the last token: `state` [B, H, L', K, V] (f32; L' = λ's levels, 1 for a
     /// linear variant) and `position` [B] (i64), the layout a decoder continues from (spec §6.1)
     #[arg(long, value_name = "STATE.safetensors")]
@@ -516,7 +520,39 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
         };
         opts.config = Some(c);
     }
+    let initial = match &args.initial_state {
+        Some(path) => {
+            if cu.is_some() {
+                return Err(RuntimeError::InvalidArgument {
+                    argument: "--initial-state".into(),
+                    value: path.display().to_string(),
+                    expected: "no cu_seqlens in the input (a packed batch starts every sequence at position 0)".into(),
+                });
+            }
+            let sf = SafetensorsFile::open(path)?;
+            let views = sf.views()?;
+            let get = |name: &str| {
+                views.get(name).map(|t| t.to_owned()).ok_or_else(|| RuntimeError::InvalidArgument {
+                    argument: "--initial-state".into(),
+                    value: format!("{} has no `{name}` tensor", path.display()),
+                    expected: "tensors `state` [B, H, L, K, V] and `position` [B] (i64)".into(),
+                })
+            };
+            let (st, pos) = (get("state")?, get("position")?);
+            let shape = |n: &str| inputs.get(n).map(|t| t.shape.to_vec()).unwrap_or_default();
+            let (q, v) = (shape("q"), shape("v"));
+            let (h, k, vd) =
+                (q.get(2).copied().unwrap_or(0), q.get(3).copied().unwrap_or(0), v.get(3).copied().unwrap_or(0));
+            Some(loglinear::runtime::DecodeState::from_tensors(variant, &st, &pos, (h, k, vd))?)
+        }
+        None => None,
+    };
     let (loglinear::runtime::Ran { o, config, dims }, state) = match (&cu, state_out.is_some()) {
+        _ if initial.is_some() => {
+            let mut st = initial.expect("some");
+            let ran = backend.prefill_from(variant, &mut st, &inputs, &opts)?;
+            (ran, Some(st))
+        }
         (Some(cu), want) => backend.run_varlen(variant, &inputs, cu, &opts, want)?,
         (None, true) => {
             let (ran, st) = backend.prefill(variant, &inputs, &opts)?;

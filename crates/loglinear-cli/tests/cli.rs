@@ -730,3 +730,107 @@ fn run_takes_a_packed_batch_with_cu_seqlens() {
         assert!(!output.exists());
     }
 }
+
+#[test]
+fn run_continues_from_an_initial_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let reg = Registry::builtin();
+    let v = reg.get("loglinear_gated_deltanet").unwrap();
+    let (t1, t2) = (37usize, 30usize);
+    let x = random_inputs(v, (2, t1 + t2, 2, 4, 3), 0, 9);
+    let part = |a: usize, z: usize| -> TensorMap {
+        x.iter()
+            .map(|(n, t)| {
+                let (bb, tl, row) = (t.shape[0], t.shape[1], t.shape[2..].iter().product::<usize>());
+                let mut data = Vec::new();
+                for b in 0..bb {
+                    data.extend_from_slice(&t.data[(b * tl + a) * row..(b * tl + z) * row]);
+                }
+                let mut sh = t.shape.clone();
+                sh[1] = z - a;
+                (n.clone(), HostTensor::new(sh, data))
+            })
+            .collect()
+    };
+    write_map(&p("a.safetensors"), &part(0, t1), Dtype::F32);
+    write_map(&p("b.safetensors"), &part(t1, t1 + t2), Dtype::F32);
+    let s = |x: &str| p(x).to_str().unwrap().to_string();
+    let run = |args: &[String]| {
+        let mut all = vec!["run".to_string(), "--variant".into(), "loglinear_gated_deltanet".into()];
+        all.extend(args.iter().cloned());
+        let refs: Vec<&str> = all.iter().map(|a| a.as_str()).collect();
+        loglinear(&refs)
+    };
+    let out = run(&[
+        "--input".into(),
+        s("a.safetensors"),
+        "--output".into(),
+        s("oa.safetensors"),
+        "--final-state".into(),
+        s("s1.safetensors"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "--input".into(),
+        s("b.safetensors"),
+        "--output".into(),
+        s("ob.safetensors"),
+        "--initial-state".into(),
+        s("s1.safetensors"),
+        "--final-state".into(),
+        s("s2.safetensors"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, oa) = read_o(&p("oa.safetensors"));
+    let (_, ob) = read_o(&p("ob.safetensors"));
+    let xr: TensorMap = x
+        .iter()
+        .map(|(n, t)| (n.clone(), HostTensor::new(t.shape.clone(), t.data.iter().map(|e| *e as f32 as f64).collect())))
+        .collect();
+    let want = loglinear::oracle::run(v, &xr, Form::Naive).unwrap();
+    let mut got = Vec::new();
+    for b in 0..2 {
+        got.extend_from_slice(&oa.data[b * t1 * 6..(b + 1) * t1 * 6]);
+        got.extend_from_slice(&ob.data[b * t2 * 6..(b + 1) * t2 * 6]);
+    }
+    assert!(relative_error(&HostTensor::new(want.shape.clone(), got), &want) < 1e-4);
+    // Bad initial states: exit 2 naming the problem, no output.
+    write_map(&p("bad.safetensors"), &part(0, 1), Dtype::F32); // no `state` tensor
+    std::fs::remove_file(p("ob.safetensors")).unwrap();
+    let out = run(&[
+        "--input".into(),
+        s("b.safetensors"),
+        "--output".into(),
+        s("ob.safetensors"),
+        "--initial-state".into(),
+        s("bad.safetensors"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`state`"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!p("ob.safetensors").exists());
+    // A state of another shape (from a K=4, V=3 run given to inputs with the same H but one sequence).
+    write_map(
+        &p("c.safetensors"),
+        &{
+            let mut m = part(t1, t1 + 3);
+            for t in m.values_mut() {
+                let row: usize = t.shape[1..].iter().product();
+                t.data.truncate(row);
+                t.shape[0] = 1;
+            }
+            m
+        },
+        Dtype::F32,
+    );
+    let out = run(&[
+        "--input".into(),
+        s("c.safetensors"),
+        "--output".into(),
+        s("ob.safetensors"),
+        "--initial-state".into(),
+        s("s1.safetensors"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("state"), "{}", String::from_utf8_lossy(&out.stderr));
+}
