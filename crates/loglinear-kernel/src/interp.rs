@@ -776,6 +776,12 @@ pub fn run_decode<F: Float>(
 
 /// Row `t` of every `[B, T, H, …]` input as a `[B, 1, H, …]` tensor (inputs without a `T` axis as they are).
 pub fn token_inputs(inputs: &Bindings<'_>, t: usize) -> BTreeMap<String, Tensor> {
+    rows_of(inputs, t, t + 1)
+}
+
+/// Rows `a..z` of every `[B, T, H, …]` input as `[B, z − a, H, …]` tensors, copied (inputs without a `T` axis as
+/// they are).
+pub fn rows_of(inputs: &Bindings<'_>, a: usize, z: usize) -> BTreeMap<String, Tensor> {
     inputs
         .iter()
         .map(|(n, x)| {
@@ -783,16 +789,14 @@ pub fn token_inputs(inputs: &Bindings<'_>, t: usize) -> BTreeMap<String, Tensor>
                 return (n.clone(), x.to_owned());
             }
             let (b, tl) = (x.shape[0], x.shape[1]);
-            let row: usize = x.shape[2..].iter().product();
-            let es = x.dtype.size();
-            let mut bytes = Vec::with_capacity(b * row * es);
+            let row = x.shape[2..].iter().product::<usize>() * x.dtype.size();
+            let mut bytes = Vec::with_capacity(b * (z - a) * row);
             for bi in 0..b {
-                let start = ((bi * tl + t) * row) * es;
-                bytes.extend_from_slice(&x.bytes[start..start + row * es]);
+                bytes.extend_from_slice(&x.bytes[(bi * tl + a) * row..(bi * tl + z) * row]);
             }
             let mut shape = x.shape.to_vec();
-            shape[1] = 1;
-            (n.clone(), Tensor::from_bytes(x.dtype, shape, bytes).expect("sized"))
+            shape[1] = z - a;
+            (n.clone(), Tensor::from_bytes(x.dtype, shape, bytes).expect("rows fill the shape"))
         })
         .collect()
 }

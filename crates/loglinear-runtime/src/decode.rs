@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use loglinear_ir::level::num_levels;
 use loglinear_ir::{check_inputs, HostTensor, TensorMap, VariantIr};
+use loglinear_kernel::interp::rows_of;
 use loglinear_kernel::{Bindings, DType, ScanForm, States, Tensor};
 
 use crate::engine::{size_env, Backend, BackendKind, Ran, RunOptions};
@@ -152,27 +153,6 @@ fn set_row(dst: &mut Tensor, n: usize, src: &Tensor) {
     let mut bytes = dst.bytes().to_vec();
     bytes[n * per..(n + 1) * per].copy_from_slice(src.bytes());
     *dst = Tensor::from_bytes(dst.dtype(), dst.shape().to_vec(), bytes).expect("sized");
-}
-
-/// Rows `a..z` of every `[B, T, H, …]` input (others as they are), copied.
-fn rows_of(inputs: &Bindings<'_>, a: usize, z: usize) -> BTreeMap<String, Tensor> {
-    inputs
-        .iter()
-        .map(|(n, x)| {
-            if x.shape.len() < 3 {
-                return (n.clone(), x.to_owned());
-            }
-            let (b, tl) = (x.shape[0], x.shape[1]);
-            let row = x.shape[2..].iter().product::<usize>() * x.dtype.size();
-            let mut bytes = Vec::with_capacity(b * (z - a) * row);
-            for bi in 0..b {
-                bytes.extend_from_slice(&x.bytes[(bi * tl + a) * row..(bi * tl + z) * row]);
-            }
-            let mut shape = x.shape.to_vec();
-            shape[1] = z - a;
-            (n.clone(), Tensor::from_bytes(x.dtype, shape, bytes).expect("sized"))
-        })
-        .collect()
 }
 
 fn to_map(inputs: &Bindings<'_>) -> TensorMap {

@@ -703,9 +703,13 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             kernels.push(k);
             errs.extend(e);
         }
-        InterStage::FusedCarry => {
+        InterStage::FusedCarry | InterStage::Streaming => {
+            // One walk per (b, h) over the chunks with the M+1 chunk-level states: reads, transition, insert,
+            // carries (end of spec §7.2). Fused: the chunk's operands come from the chunk kernel's scratch.
+            // Streaming: the walk computes them (preprocessing, intra output, pseudo-queries, write, transition)
+            // in tiles, so no per-chunk or per-token scratch exists.
             let carry = carry.unwrap_or(BufId(u32::MAX));
-            let mut kb = KB::new(&bufs.list, "fused_scan");
+            let mut kb = KB::new(&bufs.list, if streaming { "streaming_scan" } else { "fused_scan" });
             let b = kb.grid("b", d::B);
             let hh = kb.grid("h", d::H);
             let z = kb.t("zero", Op::Zeros([d::K, d::V]));
@@ -714,9 +718,21 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
             let i = kb.var("i", d::NT);
             kb.for_(i, |kb| {
                 let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
-                let ot = kb.t("o", Op::Load { buf: o, index: rows.tok(true) });
-                let qtt = kb.t("qt", Op::Load { buf: qt.unwrap_or(BufId(u32::MAX)), index: rows.tok(true) });
-                let lam = lam_src.map(|(lb, _)| kb.t("lam", Op::Load { buf: lb, index: rows.tok(true) }));
+                let bad = TileId(u32::MAX);
+                let (ot, qtt, lam, (dt, ktt, wtt), cwt) = if streaming {
+                    let roots = emit_preprocess(kb, s, var, &bufs, &rows, &roots_needed(s));
+                    let p = emit_chunk_stages(kb, s, &s.chunk_stages[1..], &roots, d::C, last);
+                    let lam = roots.get(Root::Lambda);
+                    (p.o.unwrap_or(bad), p.qt.unwrap_or(bad), lam, (p.dec, p.kt, p.wt), p.cw.unwrap_or(bad))
+                } else {
+                    let ot = kb.t("o", Op::Load { buf: o, index: rows.tok(true) });
+                    let qtt = kb.t("qt", Op::Load { buf: qt.unwrap_or(BufId(u32::MAX)), index: rows.tok(true) });
+                    let lam = lam_src.map(|(lb, _)| kb.t("lam", Op::Load { buf: lb, index: rows.tok(true) }));
+                    let trans = if s.has_transition() { load_trans(kb, b, hh, v(i)) } else { (None, None, None) };
+                    let cw_ix = state_ix(b, hh, vec![v(i)]);
+                    let cwt = kb.t("cw", Op::Load { buf: cw.unwrap_or(BufId(u32::MAX)), index: cw_ix });
+                    (ot, qtt, lam, trans, cwt)
+                };
                 let j = kb.var("j", d::M);
                 kb.for_(j, |kb| {
                     let body = |kb: &mut KB| {
@@ -735,7 +751,6 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                 });
                 kb.store(o, rows.tok(true), ot);
                 if s.has_transition() {
-                    let (dt, ktt, wtt) = load_trans(kb, b, hh, v(i));
                     let j = kb.var("j", d::MS);
                     kb.for_(j, |kb| {
                         let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
@@ -744,90 +759,13 @@ pub fn lower_forward(s: &Schedule, var: &VariantIr) -> (Program, Vec<String>) {
                     });
                 }
                 let s0 = kb.t("S0", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
-                let w = kb.t("cw", Op::Load { buf: cw.unwrap_or(BufId(u32::MAX)), index: state_ix(b, hh, vec![v(i)]) });
-                kb.set(s0, Op::Binary(BinOp::Add, s0, w));
+                kb.set(s0, Op::Binary(BinOp::Add, s0, cwt));
                 kb.store(carry, state_ix(b, hh, vec![lit(0)]), s0);
                 if h {
                     let j = kb.var("j", d::M);
                     kb.for_(j, |kb| {
-                        let cond = abs_low_ones(v(i), v(j));
                         kb.if_(
-                            cond,
-                            |kb| {
-                                let lo = kb.t("Sj", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
-                                let up_ix = state_ix(b, hh, vec![IExpr::sum(v(j), lit(1))]);
-                                let hi = kb.t("Sj1", Op::Load { buf: carry, index: up_ix.clone() });
-                                kb.set(hi, Op::Binary(BinOp::Add, hi, lo));
-                                kb.store(carry, up_ix, hi);
-                                kb.store(carry, state_ix(b, hh, vec![v(j)]), z);
-                            },
-                            |_| {},
-                        );
-                    });
-                }
-            });
-            let (k, e) = kb.finish();
-            kernels.push(k);
-            errs.extend(e);
-        }
-        InterStage::Streaming => {
-            // One walk per (b, h): each chunk's preprocessing and primitives (intra output, pseudo-queries,
-            // write, transition) in tiles, then the fused carry's reads, transition, insert and carries.
-            let carry = carry.unwrap_or(BufId(u32::MAX));
-            let mut kb = KB::new(&bufs.list, "streaming_scan");
-            let b = kb.grid("b", d::B);
-            let hh = kb.grid("h", d::H);
-            let z = kb.t("zero", Op::Zeros([d::K, d::V]));
-            let j0 = kb.var("j", d::MS);
-            kb.for_(j0, |kb| init_carry(kb, carry, b, hh, j0));
-            let i = kb.var("i", d::NT);
-            kb.for_(i, |kb| {
-                let rows = Rows { b, h: hh, start: IExpr::prod(v(i), IExpr::Sym(Sym::C)), len: d::C, may_pad: true };
-                let roots = emit_preprocess(kb, s, var, &bufs, &rows, &roots_needed(s));
-                let p = emit_chunk_stages(kb, s, &s.chunk_stages[1..], &roots, d::C, last);
-                let bad = TileId(u32::MAX);
-                let ot = p.o.unwrap_or(bad);
-                let qtt = p.qt.unwrap_or(bad);
-                let lam = roots.get(Root::Lambda);
-                if h {
-                    let j = kb.var("j", d::M);
-                    kb.for_(j, |kb| {
-                        kb.if_(
-                            abs_bit(v(i), v(j)),
-                            |kb| {
-                                let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
-                                emit_read(kb, st, qtt, lam, j, ot);
-                                if let Some(hl) = hlast {
-                                    let last = Cond::Ge(v(i), IExpr::sum(IExpr::Sym(Sym::NT), lit(-1)));
-                                    kb.if_(last, |kb| kb.store(hl, state_ix(b, hh, vec![v(j)]), st), |_| {});
-                                }
-                            },
-                            |_| {},
-                        );
-                    });
-                } else {
-                    let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
-                    let x = kb.mm("x", qtt, false, st, false);
-                    kb.set(ot, Op::Binary(BinOp::Add, ot, x));
-                }
-                kb.store(o, rows.tok(true), ot);
-                if s.has_transition() {
-                    let j = kb.var("j", d::MS);
-                    kb.for_(j, |kb| {
-                        let st = kb.t("S", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
-                        emit_transition(kb, s, st, p.dec, p.kt, p.wt);
-                        kb.store(carry, state_ix(b, hh, vec![v(j)]), st);
-                    });
-                }
-                let s0 = kb.t("S0", Op::Load { buf: carry, index: state_ix(b, hh, vec![lit(0)]) });
-                kb.set(s0, Op::Binary(BinOp::Add, s0, p.cw.unwrap_or(bad)));
-                kb.store(carry, state_ix(b, hh, vec![lit(0)]), s0);
-                if h {
-                    let j = kb.var("j", d::M);
-                    kb.for_(j, |kb| {
-                        let cond = abs_low_ones(v(i), v(j));
-                        kb.if_(
-                            cond,
+                            abs_low_ones(v(i), v(j)),
                             |kb| {
                                 let lo = kb.t("Sj", Op::Load { buf: carry, index: state_ix(b, hh, vec![v(j)]) });
                                 let up_ix = state_ix(b, hh, vec![IExpr::sum(v(j), lit(1))]);
