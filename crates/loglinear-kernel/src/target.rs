@@ -37,6 +37,8 @@ pub struct Capabilities {
     pub max_grid: Option<u64>,
     /// Whether it runs the decode-step program.
     pub decode: bool,
+    /// Whether it translates only the primitive ops: the runtime then compiles with `decompose` on.
+    pub primitives_only: bool,
 }
 
 impl Capabilities {
@@ -51,6 +53,7 @@ impl Capabilities {
             index64: true,
             max_grid: None,
             decode: false,
+            primitives_only: false,
         }
     }
 

@@ -557,15 +557,18 @@ impl Runtime {
                         what: "the decode-step program".into(),
                     });
                 }
-                let program = loglinear_schedule::compile_with(variant, config, Some((k, v)), caps.tile_memory)
-                    .map(|c| if decode { c.decode } else { c.forward })
-                    .map_err(|e| match e {
-                        loglinear_schedule::ScheduleError::Budget(what) => {
-                            RuntimeError::Unsupported { backend: b.name().into(), what }
-                        }
-                        loglinear_schedule::ScheduleError::Config(e) => RuntimeError::Config(e),
-                        other => fail(other.to_string()),
-                    })?;
+                let compiled = if caps.primitives_only {
+                    loglinear_schedule::compile_decomposed(variant, config, Some((k, v)))
+                } else {
+                    loglinear_schedule::compile_with(variant, config, Some((k, v)), caps.tile_memory)
+                };
+                let program = compiled.map(|c| if decode { c.decode } else { c.forward }).map_err(|e| match e {
+                    loglinear_schedule::ScheduleError::Budget(what) => {
+                        RuntimeError::Unsupported { backend: b.name().into(), what }
+                    }
+                    loglinear_schedule::ScheduleError::Config(e) => RuntimeError::Config(e),
+                    other => fail(other.to_string()),
+                })?;
                 let pipeline = start.elapsed();
                 let exec = target.compile(&program, config).map_err(|e| b.target_error(e))?;
                 tracing::info!(
