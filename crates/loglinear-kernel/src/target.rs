@@ -275,6 +275,12 @@ pub trait Target: Send + Sync {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether it can run on this machine; why not (e.g. no GPU adapter), saying how to get what is missing.
+    /// The default: always available.
+    fn availability(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The configuration it runs best when nobody has tuned: `config` with target-specific fields filled.
     fn default_config(&self, config: ScheduleConfig) -> ScheduleConfig {
         config

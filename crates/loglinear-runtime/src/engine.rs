@@ -158,6 +158,14 @@ impl<'a> Backend<'a> {
         }
     }
 
+    /// Whether it can run on this machine; why not (e.g. no GPU adapter, and how to get one).
+    pub fn availability(&self) -> Result<(), String> {
+        match self.kind {
+            BackendKind::Reference => Ok(()),
+            BackendKind::Target(t) => t.availability(),
+        }
+    }
+
     /// The kernel-IR target, unless this is the oracle.
     pub fn target(&self) -> Option<&'a Arc<dyn Target>> {
         match self.kind {

@@ -2,34 +2,47 @@
 //!
 //! A [`Target`] that runs kernel IR on a GPU through wgpu (Vulkan, Metal, DX12; lavapipe on a machine without a
 //! GPU). It asks the runtime for **decomposed** programs (`Capabilities::primitives_only`), translates each
-//! kernel with `loglinear-wgsl` (validated by naga), builds one compute pipeline per kernel, and runs a program
-//! as one command buffer: buffers created zeroed (wgpu's guarantee, which is the kernel IR's scratch rule),
-//! inputs and bound states uploaded as f32, one compute pass per kernel in program order, the output and the
-//! states read back.
+//! kernel with `loglinear-wgsl` (validated by naga) for the adapter's limits (workgroup memory, invocations),
+//! builds one compute pipeline per kernel, and runs a program as one command buffer: one compute pass per kernel
+//! in program order, one workgroup per grid program.
 //!
-//! This is the correct-first form: one invocation per grid program with tiles in private memory. Workgroup
-//! tiles, f16/bf16 storage, subgroups and cooperative matrices come next (issue 11).
+//! * **Memory.** Scratch buffers, zero-filled states and the spill buffer are kept by the executable between
+//!   runs (a pool) and cleared on the GPU only when the kernel IR needs them zero (`analysis::needs_zeroing`);
+//!   inputs stored in f16/bf16 stay 16-bit on the device (two per word).
+//! * **Residency.** [`Target::upload`] puts a tensor in a GPU buffer; `run_resident` binds such buffers, leaves
+//!   the output on the GPU and waits for completion; [`Target::download`] reads it back.
+//! * **Adapters.** [`adapters`] lists them; [`WgpuTarget::with_adapter`] picks one (`--device N`,
+//!   `LOGLINEAR_DEVICE`); the default is wgpu's high-performance choice.
 
 #![warn(missing_docs)]
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use loglinear_kernel::analysis::needs_zeroing;
 use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::dim_value;
 use loglinear_kernel::{
-    Bindings, Capabilities, CompileStats, DType, Executable, KernelStats, ScheduleConfig, SizeEnv, States, Target,
-    TargetError, Tensor,
+    Bindings, Capabilities, CompileStats, DType, DeviceBindings, DeviceTensor, Executable, KernelStats,
+    ScheduleConfig, SizeEnv, States, Target, TargetError, Tensor, TensorRef,
 };
-use loglinear_wgsl::{translate_program, WgslKernel, WORKGROUP_SIZE};
+use loglinear_wgsl::{device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions};
 
 const NAME: &str = "wgsl";
+
+/// Invocations per workgroup when the configuration does not say (`threads`).
+pub const DEFAULT_WORKGROUP_SIZE: u32 = 128;
+
+/// The name of the memory a [`DeviceTensor`] of this backend lives in.
+const MEMORY: &str = "wgpu";
 
 /// The GPU a target runs on.
 struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
 }
 
 /// The WGSL target (`--backend wgsl`).
@@ -48,10 +61,13 @@ fn fail(message: impl Into<String>) -> TargetError {
     TargetError::Failed { target: NAME.into(), message: message.into() }
 }
 
-/// The adapters wgpu finds (name, backend, device type), in index order (`--device N`).
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// The adapters wgpu finds (`name (backend, device type)`), in index order (`--device N`).
 pub fn adapters() -> Vec<String> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
         .iter()
         .map(|a| {
             let i = a.get_info();
@@ -61,7 +77,7 @@ pub fn adapters() -> Vec<String> {
 }
 
 impl WgpuTarget {
-    /// The target on the default adapter (the first wgpu offers: a GPU before a CPU driver).
+    /// The target on the default adapter (wgpu's high-performance choice: a GPU before a CPU driver).
     pub fn new() -> Self {
         WgpuTarget { adapter: None, gpu: OnceLock::new() }
     }
@@ -71,9 +87,17 @@ impl WgpuTarget {
         WgpuTarget { adapter: Some(index), gpu: OnceLock::new() }
     }
 
-    /// Whether an adapter is available (opening it on first use).
-    pub fn available(&self) -> bool {
-        self.gpu().is_ok()
+    /// The target on the adapter named by `LOGLINEAR_DEVICE` (an index into [`adapters`]), else the default.
+    pub fn from_env() -> Self {
+        match std::env::var("LOGLINEAR_DEVICE").ok().and_then(|s| s.trim().parse().ok()) {
+            Some(i) => Self::with_adapter(i),
+            None => Self::new(),
+        }
+    }
+
+    /// Whether an adapter is available (opening it on first use); why not.
+    pub fn availability(&self) -> Result<(), String> {
+        self.gpu().map(|_| ()).map_err(|e| e.to_string())
     }
 
     fn gpu(&self) -> Result<&Arc<Gpu>, TargetError> {
@@ -82,12 +106,13 @@ impl WgpuTarget {
 }
 
 fn open(index: Option<usize>) -> Result<Gpu, String> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance = instance();
     let adapter = match index {
-        Some(i) => pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-            .into_iter()
-            .nth(i)
-            .ok_or_else(|| format!("no adapter {i}: `loglinear backends` lists them"))?,
+        Some(i) => {
+            let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            let n = all.len();
+            all.into_iter().nth(i).ok_or_else(|| format!("no adapter {i} ({n} found; `loglinear backends` lists them)"))?
+        }
         None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             ..Default::default()
@@ -100,17 +125,18 @@ fn open(index: Option<usize>) -> Result<Gpu, String> {
         })?,
     };
     let info = adapter.get_info();
+    let limits = adapter.limits();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("loglinear"),
         required_features: wgpu::Features::empty(),
-        required_limits: adapter.limits(),
+        required_limits: limits.clone(),
         experimental_features: wgpu::ExperimentalFeatures::default(),
         memory_hints: wgpu::MemoryHints::Performance,
         trace: wgpu::Trace::Off,
     }))
     .map_err(|e| format!("{}: {e}", info.name))?;
-    tracing::info!(adapter = %info.name, backend = ?info.backend, "wgpu device opened");
-    Ok(Gpu { device, queue, info })
+    tracing::info!(adapter = %info.name, backend = ?info.backend, workgroup_memory = limits.max_compute_workgroup_storage_size, "wgpu device opened");
+    Ok(Gpu { device, queue, info, limits })
 }
 
 impl Target for WgpuTarget {
@@ -119,37 +145,49 @@ impl Target for WgpuTarget {
     }
 
     fn description(&self) -> &'static str {
-        "WGSL compute shaders through wgpu (Vulkan, Metal, DX12), f32"
+        "WGSL compute shaders through wgpu (Vulkan, Metal, DX12), f32 compute, f32/f16/bf16 storage"
     }
 
     fn device(&self) -> String {
         self.gpu().map(|g| g.info.name.clone()).unwrap_or_default()
     }
 
+    fn availability(&self) -> Result<(), String> {
+        WgpuTarget::availability(self)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            storage: vec![DType::F32],
+            storage: vec![DType::F32, DType::F16, DType::BF16],
             accum: vec![DType::F32],
+            // Tiles past workgroup memory spill to global memory: no hard budget.
             tile_memory: None,
             subgroup_size: None,
             tensor_cores: false,
             index64: false,
-            max_grid: Some(65_535u64 * 65_535 * WORKGROUP_SIZE as u64),
+            max_grid: Some(65_535u64 * 65_535),
             decode: true,
             primitives_only: true,
         }
     }
 
     fn compile(&self, program: &Program, config: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {
-        if config.storage != DType::F32 || config.accum != DType::F32 {
-            return Err(TargetError::Unsupported {
-                target: NAME.into(),
-                what: format!("storage {} with accumulation {}", config.storage.ir_name(), config.accum.ir_name()),
-            });
-        }
+        self.capabilities()
+            .supports(config)
+            .map_err(|what| TargetError::Unsupported { target: NAME.into(), what })?;
         let gpu = self.gpu()?.clone();
         let start = Instant::now();
-        let kernels = translate_program(program).map_err(|e| fail(e.to_string()))?;
+        let max_wg = gpu.limits.max_compute_invocations_per_workgroup.min(gpu.limits.max_compute_workgroup_size_x);
+        let wg = config.threads.map(|t| t as u32).unwrap_or(DEFAULT_WORKGROUP_SIZE);
+        if wg == 0 || wg > max_wg {
+            return Err(TargetError::Unsupported {
+                target: NAME.into(),
+                what: format!("threads={wg} invocations per workgroup (this adapter allows 1..={max_wg})"),
+            });
+        }
+        let opts =
+            WgslOptions { workgroup_size: wg, fast_memory: gpu.limits.max_compute_workgroup_storage_size as usize };
+        let kernels = translate_program(program, &opts).map_err(|e| fail(e.to_string()))?;
         let mut stats = CompileStats::default();
         let mut pipelines = Vec::new();
         for k in &kernels {
@@ -170,8 +208,133 @@ impl Target for WgpuTarget {
             pipelines.push(pipeline);
         }
         stats.total = start.elapsed();
-        Ok(Arc::new(WgpuExecutable { program: program.clone(), gpu, kernels, pipelines, stats }))
+        let zero = needs_zeroing(program);
+        Ok(Arc::new(WgpuExecutable {
+            program: program.clone(),
+            gpu,
+            kernels,
+            pipelines,
+            stats,
+            zero,
+            pool: Mutex::new(HashMap::new()),
+        }))
     }
+
+    fn upload(&self, t: TensorRef<'_>) -> Result<DeviceTensor, TargetError> {
+        let gpu = self.gpu()?.clone();
+        let elem = match t.dtype {
+            DType::F16 => DeviceElem::PackedF16,
+            DType::BF16 => DeviceElem::PackedBf16,
+            _ => DeviceElem::F32,
+        };
+        let bytes = device_bytes(&t, elem);
+        let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("upload"),
+            size: bytes.len().max(4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        gpu.queue.write_buffer(&buf, 0, &bytes);
+        let dtype = if elem == DeviceElem::F32 { DType::F32 } else { t.dtype };
+        Ok(DeviceTensor::new(dtype, t.shape.to_vec(), MEMORY, Arc::new(Resident { buf: Arc::new(buf), elem, dtype })))
+    }
+
+    fn download(&self, t: &DeviceTensor) -> Result<Tensor, TargetError> {
+        let r = t.storage::<Resident>().ok_or_else(|| {
+            TargetError::Binding(format!("a tensor in {} memory cannot be read by {NAME}", t.memory()))
+        })?;
+        let gpu = self.gpu()?;
+        let n: usize = t.shape().iter().product();
+        let bytes = read_back(gpu, &[(&r.buf, (n * r.elem.size()).div_ceil(4) * 4)])?.remove(0);
+        Ok(host_tensor(&bytes, r.elem, r.dtype, t.shape().to_vec()))
+    }
+}
+
+/// A GPU buffer behind a [`DeviceTensor`] of this backend.
+struct Resident {
+    buf: Arc<wgpu::Buffer>,
+    elem: DeviceElem,
+    /// The tensor's element type (the output's storage type for a result).
+    dtype: DType,
+}
+
+/// The bytes of `t` in device layout `elem` (padded to a whole word).
+fn device_bytes(t: &TensorRef<'_>, elem: DeviceElem) -> Vec<u8> {
+    let n = t.numel();
+    let mut out = Vec::with_capacity((n * elem.size()).div_ceil(4) * 4);
+    match elem {
+        DeviceElem::F32 if t.dtype == DType::F32 => out.extend_from_slice(t.bytes),
+        DeviceElem::PackedF16 if t.dtype == DType::F16 => out.extend_from_slice(t.bytes),
+        DeviceElem::PackedBf16 if t.dtype == DType::BF16 => out.extend_from_slice(t.bytes),
+        DeviceElem::F32 => {
+            let mut v = vec![0f32; n];
+            t.read_f32_into(0, &mut v);
+            v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+        }
+        DeviceElem::PackedF16 | DeviceElem::PackedBf16 => {
+            let d = if elem == DeviceElem::PackedF16 { DType::F16 } else { DType::BF16 };
+            (0..n).for_each(|i| d.push(&mut out, t.get(i)));
+        }
+    }
+    while out.len() % 4 != 0 || out.is_empty() {
+        out.push(0);
+    }
+    out
+}
+
+/// A host tensor of `dtype` from device bytes in layout `elem`.
+fn host_tensor(bytes: &[u8], elem: DeviceElem, dtype: DType, shape: Vec<usize>) -> Tensor {
+    let n: usize = shape.iter().product();
+    match elem {
+        DeviceElem::F32 => {
+            let data: Vec<f32> =
+                bytes.chunks_exact(4).take(n).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            Tensor::from_f32_as(dtype, shape, &data)
+        }
+        DeviceElem::PackedF16 | DeviceElem::PackedBf16 => {
+            let d = if elem == DeviceElem::PackedF16 { DType::F16 } else { DType::BF16 };
+            Tensor::from_bytes(d, shape, bytes[..n * 2].to_vec()).expect("sized").convert(dtype)
+        }
+    }
+}
+
+/// Copies each `(buffer, bytes)` to a mappable buffer, waits, and returns the bytes.
+fn read_back(gpu: &Gpu, bufs: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<u8>>, TargetError> {
+    let dev = &gpu.device;
+    let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+    let staging: Vec<wgpu::Buffer> = bufs
+        .iter()
+        .map(|(b, n)| {
+            let s = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: (*n).max(4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            enc.copy_buffer_to_buffer(b, 0, &s, 0, (*n).max(4) as u64);
+            s
+        })
+        .collect();
+    gpu.queue.submit([enc.finish()]);
+    for s in &staging {
+        s.slice(..).map_async(wgpu::MapMode::Read, |r| {
+            if let Err(e) = r {
+                tracing::error!("readback mapping failed: {e}");
+            }
+        });
+    }
+    dev.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| fail(format!("waiting for the GPU: {e}")))?;
+    staging
+        .iter()
+        .zip(bufs)
+        .map(|(s, (_, n))| {
+            let view = s.slice(..).get_mapped_range().map_err(|e| fail(format!("reading back: {e}")))?;
+            let v = view[..*n].to_vec();
+            drop(view);
+            s.unmap();
+            Ok(v)
+        })
+        .collect()
 }
 
 struct WgpuExecutable {
@@ -180,12 +343,185 @@ struct WgpuExecutable {
     kernels: Vec<WgslKernel>,
     pipelines: Vec<wgpu::ComputePipeline>,
     stats: CompileStats,
+    /// Per program buffer: whether a run must zero it first.
+    zero: Vec<bool>,
+    /// Buffers kept between runs, by program buffer index (`usize::MAX`: the spill buffer).
+    pool: Mutex<HashMap<usize, Arc<wgpu::Buffer>>>,
 }
 
-fn f32_bytes(t: &loglinear_kernel::TensorRef<'_>) -> Vec<u8> {
-    let mut v = vec![0f32; t.numel()];
-    t.read_f32_into(0, &mut v);
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// Where a run's input comes from.
+enum Source<'a> {
+    Host(TensorRef<'a>),
+    Device(&'a Resident),
+}
+
+const SPILL: usize = usize::MAX;
+
+impl WgpuExecutable {
+    fn buffer(&self, size: usize, label: &str) -> Result<wgpu::Buffer, TargetError> {
+        let max = self.gpu.limits.max_storage_buffer_binding_size.min(self.gpu.limits.max_buffer_size);
+        if size as u64 > max {
+            return Err(TargetError::Unsupported {
+                target: NAME.into(),
+                what: format!(
+                    "buffer `{label}` of {size} B (this adapter binds at most {max} B): use a smaller batch, \
+                     `form=streaming` or a smaller chunk"
+                ),
+            });
+        }
+        Ok(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: size.max(4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A pooled buffer of at least `size` bytes for slot `slot`.
+    fn pooled(&self, slot: usize, size: usize, label: &str) -> Result<Arc<wgpu::Buffer>, TargetError> {
+        let mut pool = self.pool.lock().map_err(|_| fail("buffer pool poisoned"))?;
+        if let Some(b) = pool.get(&slot) {
+            if b.size() >= size.max(4) as u64 {
+                return Ok(b.clone());
+            }
+        }
+        let b = Arc::new(self.buffer(size, label)?);
+        pool.insert(slot, b.clone());
+        Ok(b)
+    }
+
+    /// Runs the program: inputs from `sources` (by buffer index), bound states from `states`; returns the
+    /// output buffer and, when `read_states`, every state buffer's bytes (after waiting for the GPU).
+    fn execute(
+        &self,
+        sizes: &SizeEnv,
+        sources: &HashMap<usize, Source<'_>>,
+        states: &States,
+    ) -> Result<(Arc<wgpu::Buffer>, Vec<(usize, Arc<wgpu::Buffer>)>), TargetError> {
+        let dev = &self.gpu.device;
+        let p = &self.program;
+        let shapes: Vec<Vec<usize>> =
+            p.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, sizes)).collect()).collect();
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&p.name) });
+        let mut bufs: Vec<Arc<wgpu::Buffer>> = Vec::with_capacity(p.buffers.len());
+        let mut state_bufs = Vec::new();
+        for (i, (b, shape)) in p.buffers.iter().zip(&shapes).enumerate() {
+            let n: usize = shape.iter().product();
+            let elem = device_elem(b);
+            let bytes = (n * elem.size()).div_ceil(4) * 4;
+            let buf = match &b.kind {
+                BufKind::Input(name) => match sources.get(&i) {
+                    Some(Source::Host(t)) => {
+                        if t.shape != shape.as_slice() {
+                            return Err(TargetError::Binding(format!(
+                                "input `{name}` has shape {:?}; the program reads {shape:?}",
+                                t.shape
+                            )));
+                        }
+                        let buf = self.pooled(i, bytes, &b.name)?;
+                        self.gpu.queue.write_buffer(&buf, 0, &device_bytes(t, elem));
+                        buf
+                    }
+                    Some(Source::Device(r)) => {
+                        if r.elem != elem {
+                            return Err(TargetError::Binding(format!(
+                                "input `{name}` is resident as {}; the program reads {} (upload it in that dtype)",
+                                r.dtype,
+                                b.elem
+                            )));
+                        }
+                        r.buf.clone()
+                    }
+                    None => return Err(TargetError::Binding(format!("input `{name}` is not bound"))),
+                },
+                BufKind::State => {
+                    let buf = self.pooled(i, bytes, &b.name)?;
+                    match states.get(&b.name) {
+                        Some(t) if t.shape() == shape.as_slice() => {
+                            self.gpu.queue.write_buffer(&buf, 0, &device_bytes(&t.view(), elem))
+                        }
+                        Some(t) => {
+                            return Err(TargetError::Binding(format!(
+                                "state `{}` has shape {:?}; the program holds {shape:?}",
+                                b.name,
+                                t.shape()
+                            )))
+                        }
+                        None => enc.clear_buffer(&buf, 0, None),
+                    }
+                    state_bufs.push((i, buf.clone()));
+                    buf
+                }
+                // The output is handed to the caller: a fresh buffer (wgpu zero-fills it).
+                _ if i == p.output.0 as usize => Arc::new(self.buffer(bytes, &b.name)?),
+                _ => {
+                    let buf = self.pooled(i, bytes, &b.name)?;
+                    if self.zero[i] {
+                        enc.clear_buffer(&buf, 0, None);
+                    }
+                    buf
+                }
+            };
+            bufs.push(buf);
+        }
+        let mut sz = [0i32; 12];
+        for (i, s) in [
+            sizes.b, sizes.t, sizes.h, sizes.k, sizes.v, sizes.l, sizes.nt, sizes.c, sizes.m, sizes.ms, sizes.lc,
+            sizes.step,
+        ]
+        .iter()
+        .enumerate()
+        {
+            sz[i] = i32::try_from(*s).map_err(|_| fail(format!("size {s} does not fit in 32 bits")))?;
+        }
+        let size_buf = self.pooled(SPILL - 1, 48, "sizes")?;
+        self.gpu.queue.write_buffer(&size_buf, 0, &sz.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+        // One spill buffer for the largest need of any kernel.
+        let totals: Vec<usize> =
+            self.kernels.iter().map(|k| k.grid.iter().map(|d| dim_value(*d, sizes)).product()).collect();
+        let spill_bytes = self.kernels.iter().zip(&totals).map(|(k, t)| k.spill * t * 4).max().unwrap_or(0);
+        let spill = if spill_bytes > 0 { Some(self.pooled(SPILL, spill_bytes, "spill")?) } else { None };
+        for ((k, pipe), &total) in self.kernels.iter().zip(&self.pipelines).zip(&totals) {
+            if total == 0 {
+                continue;
+            }
+            let x = total.min(65_535);
+            let y = total.div_ceil(x);
+            if y > 65_535 {
+                return Err(TargetError::Unsupported {
+                    target: NAME.into(),
+                    what: format!("kernel `{}` with {total} grid programs (more than one dispatch holds)", k.name),
+                });
+            }
+            let layout = pipe.get_bind_group_layout(0);
+            let entries: Vec<wgpu::BindGroupEntry<'_>> = k
+                .bindings
+                .iter()
+                .map(|b| wgpu::BindGroupEntry {
+                    binding: b.binding,
+                    resource: match b.role {
+                        BindingRole::Sizes => size_buf.as_entire_binding(),
+                        BindingRole::Buffer(id) => bufs[id.0 as usize].as_entire_binding(),
+                        BindingRole::Spill => spill.as_ref().expect("spill buffer").as_entire_binding(),
+                    },
+                })
+                .collect();
+            let group =
+                dev.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout: &layout, entries: &entries });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&k.name), timestamp_writes: None });
+            pass.set_pipeline(pipe);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(x as u32, y as u32, 1);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        Ok((bufs[p.output.0 as usize].clone(), state_bufs))
+    }
+
+    fn output_elem(&self) -> (DeviceElem, DType) {
+        let b = &self.program.buffers[self.program.output.0 as usize];
+        (device_elem(b), b.elem)
+    }
 }
 
 impl Executable for WgpuExecutable {
@@ -203,146 +539,62 @@ impl Executable for WgpuExecutable {
         inputs: &Bindings<'_>,
         states: &mut States,
     ) -> Result<Tensor, TargetError> {
-        let dev = &self.gpu.device;
         let p = &self.program;
-        let shapes: Vec<Vec<usize>> =
-            p.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, sizes)).collect()).collect();
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let mut bufs = Vec::with_capacity(p.buffers.len());
-        for (b, shape) in p.buffers.iter().zip(&shapes) {
-            let n: usize = shape.iter().product();
-            let buf = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&b.name),
-                size: (n.max(1) * 4) as u64,
-                usage,
-                mapped_at_creation: false,
-            });
-            let data = match &b.kind {
-                BufKind::Input(name) => {
-                    let t =
-                        inputs.get(name).ok_or_else(|| TargetError::Binding(format!("input `{name}` is not bound")))?;
-                    if t.shape != shape.as_slice() {
+        let mut sources = HashMap::new();
+        for (i, b) in p.buffers.iter().enumerate() {
+            if let BufKind::Input(name) = &b.kind {
+                if let Some(t) = inputs.get(name) {
+                    sources.insert(i, Source::Host(*t));
+                }
+            }
+        }
+        let (out, state_bufs) = self.execute(sizes, &sources, states)?;
+        let numel = |i: usize| p.buffers[i].shape.iter().map(|d| dim_value(*d, sizes)).product::<usize>();
+        let shape = |i: usize| p.buffers[i].shape.iter().map(|d| dim_value(*d, sizes)).collect::<Vec<usize>>();
+        let (elem, dtype) = self.output_elem();
+        let oi = p.output.0 as usize;
+        let mut reads: Vec<(&wgpu::Buffer, usize)> = vec![(&out, (numel(oi) * elem.size()).div_ceil(4) * 4)];
+        for (i, b) in &state_bufs {
+            reads.push((b, numel(*i) * 4));
+        }
+        let mut bytes = read_back(&self.gpu, &reads)?;
+        for (k, (i, _)) in state_bufs.iter().enumerate() {
+            let b = &p.buffers[*i];
+            states.insert(b.name.clone(), host_tensor(&bytes[k + 1], DeviceElem::F32, b.elem, shape(*i)));
+        }
+        Ok(host_tensor(&bytes.swap_remove(0), elem, dtype, shape(oi)))
+    }
+
+    fn run_resident(&self, sizes: &SizeEnv, inputs: &DeviceBindings<'_>) -> Result<DeviceTensor, TargetError> {
+        let p = &self.program;
+        let mut sources = HashMap::new();
+        for (i, b) in p.buffers.iter().enumerate() {
+            if let BufKind::Input(name) = &b.kind {
+                if let Some(t) = inputs.get(name) {
+                    let r = t.storage::<Resident>().ok_or_else(|| {
+                        TargetError::Binding(format!(
+                            "input `{name}` lives in {} memory, not on this GPU (upload it to {NAME})",
+                            t.memory()
+                        ))
+                    })?;
+                    if t.shape() != p.buffers[i].shape.iter().map(|d| dim_value(*d, sizes)).collect::<Vec<_>>() {
                         return Err(TargetError::Binding(format!(
-                            "input `{name}` has shape {:?}; the program reads {shape:?}",
-                            t.shape
+                            "input `{name}` has shape {:?}; the program reads another",
+                            t.shape()
                         )));
                     }
-                    Some(f32_bytes(t))
-                }
-                BufKind::State => match states.get(&b.name) {
-                    Some(t) if t.shape() == shape.as_slice() => Some(f32_bytes(&t.view())),
-                    Some(t) => {
-                        return Err(TargetError::Binding(format!(
-                            "state `{}` has shape {:?}; the program holds {shape:?}",
-                            b.name,
-                            t.shape()
-                        )))
-                    }
-                    None => None,
-                },
-                _ => None,
-            };
-            if let Some(d) = data {
-                if !d.is_empty() {
-                    self.gpu.queue.write_buffer(&buf, 0, &d);
+                    sources.insert(i, Source::Device(r));
                 }
             }
-            bufs.push(buf);
         }
-        let mut sz = [0i32; 12];
-        for (i, s) in [
-            sizes.b, sizes.t, sizes.h, sizes.k, sizes.v, sizes.l, sizes.nt, sizes.c, sizes.m, sizes.ms, sizes.lc,
-            sizes.step,
-        ]
-        .iter()
-        .enumerate()
-        {
-            sz[i] = i32::try_from(*s).map_err(|_| fail(format!("size {s} does not fit in 32 bits")))?;
-        }
-        let size_buf = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sizes"),
-            size: 48,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.gpu.queue.write_buffer(&size_buf, 0, &sz.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&p.name) });
-        for (k, pipe) in self.kernels.iter().zip(&self.pipelines) {
-            let total: usize = k.grid.iter().map(|d| dim_value(*d, sizes)).product();
-            if total == 0 {
-                continue;
-            }
-            let groups = total.div_ceil(WORKGROUP_SIZE as usize);
-            let x = groups.min(65_535);
-            let y = groups.div_ceil(x);
-            if y > 65_535 {
-                return Err(TargetError::Unsupported {
-                    target: NAME.into(),
-                    what: format!("kernel `{}` with {total} grid programs (more than one dispatch holds)", k.name),
-                });
-            }
-            let layout = pipe.get_bind_group_layout(0);
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = k
-                .bindings
-                .iter()
-                .map(|b| wgpu::BindGroupEntry {
-                    binding: b.binding,
-                    resource: match b.buffer {
-                        None => size_buf.as_entire_binding(),
-                        Some(id) => bufs[id.0 as usize].as_entire_binding(),
-                    },
-                })
-                .collect();
-            let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&k.name),
-                layout: &layout,
-                entries: &entries,
-            });
-            let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&k.name), timestamp_writes: None });
-            pass.set_pipeline(pipe);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(x as u32, y as u32, 1);
-        }
-        // Read back the output and every state buffer.
-        let mut reads: Vec<(usize, wgpu::Buffer)> = Vec::new();
-        for (i, b) in p.buffers.iter().enumerate() {
-            if i == p.output.0 as usize || b.kind == BufKind::State {
-                let n: usize = shapes[i].iter().product();
-                let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size: (n.max(1) * 4) as u64,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                enc.copy_buffer_to_buffer(&bufs[i], 0, &staging, 0, (n.max(1) * 4) as u64);
-                reads.push((i, staging));
-            }
-        }
-        self.gpu.queue.submit([enc.finish()]);
-        for (_, s) in &reads {
-            s.slice(..).map_async(wgpu::MapMode::Read, |r| {
-                if let Err(e) = r {
-                    tracing::error!("readback mapping failed: {e}");
-                }
-            });
-        }
-        dev.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| fail(format!("waiting for the GPU: {e}")))?;
-        let mut out = None;
-        for (i, s) in reads {
-            let n: usize = shapes[i].iter().product();
-            let view = s.slice(..).get_mapped_range().map_err(|e| fail(format!("reading back: {e}")))?;
-            let data: Vec<f32> =
-                view.chunks_exact(4).take(n).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            drop(view);
-            s.unmap();
-            let t = Tensor::from_f32(shapes[i].clone(), &data);
-            if i == p.output.0 as usize {
-                out = Some(t);
-            } else {
-                states.insert(p.buffers[i].name.clone(), t);
-            }
-        }
-        out.ok_or_else(|| fail("no output"))
+        let (out, _) = self.execute(sizes, &sources, &States::new())?;
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| fail(format!("waiting for the GPU: {e}")))?;
+        let oi = p.output.0 as usize;
+        let shape: Vec<usize> = p.buffers[oi].shape.iter().map(|d| dim_value(*d, sizes)).collect();
+        let (elem, dtype) = self.output_elem();
+        Ok(DeviceTensor::new(dtype, shape, MEMORY, Arc::new(Resident { buf: out, elem, dtype })))
     }
 }

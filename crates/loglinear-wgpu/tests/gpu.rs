@@ -13,9 +13,9 @@ use loglinear_wgpu::WgpuTarget;
 
 fn runtime() -> Option<Runtime> {
     let t = WgpuTarget::new();
-    if !t.available() {
+    if let Err(why) = t.availability() {
         eprintln!(
-            "skip: no wgpu adapter (install mesa-vulkan-drivers for lavapipe); adapters: {:?}",
+            "skip: {why}; adapters: {:?}",
             loglinear_wgpu::adapters()
         );
         return None;
@@ -40,7 +40,9 @@ fn every_builtin_matches_the_oracle() {
         for chunk in [8] {
             for &form in forms {
                 let opts = RunOptions::with_config(ScheduleConfig { form, ..ScheduleConfig::with_chunk(chunk) });
+                let start = std::time::Instant::now();
                 let got = b.run_f64(&v, &x, &opts).unwrap_or_else(|e| panic!("{} C={chunk} {form:?}: {e}", v.name));
+                eprintln!("{} C={chunk} {form:?}: {:.1} s", v.name, start.elapsed().as_secs_f64());
                 let e = relative_error(&got, &want);
                 assert!(e <= f32_tolerance(&v), "{} C={chunk} {form:?}: rel err {e:e}", v.name);
             }

@@ -5,16 +5,25 @@
 //! primitives only) into one WGSL compute shader, and checks it with naga's WGSL front end and validator.
 //! It derives no maths: every statement is the WGSL form of one kernel-IR statement.
 //!
-//! ## The mapping (the correct-first form)
-//! * One **invocation per grid program**: the dispatch is 1-D over `∏ grid extents` (64 invocations per
-//!   workgroup); invocation `p` decodes its grid variables in mixed radix, the last grid variable fastest.
-//! * **Tiles** are private (`function`-space) `array<f32, R·C>`, row-major, with the literal shapes the
-//!   specialised program gives; a scratch array holds the result of a matmul, mask-select or reduction whose
-//!   destination is also an operand.
-//! * **Buffers** are storage bindings `array<f32>` (`read` for inputs, `read_write` otherwise) at bindings
-//!   `1..` in the program's buffer order (only those the kernel touches are declared); binding 0 is
-//!   `sizes: array<i32, 12>`, the run-time sizes in `SizeEnv` order (B, T, H, K, V, L, NT, C, M, MS, LC, t).
-//!   Offsets are `i32`: a target without 64-bit indices needs `verify::check_offsets_32` to hold.
+//! ## The mapping
+//! * **One workgroup per grid program** ([`WgslOptions::workgroup_size`] invocations): the dispatch is 2-D over
+//!   `∏ grid extents` workgroups; workgroup `p` decodes its grid variables in mixed radix, the last grid variable
+//!   fastest. Every loop bound and condition of the kernel IR depends only on grid variables, loop variables and
+//!   sizes, so control flow is uniform across the workgroup and barriers are legal everywhere.
+//! * **Tiles** live in one workgroup-memory array laid out by `resources::tile_arena` (tiles whose live ranges
+//!   do not overlap share memory; literal shapes from the specialised program); tiles that do not fit in
+//!   [`WgslOptions::fast_memory`] bytes **spill** to a per-program region of a global `spill` buffer
+//!   ([`WgslKernel::spill`] elements per program), so any schedule runs and the tuner can weigh the spill.
+//! * Each tile op is one cooperative loop: invocation `lid` computes elements `lid, lid + W, …` of the result,
+//!   then a barrier. A matmul gives each invocation a register block (up to 4×4) of the result, with `fma`;
+//!   an op whose result overwrites one of its operands (a matmul or reduction) keeps its results in private
+//!   memory until every invocation has read its operands (barrier), then writes them.
+//! * **Buffers** are storage bindings in the program's buffer order (only those the kernel touches); binding 0
+//!   is `sizes: array<i32, 12>`, the run-time sizes in `SizeEnv` order (B, T, H, K, V, L, NT, C, M, MS, LC, t);
+//!   the spill buffer, when a kernel has one, comes last. Inputs stored in f16 or bf16 are `array<u32>` with two
+//!   elements per word, unpacked on load (`unpack2x16float`; bf16 is the high half of an f32), so no shader-f16
+//!   feature is needed; every other buffer is `array<f32>` ([`device_elem`]). Offsets are `i32`: a target
+//!   without 64-bit indices needs `verify::check_offsets_32` to hold.
 //! * Loads past the end of a dimension read zero and stores past it are dropped (kernel-IR invariant 6),
 //!   checked per element.
 //! * Conditions and index expressions are `i32` arithmetic (`tz` is `countTrailingZeros`, `bitlen(x)` is
@@ -22,20 +31,35 @@
 //! * `exp_nonpos(x)` is `exp(min(x, 0))` with `x < −87` giving 0 (an exponent that underflows f32), so a `−∞`
 //!   gate sum gives 0, never NaN.
 //!
-//! What is not here yet: workgroup-cooperative tiles in workgroup memory, f16/bf16 storage, subgroups and
-//! cooperative matrices, and the wgpu runtime (`Target`); see `docs/ARCHITECTURE.md`.
+//! Not here yet: subgroup operations and cooperative matrices (tensor cores); see `docs/ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
 use std::collections::BTreeSet;
 
 use loglinear_kernel::kernel::{
-    BinOp, BufId, BufKind, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp, VarId,
+    BinOp, BufId, BufKind, Buffer, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp,
+    VarId,
 };
 use loglinear_kernel::passes::decompose::is_primitive;
+use loglinear_kernel::resources::{tile_arena, TileArena, TileHome};
+use loglinear_kernel::{DType, SizeEnv};
 
-/// Invocations per workgroup.
-pub const WORKGROUP_SIZE: u32 = 64;
+/// How kernels are translated (from the schedule and the target's limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WgslOptions {
+    /// Invocations per workgroup (one workgroup per grid program).
+    pub workgroup_size: u32,
+    /// Bytes of workgroup memory tiles may use; tiles beyond it spill to global memory.
+    pub fast_memory: usize,
+}
+
+impl Default for WgslOptions {
+    /// 128 invocations, 16 KiB of workgroup memory (WebGPU's guaranteed minimum).
+    fn default() -> Self {
+        WgslOptions { workgroup_size: 128, fast_memory: 16 * 1024 }
+    }
+}
 
 /// Why a kernel cannot be translated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -69,13 +93,24 @@ pub enum WgslError {
     },
 }
 
+/// What a binding of a generated shader holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingRole {
+    /// `sizes: array<i32, 12>` (read-only).
+    Sizes,
+    /// A program buffer.
+    Buffer(BufId),
+    /// The spill buffer: [`WgslKernel::spill`] f32 elements per grid program.
+    Spill,
+}
+
 /// One binding of a generated shader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {
     /// Binding index in group 0.
     pub binding: u32,
-    /// The program buffer bound there (`None`: the sizes array).
-    pub buffer: Option<BufId>,
+    /// What it holds.
+    pub role: BindingRole,
     /// Whether the shader writes it.
     pub writable: bool,
 }
@@ -89,25 +124,63 @@ pub struct WgslKernel {
     pub source: String,
     /// Its bindings, in binding order.
     pub bindings: Vec<Binding>,
-    /// The grid variables' extents (the dispatch covers their product).
+    /// The grid variables' extents (one workgroup per grid program).
     pub grid: Vec<Dim>,
+    /// Invocations per workgroup.
+    pub workgroup_size: u32,
+    /// Bytes of workgroup memory it declares.
+    pub workgroup_bytes: usize,
+    /// f32 elements of spill memory per grid program (0: none).
+    pub spill: usize,
+}
+
+/// How a buffer's elements are stored on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceElem {
+    /// `array<f32>`.
+    F32,
+    /// `array<u32>`, two f16 per word (little end first).
+    PackedF16,
+    /// `array<u32>`, two bf16 per word (little end first).
+    PackedBf16,
+}
+
+impl DeviceElem {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DeviceElem::F32 => 4,
+            DeviceElem::PackedF16 | DeviceElem::PackedBf16 => 2,
+        }
+    }
+}
+
+/// The device storage of buffer `b`: inputs keep their 16-bit storage type (read-only, so two per word is
+/// safe); the output, scratch and states are f32 (written by many invocations; the output is rounded to its
+/// storage type when read back).
+pub fn device_elem(b: &Buffer) -> DeviceElem {
+    match (&b.kind, b.elem) {
+        (BufKind::Input(_), DType::F16) => DeviceElem::PackedF16,
+        (BufKind::Input(_), DType::BF16) => DeviceElem::PackedBf16,
+        _ => DeviceElem::F32,
+    }
 }
 
 /// Translates every kernel of `program`.
 ///
 /// # Errors
 /// The first kernel that fails [`translate_kernel`].
-pub fn translate_program(program: &Program) -> Result<Vec<WgslKernel>, WgslError> {
-    (0..program.kernels.len()).map(|k| translate_kernel(program, k)).collect()
+pub fn translate_program(program: &Program, opts: &WgslOptions) -> Result<Vec<WgslKernel>, WgslError> {
+    (0..program.kernels.len()).map(|k| translate_kernel(program, k, opts)).collect()
 }
 
 /// Translates kernel `ki` of a specialised, decomposed `program` and validates the result with naga.
 ///
 /// # Errors
 /// [`WgslError`]: not specialised, a compound op, a run-time tile shape, or (a bug) WGSL naga rejects.
-pub fn translate_kernel(program: &Program, ki: usize) -> Result<WgslKernel, WgslError> {
+pub fn translate_kernel(program: &Program, ki: usize, opts: &WgslOptions) -> Result<WgslKernel, WgslError> {
     let k = &program.kernels[ki];
-    let out = Gen::new(program, k)?.run()?;
+    let out = Gen::new(program, k, opts)?.run()?;
     validate(&out.source).map_err(|message| WgslError::Invalid { kernel: k.name.clone(), message })?;
     Ok(out)
 }
@@ -140,11 +213,12 @@ struct Gen<'a> {
     p: &'a Program,
     k: &'a Kernel,
     shapes: Vec<(usize, usize)>,
+    arena: TileArena,
+    wg: usize,
     out: String,
     indent: usize,
-    bind: Vec<Option<u32>>,
-    /// Largest tile, in elements (the scratch array's size).
-    max_tile: usize,
+    /// Names of private result arrays already declared, with their lengths.
+    privates: usize,
 }
 
 fn lit(d: Dim) -> Option<usize> {
@@ -155,10 +229,10 @@ fn lit(d: Dim) -> Option<usize> {
 }
 
 impl<'a> Gen<'a> {
-    fn new(p: &'a Program, k: &'a Kernel) -> Result<Self, WgslError> {
-        if p.specialised.is_none() {
+    fn new(p: &'a Program, k: &'a Kernel, opts: &WgslOptions) -> Result<Self, WgslError> {
+        let Some(sp) = p.specialised.as_ref() else {
             return Err(WgslError::NotSpecialised(p.name.clone()));
-        }
+        };
         let mut shapes = Vec::new();
         for t in &k.tiles {
             match (lit(t.shape[0]), lit(t.shape[1])) {
@@ -171,8 +245,15 @@ impl<'a> Gen<'a> {
                 }
             }
         }
-        let max_tile = shapes.iter().map(|(r, c)| r * c).max().unwrap_or(1).max(1);
-        Ok(Gen { p, k, shapes, out: String::new(), indent: 0, bind: vec![None; p.buffers.len()], max_tile })
+        if opts.workgroup_size == 0 || opts.workgroup_size > 1024 {
+            return Err(WgslError::Unsupported {
+                kernel: k.name.clone(),
+                what: format!("workgroup size {} (expected 1..=1024)", opts.workgroup_size),
+            });
+        }
+        let env = SizeEnv::new(1, 1, 1, sp.k, sp.v, 1, sp.c, p.hierarchical);
+        let arena = tile_arena(k, &env, opts.fast_memory / 4);
+        Ok(Gen { p, k, shapes, arena, wg: opts.workgroup_size as usize, out: String::new(), indent: 0, privates: 0 })
     }
 
     fn line(&mut self, s: impl AsRef<str>) {
@@ -183,16 +264,28 @@ impl<'a> Gen<'a> {
         self.out.push('\n');
     }
 
+    fn open(&mut self, s: impl AsRef<str>) {
+        self.line(s);
+        self.indent += 1;
+    }
+
+    fn close(&mut self) {
+        self.indent -= 1;
+        self.line("}");
+    }
+
     fn var(&self, v: VarId) -> String {
         format!("v{}", v.0)
     }
 
-    fn tile(&self, t: TileId) -> String {
-        format!("t{}", t.0)
-    }
-
-    fn buf(&self, b: BufId) -> String {
-        format!("b{}", b.0)
+    /// Element `idx` (an `i32` expression) of tile `t` in its home.
+    fn el(&self, t: TileId, idx: &str) -> String {
+        match self.arena.homes[t.0 as usize] {
+            TileHome::Fast(0) => format!("wg[{idx}]"),
+            TileHome::Fast(o) => format!("wg[{o} + {idx}]"),
+            TileHome::Spill(o) => format!("spill[sbase + {o} + {idx}]"),
+            TileHome::Unused => "0.0".into(),
+        }
     }
 
     fn dim(&self, d: Dim) -> String {
@@ -256,6 +349,13 @@ impl<'a> Gen<'a> {
         used
     }
 
+    fn barrier(&mut self) {
+        if self.arena.spill > 0 {
+            self.line("storageBarrier();");
+        }
+        self.line("workgroupBarrier();");
+    }
+
     fn run(mut self) -> Result<WgslKernel, WgslError> {
         // Every op must be a primitive.
         let mut compound = None;
@@ -269,34 +369,53 @@ impl<'a> Gen<'a> {
         if let Some(op) = compound {
             return Err(WgslError::Compound { kernel: self.k.name.clone(), op });
         }
-        let mut bindings = vec![Binding { binding: 0, buffer: None, writable: false }];
+        let mut bindings = vec![Binding { binding: 0, role: BindingRole::Sizes, writable: false }];
         self.line(format!("// kernel `{}` of `{}` (loglinear-wgsl)", self.k.name, self.p.name));
         self.line("@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;");
-        for (n, bi) in self.used_buffers().into_iter().enumerate() {
+        let mut binding = 1;
+        for bi in self.used_buffers() {
             let b = &self.p.buffers[bi];
             let writable = !matches!(b.kind, BufKind::Input(_));
-            let binding = n as u32 + 1;
-            self.bind[bi] = Some(binding);
-            bindings.push(Binding { binding, buffer: Some(BufId(bi as u32)), writable });
+            bindings.push(Binding { binding, role: BindingRole::Buffer(BufId(bi as u32)), writable });
             let access = if writable { "read_write" } else { "read" };
+            let elem = device_elem(b);
             self.line(format!(
-                "// buffer `{}` {:?}",
+                "// buffer `{}` {} {:?}",
                 b.name,
+                b.elem.ir_name(),
                 b.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>()
             ));
-            self.line(format!("@group(0) @binding({binding}) var<storage, {access}> b{bi}: array<f32>;"));
+            let ty = if elem == DeviceElem::F32 { "f32" } else { "u32" };
+            self.line(format!("@group(0) @binding({binding}) var<storage, {access}> b{bi}: array<{ty}>;"));
+            binding += 1;
+        }
+        if self.arena.spill > 0 {
+            bindings.push(Binding { binding, role: BindingRole::Spill, writable: true });
+            self.line(format!(
+                "// spill: {} f32 per grid program (tiles beyond workgroup memory)",
+                self.arena.spill
+            ));
+            self.line(format!("@group(0) @binding({binding}) var<storage, read_write> spill: array<f32>;"));
+        }
+        if self.arena.fast > 0 {
+            self.line(format!("var<workgroup> wg: array<f32, {}>;", self.arena.fast));
         }
         self.line("");
-        self.line(format!("@compute @workgroup_size({WORKGROUP_SIZE})"));
-        self.line("fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {");
-        self.indent += 1;
+        self.line(format!("@compute @workgroup_size({})", self.wg));
+        self.open(
+            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, \
+             @builtin(local_invocation_index) lidx: u32) {",
+        );
+        self.line("let li: i32 = i32(lidx);");
         // The program index and the grid variables (last fastest).
-        self.line(format!("var p: i32 = i32(gid.x + gid.y * nwg.x * {WORKGROUP_SIZE}u);"));
+        self.line("var p: i32 = i32(wid.x + wid.y * nwg.x);");
         let extents: Vec<String> = self.k.grid.iter().map(|g| self.dim(self.k.vars[g.0 as usize].extent)).collect();
         let total = if extents.is_empty() { "1".to_string() } else { extents.join(" * ") };
         self.line(format!("if (p >= {total}) {{ return; }}"));
-        for (i, v) in self.k.vars.iter().enumerate() {
-            let _ = v;
+        if self.arena.spill > 0 {
+            self.line(format!("let sbase: i32 = p * {};", self.arena.spill));
+        }
+        for i in 0..self.k.vars.len() {
             self.line(format!("var v{i}: i32 = 0;"));
         }
         for g in self.k.grid.iter().rev() {
@@ -305,73 +424,99 @@ impl<'a> Gen<'a> {
             self.line(format!("{name} = p % {e};"));
             self.line(format!("p = p / {e};"));
         }
-        for (t, (r, c)) in self.shapes.clone().into_iter().enumerate() {
-            self.line(format!("var t{t}: array<f32, {}>;", (r * c).max(1)));
-        }
-        self.line(format!("var tmp: array<f32, {}>;", self.max_tile));
         let body = self.k.body.clone();
         self.body(&body)?;
-        self.indent -= 1;
-        self.line("}");
+        self.close();
         let grid = self.k.grid.iter().map(|g| self.k.vars[g.0 as usize].extent).collect();
-        Ok(WgslKernel { name: self.k.name.clone(), source: self.out, bindings, grid })
+        Ok(WgslKernel {
+            name: self.k.name.clone(),
+            source: self.out,
+            bindings,
+            grid,
+            workgroup_size: self.wg as u32,
+            workgroup_bytes: self.arena.fast * 4,
+            spill: self.arena.spill,
+        })
     }
 
     fn body(&mut self, body: &[Stmt]) -> Result<(), WgslError> {
         for s in body {
             match s {
                 Stmt::Assign { dst, op } => self.assign(*dst, op)?,
-                Stmt::Store { buf, index, src } => self.access(*buf, index, *src, true),
+                Stmt::Store { buf, index, src } => {
+                    self.access(*buf, index, *src, true);
+                    self.barrier();
+                }
                 Stmt::For { var, body } => {
                     let v = self.var(*var);
                     let e = self.dim(self.k.vars[var.0 as usize].extent);
-                    self.line(format!("for ({v} = 0; {v} < {e}; {v} = {v} + 1) {{"));
-                    self.indent += 1;
+                    self.open(format!("for ({v} = 0; {v} < {e}; {v} = {v} + 1) {{"));
                     self.body(body)?;
-                    self.indent -= 1;
-                    self.line("}");
+                    self.close();
                 }
                 Stmt::If { cond, then, els } => {
                     let c = self.cond(cond);
-                    self.line(format!("if ({c}) {{"));
-                    self.indent += 1;
+                    self.open(format!("if ({c}) {{"));
                     self.body(then)?;
-                    self.indent -= 1;
-                    if els.is_empty() {
-                        self.line("}");
-                    } else {
+                    if !els.is_empty() {
+                        self.indent -= 1;
                         self.line("} else {");
                         self.indent += 1;
                         self.body(els)?;
-                        self.indent -= 1;
-                        self.line("}");
                     }
+                    self.close();
                 }
             }
         }
         Ok(())
     }
 
-    /// A load (`store = false`: buffer → tile `t`) or a store (tile `t` → buffer) of a region, element by
-    /// element with bounds checks: loads past a dimension's end read zero, stores past it are dropped.
+    /// Opens the cooperative loop over the `rows × cols` elements of a tile: `e` the flat index, `r`, `s` its
+    /// row and column.
+    fn open_each(&mut self, rows: usize, cols: usize) {
+        let n = rows * cols;
+        self.open(format!("for (var e: i32 = li; e < {n}; e = e + {}) {{", self.wg));
+        if cols == 1 {
+            self.line("let r: i32 = e;");
+            self.line("let s: i32 = 0;");
+        } else if rows == 1 {
+            self.line("let r: i32 = 0;");
+            self.line("let s: i32 = e;");
+        } else {
+            self.line(format!("let r: i32 = e / {cols};"));
+            self.line(format!("let s: i32 = e % {cols};"));
+        }
+    }
+
+    /// Element `o` of buffer `buf` as f32.
+    fn buf_read(&self, buf: BufId, o: &str) -> String {
+        let b = &self.p.buffers[buf.0 as usize];
+        let name = format!("b{}", buf.0);
+        match device_elem(b) {
+            DeviceElem::F32 => format!("{name}[{o}]"),
+            DeviceElem::PackedF16 => format!("unpack2x16float({name}[({o}) >> 1u])[({o}) & 1]"),
+            DeviceElem::PackedBf16 => {
+                format!("bitcast<f32>(((({name}[({o}) >> 1u]) >> (16u * u32(({o}) & 1))) & 0xffffu) << 16u)")
+            }
+        }
+    }
+
+    /// A load (`store = false`: buffer → tile `t`) or a store (tile `t` → buffer) of a region, cooperatively,
+    /// element by element with bounds checks: loads past a dimension's end read zero, stores past it are
+    /// dropped.
     fn access(&mut self, buf: BufId, index: &[Index], t: TileId, store: bool) {
         let b = &self.p.buffers[buf.0 as usize];
         let (rows, cols) = self.shapes[t.0 as usize];
         // Which buffer dimensions the tile's rows and columns walk.
         let free: Vec<usize> =
             index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0).collect();
-        let (rdim, _cdim) = match free.len() {
-            0 => (None, None),
-            1 if cols == 1 => (Some(free[0]), None),
-            1 => (None, Some(free[0])),
-            _ => (Some(free[0]), Some(free[1])),
+        let rdim = match free.len() {
+            0 => None,
+            1 if cols == 1 => Some(free[0]),
+            1 => None,
+            _ => Some(free[0]),
         };
-        let tile = self.tile(t);
-        let bname = self.buf(buf);
-        self.line("for (var r: i32 = 0; r < ".to_string() + &rows.to_string() + "; r = r + 1) {");
-        self.indent += 1;
-        self.line("for (var s: i32 = 0; s < ".to_string() + &cols.to_string() + "; s = s + 1) {");
-        self.indent += 1;
+        self.open_each(rows, cols);
         let mut off = "0".to_string();
         let mut inb = Vec::new();
         for (d, ix) in index.iter().enumerate() {
@@ -386,44 +531,53 @@ impl<'a> Gen<'a> {
             let size = self.dim(b.shape[d]);
             self.line(format!("let c{d}: i32 = {coord};"));
             inb.push(format!("c{d} >= 0 && c{d} < {size}"));
-            off = format!("({off}) * {size} + c{d}");
+            off = if off == "0" { format!("c{d}") } else { format!("({off}) * {size} + c{d}") };
         }
+        self.line(format!("let o: i32 = {off};"));
         let ok = if inb.is_empty() { "true".to_string() } else { inb.join(" && ") };
-        let el = format!("{tile}[r * {cols} + s]");
+        let el = self.el(t, "e");
         if store {
-            self.line(format!("if ({ok}) {{ {bname}[{off}] = {el}; }}"));
+            self.line(format!("if ({ok}) {{ b{}[o] = {el}; }}", buf.0));
         } else {
-            self.line(format!("if ({ok}) {{ {el} = {bname}[{off}]; }} else {{ {el} = 0.0; }}"));
+            let x = self.buf_read(buf, "o");
+            self.line(format!("var x: f32 = 0.0;"));
+            self.line(format!("if ({ok}) {{ x = {x}; }}"));
+            self.line(format!("{el} = x;"));
         }
-        self.indent -= 1;
-        self.line("}");
-        self.indent -= 1;
-        self.line("}");
+        self.close();
     }
 
     /// Element `(i, j)` of tile `t` read with size-1 dimensions broadcast.
     fn at(&self, t: TileId, i: &str, j: &str) -> String {
         let (r, c) = self.shapes[t.0 as usize];
-        let ii = if r == 1 { "0".to_string() } else { i.to_string() };
-        let jj = if c == 1 { "0".to_string() } else { j.to_string() };
-        format!("{}[{ii} * {c} + {jj}]", self.tile(t))
+        let idx = match (r == 1, c == 1) {
+            (true, true) => "0".to_string(),
+            (true, false) => j.to_string(),
+            (false, true) => i.to_string(),
+            (false, false) => format!("{i} * {c} + {j}"),
+        };
+        self.el(t, &idx)
+    }
+
+    /// An elementwise op: `dst[r, s] = expr(r, s)` (safe when `dst` is an operand: each element reads only
+    /// its own position).
+    fn each(&mut self, dst: TileId, expr: String) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        self.open_each(rows, cols);
+        let d = self.el(dst, "e");
+        self.line(format!("{d} = {expr};"));
+        self.close();
+        self.barrier();
     }
 
     fn assign(&mut self, dst: TileId, op: &Op) -> Result<(), WgslError> {
-        let (rows, cols) = self.shapes[dst.0 as usize];
-        let d = self.tile(dst);
-        let each = |g: &mut Self, expr: String, target: &str| {
-            g.line(format!("for (var r: i32 = 0; r < {rows}; r = r + 1) {{"));
-            g.line(format!("    for (var s: i32 = 0; s < {cols}; s = s + 1) {{"));
-            g.line(format!("        {target}[r * {cols} + s] = {expr};"));
-            g.line("    }");
-            g.line("}");
-        };
-        let copy_back = |g: &mut Self| each(g, "tmp[r * ".to_string() + &cols.to_string() + " + s]", &d);
         match op {
-            Op::Load { buf, index } => self.access(*buf, index, dst, false),
-            Op::Zeros(_) => each(self, "0.0".into(), &d),
-            Op::Const(c) => each(self, f32_lit(*c), &d),
+            Op::Load { buf, index } => {
+                self.access(*buf, index, dst, false);
+                self.barrier();
+            }
+            Op::Zeros(_) => self.each(dst, "0.0".into()),
+            Op::Const(c) => self.each(dst, f32_lit(*c)),
             Op::Unary(u, a) => {
                 let x = self.at(*a, "r", "s");
                 let e = match u {
@@ -434,7 +588,7 @@ impl<'a> Gen<'a> {
                     UnOp::Sigmoid => format!("(1.0 / (1.0 + exp(-({x}))))"),
                     UnOp::Rsqrt => format!("inverseSqrt({x})"),
                 };
-                each(self, e, &d);
+                self.each(dst, e);
             }
             Op::Binary(o, a, b) => {
                 let (x, y) = (self.at(*a, "r", "s"), self.at(*b, "r", "s"));
@@ -443,65 +597,154 @@ impl<'a> Gen<'a> {
                     BinOp::Sub => "-",
                     BinOp::Mul => "*",
                 };
-                each(self, format!("({x} {sym} {y})"), &d);
-            }
-            Op::Matmul { a, b, ta, tb } => {
-                let (ar, ac) = self.shapes[a.0 as usize];
-                let (br, bc) = self.shapes[b.0 as usize];
-                let kdim = if *ta { ar } else { ac };
-                let av = if *ta {
-                    format!("{}[q * {ac} + r]", self.tile(*a))
-                } else {
-                    format!("{}[r * {ac} + q]", self.tile(*a))
-                };
-                let bv = if *tb {
-                    format!("{}[s * {bc} + q]", self.tile(*b))
-                } else {
-                    format!("{}[q * {bc} + s]", self.tile(*b))
-                };
-                let _ = br;
-                self.line(format!("for (var r: i32 = 0; r < {rows}; r = r + 1) {{"));
-                self.line(format!("    for (var s: i32 = 0; s < {cols}; s = s + 1) {{"));
-                self.line("        var acc: f32 = 0.0;");
-                self.line(format!(
-                    "        for (var q: i32 = 0; q < {kdim}; q = q + 1) {{ acc = acc + {av} * {bv}; }}"
-                ));
-                self.line(format!("        tmp[r * {cols} + s] = acc;"));
-                self.line("    }");
-                self.line("}");
-                copy_back(self);
+                self.each(dst, format!("({x} {sym} {y})"));
             }
             Op::Mask { pred, on, off, .. } => {
                 let p = self.pred(pred);
-                each(self, format!("select({}, {}, {p})", f32_lit(*off), f32_lit(*on)), &d);
+                self.each(dst, format!("select({}, {}, {p})", f32_lit(*off), f32_lit(*on)));
             }
             Op::Select { pred, a, fill, .. } => {
                 let p = self.pred(pred);
                 let x = self.at(*a, "r", "s");
-                each(self, format!("select({}, {x}, {p})", f32_lit(*fill)), "tmp");
-                copy_back(self);
+                self.each(dst, format!("select({}, {x}, {p})", f32_lit(*fill)));
             }
+            Op::Matmul { a, b, ta, tb } => self.matmul(dst, *a, *b, *ta, *tb),
             Op::RowSum(a) | Op::ColSum(a) => {
                 let (ar, ac) = self.shapes[a.0 as usize];
                 let rowsum = matches!(op, Op::RowSum(_));
                 let (n, inner) = if rowsum { (ar, ac) } else { (ac, ar) };
-                let el = if rowsum {
-                    format!("{}[o * {ac} + q]", self.tile(*a))
-                } else {
-                    format!("{}[q * {ac} + o]", self.tile(*a))
-                };
-                self.line(format!("for (var o: i32 = 0; o < {n}; o = o + 1) {{"));
-                self.line("    var acc: f32 = 0.0;");
-                self.line(format!("    for (var q: i32 = 0; q < {inner}; q = q + 1) {{ acc = acc + {el}; }}"));
-                self.line("    tmp[o] = acc;");
-                self.line("}");
-                self.line(format!("for (var o: i32 = 0; o < {n}; o = o + 1) {{ {d}[o] = tmp[o]; }}"));
+                let aliased = dst == *a;
+                let el = if rowsum { self.el(*a, &format!("o * {ac} + q")) } else { self.el(*a, &format!("q * {ac} + o")) };
+                let iters = n.div_ceil(self.wg);
+                let res = self.private(aliased, iters);
+                self.open(format!("for (var o: i32 = li; o < {n}; o = o + {}) {{", self.wg));
+                self.line("var acc: f32 = 0.0;");
+                self.line(format!("for (var q: i32 = 0; q < {inner}; q = q + 1) {{ acc = acc + {el}; }}"));
+                match &res {
+                    Some(r) => self.line(format!("{r}[(o - li) / {}] = acc;", self.wg)),
+                    None => {
+                        let d = self.el(dst, "o");
+                        self.line(format!("{d} = acc;"));
+                    }
+                }
+                self.close();
+                self.barrier();
+                if let Some(r) = res {
+                    self.open(format!("for (var o: i32 = li; o < {n}; o = o + {}) {{", self.wg));
+                    let d = self.el(dst, "o");
+                    self.line(format!("{d} = {r}[(o - li) / {}];", self.wg));
+                    self.close();
+                    self.barrier();
+                }
             }
             other => {
                 return Err(WgslError::Compound { kernel: self.k.name.clone(), op: format!("{other:?}") });
             }
         }
         Ok(())
+    }
+
+    /// Declares a private result array of `len` f32 when `needed` (a result that overwrites an operand).
+    fn private(&mut self, needed: bool, len: usize) -> Option<String> {
+        if !needed {
+            return None;
+        }
+        let name = format!("res{}", self.privates);
+        self.privates += 1;
+        self.line(format!("var {name}: array<f32, {}>;", len.max(1)));
+        Some(name)
+    }
+
+    /// `dst = op(a) · op(b)`: each invocation computes `tr × tc` register blocks of the result.
+    fn matmul(&mut self, dst: TileId, a: TileId, b: TileId, ta: bool, tb: bool) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        let (ar, ac) = self.shapes[a.0 as usize];
+        let (_, bc) = self.shapes[b.0 as usize];
+        let kdim = if ta { ar } else { ac };
+        // The largest register block that divides the result and still gives every invocation a block.
+        let (tr, tc) = [(4, 4), (4, 2), (2, 4), (2, 2), (2, 1), (1, 2), (1, 1)]
+            .into_iter()
+            .find(|&(tr, tc)| rows % tr == 0 && cols % tc == 0 && (rows / tr) * (cols / tc) >= self.wg)
+            .or_else(|| {
+                [(2, 2), (2, 1), (1, 2), (1, 1)]
+                    .into_iter()
+                    .find(|&(tr, tc)| rows % tr == 0 && cols % tc == 0 && (rows / tr) * (cols / tc) >= self.wg / 4)
+            })
+            .unwrap_or((1, 1));
+        let (nr, nc) = (rows / tr, cols / tc);
+        let nb = nr * nc;
+        let aliased = dst == a || dst == b;
+        let iters = nb.div_ceil(self.wg);
+        let res = self.private(aliased, iters * tr * tc);
+        let aval = |g: &Self, i: &str| {
+            let idx = if ta { format!("q * {ac} + {i}") } else { format!("({i}) * {ac} + q") };
+            g.el(a, &idx)
+        };
+        let bval = |g: &Self, j: &str| {
+            let idx = if tb { format!("({j}) * {bc} + q") } else { format!("q * {bc} + {j}") };
+            g.el(b, &idx)
+        };
+        self.open(format!("for (var e: i32 = li; e < {nb}; e = e + {}) {{", self.wg));
+        if nc == 1 {
+            self.line(format!("let r0: i32 = e * {tr};"));
+            self.line("let s0: i32 = 0;");
+        } else {
+            self.line(format!("let r0: i32 = (e / {nc}) * {tr};"));
+            self.line(format!("let s0: i32 = (e % {nc}) * {tc};"));
+        }
+        for i in 0..tr {
+            for j in 0..tc {
+                self.line(format!("var a{i}{j}: f32 = 0.0;"));
+            }
+        }
+        self.open(format!("for (var q: i32 = 0; q < {kdim}; q = q + 1) {{"));
+        for i in 0..tr {
+            let x = aval(self, &format!("r0 + {i}"));
+            self.line(format!("let x{i}: f32 = {x};"));
+        }
+        for j in 0..tc {
+            let y = bval(self, &format!("s0 + {j}"));
+            self.line(format!("let y{j}: f32 = {y};"));
+        }
+        for i in 0..tr {
+            for j in 0..tc {
+                self.line(format!("a{i}{j} = fma(x{i}, y{j}, a{i}{j});"));
+            }
+        }
+        self.close();
+        for i in 0..tr {
+            for j in 0..tc {
+                match &res {
+                    Some(r) => {
+                        self.line(format!("{r}[((e - li) / {}) * {} + {}] = a{i}{j};", self.wg, tr * tc, i * tc + j))
+                    }
+                    None => {
+                        let d = self.el(dst, &format!("(r0 + {i}) * {cols} + s0 + {j}"));
+                        self.line(format!("{d} = a{i}{j};"));
+                    }
+                }
+            }
+        }
+        self.close();
+        self.barrier();
+        if let Some(r) = res {
+            self.open(format!("for (var e: i32 = li; e < {nb}; e = e + {}) {{", self.wg));
+            if nc == 1 {
+                self.line(format!("let r0: i32 = e * {tr};"));
+                self.line("let s0: i32 = 0;");
+            } else {
+                self.line(format!("let r0: i32 = (e / {nc}) * {tr};"));
+                self.line(format!("let s0: i32 = (e % {nc}) * {tc};"));
+            }
+            for i in 0..tr {
+                for j in 0..tc {
+                    let d = self.el(dst, &format!("(r0 + {i}) * {cols} + s0 + {j}"));
+                    self.line(format!("{d} = {r}[((e - li) / {}) * {} + {}];", self.wg, tr * tc, i * tc + j));
+                }
+            }
+            self.close();
+            self.barrier();
+        }
     }
 }
 

@@ -1,33 +1,35 @@
 // kernel `chunk` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `q` ["B", "T", "H", "16"]
+// buffer `q` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b0: array<f32>;
-// buffer `k` ["B", "T", "H", "16"]
+// buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(2) var<storage, read> b1: array<f32>;
-// buffer `v` ["B", "T", "H", "8"]
+// buffer `v` f32 ["B", "T", "H", "8"]
 @group(0) @binding(3) var<storage, read> b2: array<f32>;
-// buffer `g` ["B", "T", "H"]
+// buffer `g` f32 ["B", "T", "H"]
 @group(0) @binding(4) var<storage, read> b3: array<f32>;
-// buffer `beta` ["B", "T", "H"]
+// buffer `beta` f32 ["B", "T", "H"]
 @group(0) @binding(5) var<storage, read> b4: array<f32>;
-// buffer `lam` ["B", "T", "H", "L"]
+// buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(6) var<storage, read> b5: array<f32>;
-// buffer `o` ["B", "T", "H", "8"]
+// buffer `o` f32 ["B", "T", "H", "8"]
 @group(0) @binding(7) var<storage, read_write> b6: array<f32>;
-// buffer `qt` ["B", "T", "H", "16"]
+// buffer `qt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(8) var<storage, read_write> b7: array<f32>;
-// buffer `cw` ["B", "H", "NT", "16", "8"]
+// buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(9) var<storage, read_write> b8: array<f32>;
-// buffer `dec` ["B", "H", "NT"]
+// buffer `dec` f32 ["B", "H", "NT"]
 @group(0) @binding(10) var<storage, read_write> b9: array<f32>;
-// buffer `kt` ["B", "T", "H", "16"]
+// buffer `kt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(11) var<storage, read_write> b10: array<f32>;
-// buffer `wt` ["B", "T", "H", "16"]
+// buffer `wt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(12) var<storage, read_write> b11: array<f32>;
+var<workgroup> wg: array<f32, 3361>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -41,675 +43,636 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 256>;
-    var t1: array<f32, 256>;
-    var t2: array<f32, 128>;
-    var t3: array<f32, 16>;
-    var t4: array<f32, 16>;
-    var t5: array<f32, 512>;
-    var t6: array<f32, 128>;
-    var t7: array<f32, 16>;
-    var t8: array<f32, 1>;
-    var t9: array<f32, 256>;
-    var t10: array<f32, 256>;
-    var t11: array<f32, 256>;
-    var t12: array<f32, 256>;
-    var t13: array<f32, 256>;
-    var t14: array<f32, 256>;
-    var t15: array<f32, 256>;
-    var t16: array<f32, 256>;
-    var t17: array<f32, 256>;
-    var t18: array<f32, 256>;
-    var t19: array<f32, 256>;
-    var t20: array<f32, 256>;
-    var t21: array<f32, 128>;
-    var t22: array<f32, 256>;
-    var t23: array<f32, 256>;
-    var t24: array<f32, 256>;
-    var t25: array<f32, 256>;
-    var t26: array<f32, 256>;
-    var t27: array<f32, 256>;
-    var t28: array<f32, 128>;
-    var t29: array<f32, 256>;
-    var t30: array<f32, 256>;
-    var t31: array<f32, 16>;
-    var t32: array<f32, 256>;
-    var t33: array<f32, 16>;
-    var t34: array<f32, 16>;
-    var t35: array<f32, 256>;
-    var t36: array<f32, 128>;
-    var t37: array<f32, 1>;
-    var t38: array<f32, 256>;
-    var t39: array<f32, 256>;
-    var t40: array<f32, 16>;
-    var t41: array<f32, 256>;
-    var t42: array<f32, 256>;
-    var t43: array<f32, 256>;
-    var t44: array<f32, 16>;
-    var t45: array<f32, 256>;
-    var t46: array<f32, 16>;
-    var t47: array<f32, 16>;
-    var t48: array<f32, 256>;
-    var t49: array<f32, 256>;
-    var t50: array<f32, 256>;
-    var t51: array<f32, 16>;
-    var t52: array<f32, 256>;
-    var t53: array<f32, 16>;
-    var t54: array<f32, 16>;
-    var t55: array<f32, 256>;
-    var t56: array<f32, 256>;
-    var t57: array<f32, 16>;
-    var t58: array<f32, 512>;
-    var t59: array<f32, 256>;
-    var t60: array<f32, 256>;
-    var tmp: array<f32, 512>;
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t0[r * 16 + s] = b0[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t0[r * 16 + s] = 0.0; }
-        }
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b0[o]; }
+        wg[545 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t1[r * 16 + s] = b1[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t1[r * 16 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b1[o]; }
+        wg[801 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { t2[r * 8 + s] = b2[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3]; } else { t2[r * 8 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { x = b2[o]; }
+        wg[33 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { t3[r * 1 + s] = b3[(((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2]; } else { t3[r * 1 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let o: i32 = ((c0) * sizes[1] + c1) * sizes[2] + c2;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { x = b3[o]; }
+        wg[1 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { t4[r * 1 + s] = b4[(((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2]; } else { t4[r * 1 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let o: i32 = ((c0) * sizes[1] + c1) * sizes[2] + c2;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { x = b4[o]; }
+        wg[17 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 32; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = ((0) + s);
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { t5[r * 32 + s] = b5[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3]; } else { t5[r * 32 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 512; e = e + 128) {
+        let r: i32 = e / 32;
+        let s: i32 = e % 32;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = ((0) + s);
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { x = b5[o]; }
+        wg[2337 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t6[r * 8 + s] = (t2[r * 8 + s] * t4[r * 1 + 0]);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        wg[161 + e] = (wg[33 + r * 8 + s] * wg[17 + r]);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t39[r * 16 + s] = select(0.0, 1.0, (s <= r));
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[289 + e] = select(0.0, 1.0, (s <= r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t39[r * 16 + q] * t3[q * 1 + s]; }
-            tmp[r * 1 + s] = acc;
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r0: i32 = e * 1;
+        let s0: i32 = 0;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
+            let y0: f32 = wg[1 + q * 1 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[33 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t7[r * 1 + s] = tmp[r * 1 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[49 + e] = select(0.0, wg[33 + r], (r == (15)));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            tmp[r * 1 + s] = select(0.0, t7[r * 1 + 0], (r == (15)));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t40[r * 1 + s] = tmp[r * 1 + s];
-        }
-    }
-    for (var o: i32 = 0; o < 1; o = o + 1) {
+    workgroupBarrier();
+    for (var o: i32 = li; o < 1; o = o + 128) {
         var acc: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t40[q * 1 + o]; }
-        tmp[o] = acc;
+        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[49 + q * 1 + o]; }
+        wg[o] = acc;
     }
-    for (var o: i32 = 0; o < 1; o = o + 1) { t8[o] = tmp[o]; }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t3[r * 1 + 0], (s < r));
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1057 + e] = select(0.0, wg[1 + r], (s < r));
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[289 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[1057 + q * 16 + s0 + 0];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1313 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1313 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t41[r * 16 + s] = tmp[r * 16 + s];
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[289 + e] = select(-3.4028235e38, wg[1313 + r * 16 + s], (s <= r));
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1057 + e] = select(exp(min(wg[289 + r * 16 + s], 0.0)), 0.0, wg[289 + r * 16 + s] < -87.0);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[801 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[801 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[289 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[289 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t39[r * 16 + q] * t41[q * 16 + s]; }
-            tmp[r * 16 + s] = acc;
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1313 + e] = (wg[289 + r * 16 + s] * wg[17 + r]);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t42[r * 16 + s] = tmp[r * 16 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[289 + e] = select(0.0, wg[1313 + r * 16 + s], (s < r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(-3.4028235e38, t42[r * 16 + s], (s <= r));
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1569 + e] = select(0.0, 1.0, (s == r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t9[r * 16 + s] = tmp[r * 16 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1825 + e] = select(0.0, wg[289 + r * 16 + s], (s < r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t10[r * 16 + s] = select(exp(min(t9[r * 16 + s], 0.0)), 0.0, t9[r * 16 + s] < -87.0);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[2081 + e] = 0.0;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t1[r * 16 + q] * t1[s * 16 + q]; }
-            tmp[r * 16 + s] = acc;
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t11[r * 16 + s] = tmp[r * 16 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t12[r * 16 + s] = (t11[r * 16 + s] * t4[r * 1 + 0]);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t12[r * 16 + s], (s < r));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t13[r * 16 + s] = tmp[r * 16 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t14[r * 16 + s] = select(0.0, 1.0, (s == r));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t13[r * 16 + s], (s < r));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t43[r * 16 + s] = tmp[r * 16 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t15[r * 16 + s] = 0.0;
-        }
-    }
+    workgroupBarrier();
     for (v3 = 0; v3 < 16; v3 = v3 + 1) {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t43[r * 16 + s], (r == v3));
-            }
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[289 + e] = select(0.0, wg[1825 + r * 16 + s], (r == v3));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t45[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t45[q * 16 + o]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[289 + q * 16 + o]; }
+            wg[49 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t44[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 1; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t44[r * 16 + q] * t15[q * 16 + s]; }
-                tmp[r * 16 + s] = acc;
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r0: i32 = (e / 16) * 1;
+            let s0: i32 = (e % 16) * 1;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[2081 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[65 + (r0 + 0) * 16 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 1; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t46[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[289 + e] = select(0.0, wg[1569 + r * 16 + s], (r == v3));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t14[r * 16 + s], (r == v3));
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t48[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t48[q * 16 + o]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[289 + q * 16 + o]; }
+            wg[49 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t47[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 1; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t47[r * 16 + s] = (t47[0 * 16 + s] - t46[0 * 16 + s]);
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = 0;
+            let s: i32 = e;
+            wg[49 + e] = (wg[49 + s] - wg[65 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t47[0 * 16 + s], (r == v3));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[289 + e] = select(0.0, wg[49 + s], (r == v3));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t49[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[2081 + e] = (wg[2081 + r * 16 + s] + wg[289 + r * 16 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t15[r * 16 + s] = (t15[r * 16 + s] + t49[r * 16 + s]);
-            }
-        }
+        workgroupBarrier();
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t16[r * 16 + s] = (t12[r * 16 + s] * t10[r * 16 + s]);
-        }
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[289 + e] = (wg[1313 + r * 16 + s] * wg[1057 + r * 16 + s]);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t16[r * 16 + s], (s < r));
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1313 + e] = select(0.0, wg[289 + r * 16 + s], (s < r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t17[r * 16 + s] = tmp[r * 16 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[289 + e] = select(0.0, wg[1313 + r * 16 + s], (s < r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t17[r * 16 + s], (s < r));
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1313 + e] = 0.0;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t50[r * 16 + s] = tmp[r * 16 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t18[r * 16 + s] = 0.0;
-        }
-    }
+    workgroupBarrier();
     for (v4 = 0; v4 < 16; v4 = v4 + 1) {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t50[r * 16 + s], (r == v4));
-            }
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1825 + e] = select(0.0, wg[289 + r * 16 + s], (r == v4));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t52[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t52[q * 16 + o]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[1825 + q * 16 + o]; }
+            wg[49 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t51[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 1; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t51[r * 16 + q] * t18[q * 16 + s]; }
-                tmp[r * 16 + s] = acc;
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r0: i32 = (e / 16) * 1;
+            let s0: i32 = (e % 16) * 1;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[1313 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[65 + (r0 + 0) * 16 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 1; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t53[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1825 + e] = select(0.0, wg[1569 + r * 16 + s], (r == v4));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t14[r * 16 + s], (r == v4));
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t55[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t55[q * 16 + o]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[1825 + q * 16 + o]; }
+            wg[49 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t54[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 1; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t54[r * 16 + s] = (t54[0 * 16 + s] - t53[0 * 16 + s]);
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = 0;
+            let s: i32 = e;
+            wg[49 + e] = (wg[49 + s] - wg[65 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t54[0 * 16 + s], (r == v4));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1825 + e] = select(0.0, wg[49 + s], (r == v4));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t56[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1313 + e] = (wg[1313 + r * 16 + s] + wg[1825 + r * 16 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t18[r * 16 + s] = (t18[r * 16 + s] + t56[r * 16 + s]);
-            }
-        }
+        workgroupBarrier();
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t19[r * 16 + s] = (t1[r * 16 + s] * t4[r * 1 + 0]);
-        }
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[289 + e] = (wg[801 + r * 16 + s] * wg[17 + r]);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t15[r * 16 + q] * t19[q * 16 + s]; }
-            tmp[r * 16 + s] = acc;
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[2081 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[2081 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[289 + q * 16 + s0 + 0];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1569 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1569 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t20[r * 16 + s] = tmp[r * 16 + s];
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 8) * 1;
+        let s0: i32 = (e % 8) * 1;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[1313 + (r0 + 0) * 16 + q];
+            let y0: f32 = wg[161 + q * 8 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[289 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t18[r * 16 + q] * t6[q * 8 + s]; }
-            tmp[r * 8 + s] = acc;
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1313 + e] = 0.0;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t21[r * 8 + s] = tmp[r * 8 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t22[r * 16 + s] = 0.0;
-        }
-    }
+    workgroupBarrier();
     for (v5 = 0; v5 < 5; v5 = v5 + 1) {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 32; s = s + 1) {
-                tmp[r * 32 + s] = select(0.0, t5[r * 32 + s], (s == v5));
-            }
+        for (var e: i32 = li; e < 512; e = e + 128) {
+            let r: i32 = e / 32;
+            let s: i32 = e % 32;
+            wg[2849 + e] = select(0.0, wg[2337 + r * 32 + s], (s == v5));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 32; s = s + 1) {
-                t58[r * 32 + s] = tmp[r * 32 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + t58[o * 32 + q]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[2849 + o * 32 + q]; }
+            wg[17 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t57[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t57[r * 1 + 0], ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v5)));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1825 + e] = select(0.0, wg[17 + r], ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v5)));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t59[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1313 + e] = (wg[1313 + r * 16 + s] + wg[1825 + r * 16 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t22[r * 16 + s] = (t22[r * 16 + s] + t59[r * 16 + s]);
-            }
-        }
+        workgroupBarrier();
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t0[r * 16 + q] * t1[s * 16 + q]; }
-            tmp[r * 16 + s] = acc;
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[545 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[545 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1825 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1825 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t23[r * 16 + s] = tmp[r * 16 + s];
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[2337 + e] = select(0.0, wg[1825 + r * 16 + s], (s <= r));
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[2081 + q * 16 + s0 + 0];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1825 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1825 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t23[r * 16 + s], (s <= r));
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[2081 + e] = (wg[1825 + r * 16 + s] * wg[1057 + r * 16 + s]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1057 + e] = (wg[2081 + r * 16 + s] * wg[1313 + r * 16 + s]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 8) * 1;
+        let s0: i32 = (e % 8) * 1;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[1057 + (r0 + 0) * 16 + q];
+            let y0: f32 = wg[161 + q * 8 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[417 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t24[r * 16 + s] = tmp[r * 16 + s];
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[1569 + q * 16 + s0 + 0];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1057 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1057 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t24[r * 16 + q] * t15[q * 16 + s]; }
-            tmp[r * 16 + s] = acc;
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1313 + e] = (wg[545 + r * 16 + s] - wg[1057 + r * 16 + s]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[17 + e] = select(exp(min(wg[33 + r], 0.0)), 0.0, wg[33 + r] < -87.0);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[545 + e] = (wg[1313 + r * 16 + s] * wg[17 + r]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1057 + e] = select(0.0, 1.0, (s < r));
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r0: i32 = e * 1;
+        let s0: i32 = 0;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[1057 + q * 16 + r0 + 0];
+            let y0: f32 = wg[1 + q * 1 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[33 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t25[r * 16 + s] = tmp[r * 16 + s];
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[1 + e] = select(exp(min(wg[33 + r], 0.0)), 0.0, wg[33 + r] < -87.0);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1057 + e] = (wg[801 + r * 16 + s] * wg[1 + r]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 8) * 1;
+        let s0: i32 = (e % 8) * 1;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[1057 + q * 16 + r0 + 0];
+            let y0: f32 = wg[289 + q * 8 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[33 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t26[r * 16 + s] = (t25[r * 16 + s] * t10[r * 16 + s]);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 1; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[1 + e] = select(exp(min(wg[0], 0.0)), 0.0, wg[0] < -87.0);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t27[r * 16 + s] = (t26[r * 16 + s] * t22[r * 16 + s]);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[161 + e] = (wg[1569 + r * 16 + s] * wg[17 + r]);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t27[r * 16 + q] * t6[q * 8 + s]; }
-            tmp[r * 8 + s] = acc;
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b6[o] = wg[417 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t28[r * 8 + s] = tmp[r * 8 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b7[o] = wg[545 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t24[r * 16 + q] * t20[q * 16 + s]; }
-            tmp[r * 16 + s] = acc;
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = v1;
+        let c2: i32 = v2;
+        let c3: i32 = r;
+        let c4: i32 = s;
+        let o: i32 = ((((c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b8[o] = wg[33 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t29[r * 16 + s] = tmp[r * 16 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 1; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        let c0: i32 = v0;
+        let c1: i32 = v1;
+        let c2: i32 = v2;
+        let o: i32 = ((c0) * sizes[2] + c1) * sizes[6] + c2;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { b9[o] = wg[1 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t30[r * 16 + s] = (t0[r * 16 + s] - t29[r * 16 + s]);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b10[o] = wg[1057 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t31[r * 1 + s] = select(exp(min(t7[r * 1 + 0], 0.0)), 0.0, t7[r * 1 + 0] < -87.0);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b11[o] = wg[161 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t32[r * 16 + s] = (t30[r * 16 + s] * t31[r * 1 + 0]);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t60[r * 16 + s] = select(0.0, 1.0, (s < r));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t60[q * 16 + r] * t3[q * 1 + s]; }
-            tmp[r * 1 + s] = acc;
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t33[r * 1 + s] = tmp[r * 1 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t34[r * 1 + s] = select(exp(min(t33[r * 1 + 0], 0.0)), 0.0, t33[r * 1 + 0] < -87.0);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t35[r * 16 + s] = (t1[r * 16 + s] * t34[r * 1 + 0]);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t35[q * 16 + r] * t21[q * 8 + s]; }
-            tmp[r * 8 + s] = acc;
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t36[r * 8 + s] = tmp[r * 8 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 1; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t37[r * 1 + s] = select(exp(min(t8[0 * 1 + 0], 0.0)), 0.0, t8[0 * 1 + 0] < -87.0);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t38[r * 16 + s] = (t20[r * 16 + s] * t31[r * 1 + 0]);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b6[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3] = t28[r * 8 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b7[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3] = t32[r * 16 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = v1;
-            let c2: i32 = v2;
-            let c3: i32 = r;
-            let c4: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b8[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4] = t36[r * 8 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 1; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = v1;
-            let c2: i32 = v2;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { b9[(((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2] = t37[r * 1 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b10[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3] = t35[r * 16 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b11[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3] = t38[r * 16 + s]; }
-        }
-    }
+    workgroupBarrier();
 }
 
 // kernel `level_scan` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `cw` ["B", "H", "NT", "16", "8"]
+// buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(1) var<storage, read_write> b8: array<f32>;
-// buffer `dec` ["B", "H", "NT"]
+// buffer `dec` f32 ["B", "H", "NT"]
 @group(0) @binding(2) var<storage, read_write> b9: array<f32>;
-// buffer `kt` ["B", "T", "H", "16"]
+// buffer `kt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(3) var<storage, read_write> b10: array<f32>;
-// buffer `wt` ["B", "T", "H", "16"]
+// buffer `wt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(4) var<storage, read_write> b11: array<f32>;
-// buffer `hs` ["B", "H", "M", "NT", "16", "8"]
+// buffer `hs` f32 ["B", "H", "M", "NT", "16", "8"]
 @group(0) @binding(5) var<storage, read_write> b12: array<f32>;
+var<workgroup> wg: array<f32, 897>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[8]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -721,135 +684,152 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 128>;
-    var t1: array<f32, 1>;
-    var t2: array<f32, 256>;
-    var t3: array<f32, 256>;
-    var t4: array<f32, 128>;
-    var t5: array<f32, 128>;
-    var t6: array<f32, 128>;
-    var tmp: array<f32, 256>;
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t0[r * 8 + s] = 0.0;
-        }
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        wg[1 + e] = 0.0;
     }
+    workgroupBarrier();
     for (v3 = 0; v3 < sizes[6]; v3 = v3 + 1) {
         if ((((v3 >> u32(v2)) & 1) != 0)) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v2;
-                    let c3: i32 = v3;
-                    let c4: i32 = r;
-                    let c5: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { b12[((((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5] = t0[r * 8 + s]; }
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v2;
+                let c3: i32 = v3;
+                let c4: i32 = r;
+                let c5: i32 = s;
+                let o: i32 = (((((c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { b12[o] = wg[1 + e]; }
             }
+            workgroupBarrier();
         }
         if (((v3 & ((1 << u32((v2 + (1)))) - 1)) == ((1 << u32((v2 + (1)))) - 1))) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = 0.0;
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = 0.0;
             }
+            workgroupBarrier();
         } else {
-            for (var r: i32 = 0; r < 1; r = r + 1) {
-                for (var s: i32 = 0; s < 1; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v3;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { t1[r * 1 + s] = b9[(((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2]; } else { t1[r * 1 + s] = 0.0; }
-                }
+            for (var e: i32 = li; e < 1; e = e + 128) {
+                let r: i32 = e;
+                let s: i32 = 0;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v3;
+                let o: i32 = ((c0) * sizes[2] + c1) * sizes[6] + c2;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { x = b9[o]; }
+                wg[e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = ((v3 * (16)) + r);
-                    let c2: i32 = v1;
-                    let c3: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t2[r * 16 + s] = b10[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t2[r * 16 + s] = 0.0; }
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 256; e = e + 128) {
+                let r: i32 = e / 16;
+                let s: i32 = e % 16;
+                let c0: i32 = v0;
+                let c1: i32 = ((v3 * (16)) + r);
+                let c2: i32 = v1;
+                let c3: i32 = s;
+                let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b10[o]; }
+                wg[385 + e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = ((v3 * (16)) + r);
-                    let c2: i32 = v1;
-                    let c3: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t3[r * 16 + s] = b11[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t3[r * 16 + s] = 0.0; }
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 256; e = e + 128) {
+                let r: i32 = e / 16;
+                let s: i32 = e % 16;
+                let c0: i32 = v0;
+                let c1: i32 = ((v3 * (16)) + r);
+                let c2: i32 = v1;
+                let c3: i32 = s;
+                let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b11[o]; }
+                wg[641 + e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    var acc: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t3[r * 16 + q] * t0[q * 8 + s]; }
-                    tmp[r * 8 + s] = acc;
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r0: i32 = (e / 8) * 1;
+                let s0: i32 = (e % 8) * 1;
+                var a00: f32 = 0.0;
+                for (var q: i32 = 0; q < 16; q = q + 1) {
+                    let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[1 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
                 }
+                wg[129 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t4[r * 8 + s] = tmp[r * 8 + s];
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r0: i32 = (e / 8) * 1;
+                let s0: i32 = (e % 8) * 1;
+                var a00: f32 = 0.0;
+                for (var q: i32 = 0; q < 16; q = q + 1) {
+                    let x0: f32 = wg[385 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[129 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
                 }
+                wg[257 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    var acc: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t2[q * 16 + r] * t4[q * 8 + s]; }
-                    tmp[r * 8 + s] = acc;
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t5[r * 8 + s] = tmp[r * 8 + s];
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = (wg[1 + r * 8 + s] - wg[257 + r * 8 + s]);
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] * t1[0 * 1 + 0]);
-                }
-            }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] - t5[r * 8 + s]);
-                }
-            }
+            workgroupBarrier();
         }
         if ((!(((v3 >> u32(v2)) & 1) != 0))) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v3;
-                    let c3: i32 = r;
-                    let c4: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { t6[r * 8 + s] = b8[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4]; } else { t6[r * 8 + s] = 0.0; }
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v3;
+                let c3: i32 = r;
+                let c4: i32 = s;
+                let o: i32 = ((((c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { x = b8[o]; }
+                wg[129 + e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] + t6[r * 8 + s]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = (wg[1 + r * 8 + s] + wg[129 + r * 8 + s]);
             }
+            workgroupBarrier();
         }
     }
 }
 
 // kernel `level_read` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `lam` ["B", "T", "H", "L"]
+// buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(1) var<storage, read> b5: array<f32>;
-// buffer `o` ["B", "T", "H", "8"]
+// buffer `o` f32 ["B", "T", "H", "8"]
 @group(0) @binding(2) var<storage, read_write> b6: array<f32>;
-// buffer `qt` ["B", "T", "H", "16"]
+// buffer `qt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(3) var<storage, read_write> b7: array<f32>;
-// buffer `hs` ["B", "H", "M", "NT", "16", "8"]
+// buffer `hs` f32 ["B", "H", "M", "NT", "16", "8"]
 @group(0) @binding(4) var<storage, read_write> b12: array<f32>;
+var<workgroup> wg: array<f32, 1680>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -861,130 +841,139 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 128>;
-    var t1: array<f32, 256>;
-    var t2: array<f32, 512>;
-    var t3: array<f32, 128>;
-    var t4: array<f32, 128>;
-    var t5: array<f32, 16>;
-    var t6: array<f32, 128>;
-    var t7: array<f32, 512>;
-    var tmp: array<f32, 512>;
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { t0[r * 8 + s] = b6[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3]; } else { t0[r * 8 + s] = 0.0; }
-        }
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { x = b6[o]; }
+        wg[16 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t1[r * 16 + s] = b7[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t1[r * 16 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b7[o]; }
+        wg[400 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 32; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = ((0) + s);
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { t2[r * 32 + s] = b5[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3]; } else { t2[r * 32 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 512; e = e + 128) {
+        let r: i32 = e / 32;
+        let s: i32 = e % 32;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = ((0) + s);
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { x = b5[o]; }
+        wg[656 + e] = x;
     }
+    workgroupBarrier();
     for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
         if ((((v2 >> u32(v3)) & 1) != 0)) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v3;
-                    let c3: i32 = v2;
-                    let c4: i32 = r;
-                    let c5: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { t3[r * 8 + s] = b12[((((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5]; } else { t3[r * 8 + s] = 0.0; }
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v3;
+                let c3: i32 = v2;
+                let c4: i32 = r;
+                let c5: i32 = s;
+                let o: i32 = (((((c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { x = b12[o]; }
+                wg[144 + e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    var acc: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t1[r * 16 + q] * t3[q * 8 + s]; }
-                    tmp[r * 8 + s] = acc;
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r0: i32 = (e / 8) * 1;
+                let s0: i32 = (e % 8) * 1;
+                var a00: f32 = 0.0;
+                for (var q: i32 = 0; q < 16; q = q + 1) {
+                    let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[144 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
                 }
+                wg[272 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t4[r * 8 + s] = tmp[r * 8 + s];
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 512; e = e + 128) {
+                let r: i32 = e / 32;
+                let s: i32 = e % 32;
+                wg[1168 + e] = select(0.0, wg[656 + r * 32 + s], (s == ((5) + v3)));
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 32; s = s + 1) {
-                    tmp[r * 32 + s] = select(0.0, t2[r * 32 + s], (s == ((5) + v3)));
-                }
-            }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 32; s = s + 1) {
-                    t7[r * 32 + s] = tmp[r * 32 + s];
-                }
-            }
-            for (var o: i32 = 0; o < 16; o = o + 1) {
+            workgroupBarrier();
+            for (var o: i32 = li; o < 16; o = o + 128) {
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + t7[o * 32 + q]; }
-                tmp[o] = acc;
+                for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[1168 + o * 32 + q]; }
+                wg[o] = acc;
             }
-            for (var o: i32 = 0; o < 16; o = o + 1) { t5[o] = tmp[o]; }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t6[r * 8 + s] = (t4[r * 8 + s] * t5[r * 1 + 0]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[144 + e] = (wg[272 + r * 8 + s] * wg[r]);
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] + t6[r * 8 + s]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[16 + e] = (wg[16 + r * 8 + s] + wg[144 + r * 8 + s]);
             }
+            workgroupBarrier();
         }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b6[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3] = t0[r * 8 + s]; }
-        }
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b6[o] = wg[16 + e]; }
     }
+    workgroupBarrier();
 }
 
 // kernel `final_state` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `k` ["B", "T", "H", "16"]
+// buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
-// buffer `v` ["B", "T", "H", "8"]
+// buffer `v` f32 ["B", "T", "H", "8"]
 @group(0) @binding(2) var<storage, read> b2: array<f32>;
-// buffer `g` ["B", "T", "H"]
+// buffer `g` f32 ["B", "T", "H"]
 @group(0) @binding(3) var<storage, read> b3: array<f32>;
-// buffer `beta` ["B", "T", "H"]
+// buffer `beta` f32 ["B", "T", "H"]
 @group(0) @binding(4) var<storage, read> b4: array<f32>;
-// buffer `dec` ["B", "H", "NT"]
+// buffer `dec` f32 ["B", "H", "NT"]
 @group(0) @binding(5) var<storage, read_write> b9: array<f32>;
-// buffer `kt` ["B", "T", "H", "16"]
+// buffer `kt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(6) var<storage, read_write> b10: array<f32>;
-// buffer `wt` ["B", "T", "H", "16"]
+// buffer `wt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(7) var<storage, read_write> b11: array<f32>;
-// buffer `hs` ["B", "H", "M", "NT", "16", "8"]
+// buffer `hs` f32 ["B", "H", "M", "NT", "16", "8"]
 @group(0) @binding(8) var<storage, read_write> b12: array<f32>;
-// buffer `state` ["B", "H", "LC", "16", "8"]
+// buffer `state` f32 ["B", "H", "LC", "16", "8"]
 @group(0) @binding(9) var<storage, read_write> b13: array<f32>;
+var<workgroup> wg: array<f32, 1696>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[10]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -997,453 +986,437 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 128>;
-    var t1: array<f32, 128>;
-    var t2: array<f32, 1>;
-    var t3: array<f32, 256>;
-    var t4: array<f32, 256>;
-    var t5: array<f32, 128>;
-    var t6: array<f32, 128>;
-    var t7: array<f32, 256>;
-    var t8: array<f32, 128>;
-    var t9: array<f32, 16>;
-    var t10: array<f32, 16>;
-    var t11: array<f32, 128>;
-    var t12: array<f32, 256>;
-    var t13: array<f32, 16>;
-    var t14: array<f32, 16>;
-    var t15: array<f32, 128>;
-    var t16: array<f32, 256>;
-    var t17: array<f32, 256>;
-    var t18: array<f32, 256>;
-    var t19: array<f32, 256>;
-    var t20: array<f32, 256>;
-    var t21: array<f32, 256>;
-    var t22: array<f32, 256>;
-    var t23: array<f32, 256>;
-    var t24: array<f32, 128>;
-    var t25: array<f32, 16>;
-    var t26: array<f32, 16>;
-    var t27: array<f32, 256>;
-    var t28: array<f32, 128>;
-    var t29: array<f32, 256>;
-    var t30: array<f32, 256>;
-    var t31: array<f32, 256>;
-    var t32: array<f32, 256>;
-    var t33: array<f32, 256>;
-    var t34: array<f32, 256>;
-    var t35: array<f32, 16>;
-    var t36: array<f32, 256>;
-    var t37: array<f32, 16>;
-    var t38: array<f32, 16>;
-    var t39: array<f32, 256>;
-    var t40: array<f32, 256>;
-    var t41: array<f32, 256>;
-    var tmp: array<f32, 256>;
     if ((v2 >= (5))) {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t0[r * 8 + s] = 0.0;
-            }
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            wg[e] = 0.0;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = v1;
-                let c2: i32 = v2;
-                let c3: i32 = r;
-                let c4: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b13[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4] = t0[r * 8 + s]; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            let c0: i32 = v0;
+            let c1: i32 = v1;
+            let c2: i32 = v2;
+            let c3: i32 = r;
+            let c4: i32 = s;
+            let o: i32 = ((((c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b13[o] = wg[e]; }
         }
+        workgroupBarrier();
         for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
             if (((v2 >= (v3 + (5))) && ((!(v2 >= (v3 + (6)))) && ((((sizes[6] + (-1)) >> u32(v3)) & 1) != 0)))) {
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = v1;
-                        let c2: i32 = v3;
-                        let c3: i32 = (sizes[6] + (-1));
-                        let c4: i32 = r;
-                        let c5: i32 = s;
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { t1[r * 8 + s] = b12[((((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5]; } else { t1[r * 8 + s] = 0.0; }
-                    }
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    let c0: i32 = v0;
+                    let c1: i32 = v1;
+                    let c2: i32 = v3;
+                    let c3: i32 = (sizes[6] + (-1));
+                    let c4: i32 = r;
+                    let c5: i32 = s;
+                    let o: i32 = (((((c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5;
+                    var x: f32 = 0.0;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { x = b12[o]; }
+                    wg[1 + e] = x;
                 }
-                for (var r: i32 = 0; r < 1; r = r + 1) {
-                    for (var s: i32 = 0; s < 1; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = v1;
-                        let c2: i32 = (sizes[6] + (-1));
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { t2[r * 1 + s] = b9[(((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2]; } else { t2[r * 1 + s] = 0.0; }
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 1; e = e + 128) {
+                    let r: i32 = e;
+                    let s: i32 = 0;
+                    let c0: i32 = v0;
+                    let c1: i32 = v1;
+                    let c2: i32 = (sizes[6] + (-1));
+                    let o: i32 = ((c0) * sizes[2] + c1) * sizes[6] + c2;
+                    var x: f32 = 0.0;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { x = b9[o]; }
+                    wg[e] = x;
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 16; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                        let c2: i32 = v1;
-                        let c3: i32 = s;
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t3[r * 16 + s] = b10[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t3[r * 16 + s] = 0.0; }
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 256; e = e + 128) {
+                    let r: i32 = e / 16;
+                    let s: i32 = e % 16;
+                    let c0: i32 = v0;
+                    let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+                    let c2: i32 = v1;
+                    let c3: i32 = s;
+                    let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+                    var x: f32 = 0.0;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b10[o]; }
+                    wg[385 + e] = x;
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 16; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                        let c2: i32 = v1;
-                        let c3: i32 = s;
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t4[r * 16 + s] = b11[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t4[r * 16 + s] = 0.0; }
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 256; e = e + 128) {
+                    let r: i32 = e / 16;
+                    let s: i32 = e % 16;
+                    let c0: i32 = v0;
+                    let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+                    let c2: i32 = v1;
+                    let c3: i32 = s;
+                    let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+                    var x: f32 = 0.0;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b11[o]; }
+                    wg[641 + e] = x;
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        var acc: f32 = 0.0;
-                        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t4[r * 16 + q] * t1[q * 8 + s]; }
-                        tmp[r * 8 + s] = acc;
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r0: i32 = (e / 8) * 1;
+                    let s0: i32 = (e % 8) * 1;
+                    var a00: f32 = 0.0;
+                    for (var q: i32 = 0; q < 16; q = q + 1) {
+                        let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[1 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
                     }
+                    wg[129 + (r0 + 0) * 8 + s0 + 0] = a00;
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        t5[r * 8 + s] = tmp[r * 8 + s];
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r0: i32 = (e / 8) * 1;
+                    let s0: i32 = (e % 8) * 1;
+                    var a00: f32 = 0.0;
+                    for (var q: i32 = 0; q < 16; q = q + 1) {
+                        let x0: f32 = wg[385 + q * 16 + r0 + 0];
+                        let y0: f32 = wg[129 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
                     }
+                    wg[257 + (r0 + 0) * 8 + s0 + 0] = a00;
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        var acc: f32 = 0.0;
-                        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t3[q * 16 + r] * t5[q * 8 + s]; }
-                        tmp[r * 8 + s] = acc;
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        t6[r * 8 + s] = tmp[r * 8 + s];
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    wg[1 + e] = (wg[1 + r * 8 + s] - wg[257 + r * 8 + s]);
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        t1[r * 8 + s] = (t1[r * 8 + s] * t2[0 * 1 + 0]);
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    let c0: i32 = v0;
+                    let c1: i32 = v1;
+                    let c2: i32 = v2;
+                    let c3: i32 = r;
+                    let c4: i32 = s;
+                    let o: i32 = ((((c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b13[o] = wg[1 + e]; }
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        t1[r * 8 + s] = (t1[r * 8 + s] - t6[r * 8 + s]);
-                    }
-                }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = v1;
-                        let c2: i32 = v2;
-                        let c3: i32 = r;
-                        let c4: i32 = s;
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b13[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4] = t1[r * 8 + s]; }
-                    }
-                }
+                workgroupBarrier();
             }
         }
     } else {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                let c3: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t7[r * 16 + s] = b1[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t7[r * 16 + s] = 0.0; }
-            }
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let c3: i32 = s;
+            let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b1[o]; }
+            wg[416 + e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                let c3: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { t8[r * 8 + s] = b2[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3]; } else { t8[r * 8 + s] = 0.0; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let c3: i32 = s;
+            let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { x = b2[o]; }
+            wg[32 + e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { t9[r * 1 + s] = b3[(((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2]; } else { t9[r * 1 + s] = 0.0; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = e;
+            let s: i32 = 0;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let o: i32 = ((c0) * sizes[1] + c1) * sizes[2] + c2;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { x = b3[o]; }
+            wg[e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { t10[r * 1 + s] = b4[(((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2]; } else { t10[r * 1 + s] = 0.0; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = e;
+            let s: i32 = 0;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let o: i32 = ((c0) * sizes[1] + c1) * sizes[2] + c2;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { x = b4[o]; }
+            wg[16 + e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t11[r * 8 + s] = (t8[r * 8 + s] * t10[r * 1 + 0]);
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            wg[160 + e] = (wg[32 + r * 8 + s] * wg[16 + r]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t12[r * 16 + s] = select(0.0, 1.0, ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v2)));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = select(0.0, 1.0, ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v2)));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t12[r * 16 + s], (r == ((sizes[1] + (-1)) + ((-1) * ((sizes[6] + (-1)) * (16))))));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[928 + e] = select(0.0, wg[672 + r * 16 + s], (r == ((sizes[1] + (-1)) + ((-1) * ((sizes[6] + (-1)) * (16))))));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t29[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t29[q * 16 + o]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[928 + q * 16 + o]; }
+            wg[32 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t13[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t13[0 * 16 + s], (s == r));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = select(0.0, wg[32 + s], (s == r));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t30[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t30[o * 16 + q]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[672 + o * 16 + q]; }
+            wg[32 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t14[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t15[r * 8 + s] = (t11[r * 8 + s] * t14[r * 1 + 0]);
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            wg[288 + e] = (wg[160 + r * 8 + s] * wg[32 + r]);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[32 + e] = select(0.0, 1.0, (s <= r));
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = select(0.0, wg[r], (s < r));
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r0: i32 = (e / 16) * 2;
+            let s0: i32 = (e % 16) * 1;
+            var a00: f32 = 0.0;
+            var a10: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[32 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[32 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[672 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
             }
+            wg[928 + (r0 + 0) * 16 + s0 + 0] = a00;
+            wg[928 + (r0 + 1) * 16 + s0 + 0] = a10;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t31[r * 16 + s] = select(0.0, 1.0, (s <= r));
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[32 + e] = select(-3.4028235e38, wg[928 + r * 16 + s], (s <= r));
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = select(exp(min(wg[32 + r * 16 + s], 0.0)), 0.0, wg[32 + r * 16 + s] < -87.0);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r0: i32 = (e / 16) * 2;
+            let s0: i32 = (e % 16) * 1;
+            var a00: f32 = 0.0;
+            var a10: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[416 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[416 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[416 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
             }
+            wg[32 + (r0 + 0) * 16 + s0 + 0] = a00;
+            wg[32 + (r0 + 1) * 16 + s0 + 0] = a10;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t9[r * 1 + 0], (s < r));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[928 + e] = (wg[32 + r * 16 + s] * wg[16 + r]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t32[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1184 + e] = select(0.0, 1.0, (s == r));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t31[r * 16 + q] * t32[q * 16 + s]; }
-                tmp[r * 16 + s] = acc;
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[16 + e] = (wg[928 + r * 16 + s] * wg[672 + r * 16 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t33[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = select(0.0, wg[16 + r * 16 + s], (s < r));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(-3.4028235e38, t33[r * 16 + s], (s <= r));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[928 + e] = select(0.0, wg[672 + r * 16 + s], (s < r));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t16[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = 0.0;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t17[r * 16 + s] = select(exp(min(t16[r * 16 + s], 0.0)), 0.0, t16[r * 16 + s] < -87.0);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t7[r * 16 + q] * t7[s * 16 + q]; }
-                tmp[r * 16 + s] = acc;
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t18[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t19[r * 16 + s] = (t18[r * 16 + s] * t10[r * 1 + 0]);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t20[r * 16 + s] = select(0.0, 1.0, (s == r));
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t21[r * 16 + s] = (t19[r * 16 + s] * t17[r * 16 + s]);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t21[r * 16 + s], (s < r));
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t22[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t22[r * 16 + s], (s < r));
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t34[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t23[r * 16 + s] = 0.0;
-            }
-        }
+        workgroupBarrier();
         for (v4 = 0; v4 < 16; v4 = v4 + 1) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    tmp[r * 16 + s] = select(0.0, t34[r * 16 + s], (r == v4));
-                }
+            for (var e: i32 = li; e < 256; e = e + 128) {
+                let r: i32 = e / 16;
+                let s: i32 = e % 16;
+                wg[32 + e] = select(0.0, wg[928 + r * 16 + s], (r == v4));
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    t36[r * 16 + s] = tmp[r * 16 + s];
-                }
-            }
-            for (var o: i32 = 0; o < 16; o = o + 1) {
+            workgroupBarrier();
+            for (var o: i32 = li; o < 16; o = o + 128) {
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t36[q * 16 + o]; }
-                tmp[o] = acc;
+                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[32 + q * 16 + o]; }
+                wg[16 + o] = acc;
             }
-            for (var o: i32 = 0; o < 16; o = o + 1) { t35[o] = tmp[o]; }
-            for (var r: i32 = 0; r < 1; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    var acc: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t35[r * 16 + q] * t23[q * 16 + s]; }
-                    tmp[r * 16 + s] = acc;
+            workgroupBarrier();
+            for (var e: i32 = li; e < 16; e = e + 128) {
+                let r0: i32 = (e / 16) * 1;
+                let s0: i32 = (e % 16) * 1;
+                var a00: f32 = 0.0;
+                for (var q: i32 = 0; q < 16; q = q + 1) {
+                    let x0: f32 = wg[16 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[672 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
                 }
+                wg[32 + (r0 + 0) * 16 + s0 + 0] = a00;
             }
-            for (var r: i32 = 0; r < 1; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    t37[r * 16 + s] = tmp[r * 16 + s];
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 256; e = e + 128) {
+                let r: i32 = e / 16;
+                let s: i32 = e % 16;
+                wg[1440 + e] = select(0.0, wg[1184 + r * 16 + s], (r == v4));
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    tmp[r * 16 + s] = select(0.0, t20[r * 16 + s], (r == v4));
-                }
-            }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    t39[r * 16 + s] = tmp[r * 16 + s];
-                }
-            }
-            for (var o: i32 = 0; o < 16; o = o + 1) {
+            workgroupBarrier();
+            for (var o: i32 = li; o < 16; o = o + 128) {
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t39[q * 16 + o]; }
-                tmp[o] = acc;
+                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[1440 + q * 16 + o]; }
+                wg[16 + o] = acc;
             }
-            for (var o: i32 = 0; o < 16; o = o + 1) { t38[o] = tmp[o]; }
-            for (var r: i32 = 0; r < 1; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    t38[r * 16 + s] = (t38[0 * 16 + s] - t37[0 * 16 + s]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 16; e = e + 128) {
+                let r: i32 = 0;
+                let s: i32 = e;
+                wg[16 + e] = (wg[16 + s] - wg[32 + s]);
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    tmp[r * 16 + s] = select(0.0, t38[0 * 16 + s], (r == v4));
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 256; e = e + 128) {
+                let r: i32 = e / 16;
+                let s: i32 = e % 16;
+                wg[32 + e] = select(0.0, wg[16 + s], (r == v4));
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    t40[r * 16 + s] = tmp[r * 16 + s];
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 256; e = e + 128) {
+                let r: i32 = e / 16;
+                let s: i32 = e % 16;
+                wg[672 + e] = (wg[672 + r * 16 + s] + wg[32 + r * 16 + s]);
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 16; s = s + 1) {
-                    t23[r * 16 + s] = (t23[r * 16 + s] + t40[r * 16 + s]);
-                }
-            }
+            workgroupBarrier();
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t23[r * 16 + q] * t15[q * 8 + s]; }
-                tmp[r * 8 + s] = acc;
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r0: i32 = (e / 8) * 1;
+            let s0: i32 = (e % 8) * 1;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[672 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[288 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[32 + (r0 + 0) * 8 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t24[r * 8 + s] = tmp[r * 8 + s];
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[160 + e] = select(0.0, 1.0, (s < r));
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r0: i32 = e * 1;
+            let s0: i32 = 0;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[160 + q * 16 + r0 + 0];
+                let y0: f32 = wg[q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[16 + (r0 + 0) * 1 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t41[r * 16 + s] = select(0.0, 1.0, (s < r));
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = e;
+            let s: i32 = 0;
+            wg[e] = select(exp(min(wg[16 + r], 0.0)), 0.0, wg[16 + r] < -87.0);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[672 + e] = (wg[416 + r * 16 + s] * wg[r]);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r0: i32 = (e / 8) * 1;
+            let s0: i32 = (e % 8) * 1;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[672 + q * 16 + r0 + 0];
+                let y0: f32 = wg[32 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[160 + (r0 + 0) * 8 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t41[q * 16 + r] * t9[q * 1 + s]; }
-                tmp[r * 1 + s] = acc;
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            let c0: i32 = v0;
+            let c1: i32 = v1;
+            let c2: i32 = v2;
+            let c3: i32 = r;
+            let c4: i32 = s;
+            let o: i32 = ((((c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b13[o] = wg[160 + e]; }
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                t25[r * 1 + s] = tmp[r * 1 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                t26[r * 1 + s] = select(exp(min(t25[r * 1 + 0], 0.0)), 0.0, t25[r * 1 + 0] < -87.0);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t27[r * 16 + s] = (t7[r * 16 + s] * t26[r * 1 + 0]);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t27[q * 16 + r] * t24[q * 8 + s]; }
-                tmp[r * 8 + s] = acc;
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t28[r * 8 + s] = tmp[r * 8 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = v1;
-                let c2: i32 = v2;
-                let c3: i32 = r;
-                let c4: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b13[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4] = t28[r * 8 + s]; }
-            }
-        }
+        workgroupBarrier();
     }
 }
 

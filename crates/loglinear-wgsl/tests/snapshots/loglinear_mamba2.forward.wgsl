@@ -1,27 +1,29 @@
 // kernel `chunk` of `loglinear_mamba2.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `q` ["B", "T", "H", "16"]
+// buffer `q` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b0: array<f32>;
-// buffer `k` ["B", "T", "H", "16"]
+// buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(2) var<storage, read> b1: array<f32>;
-// buffer `v` ["B", "T", "H", "8"]
+// buffer `v` f32 ["B", "T", "H", "8"]
 @group(0) @binding(3) var<storage, read> b2: array<f32>;
-// buffer `g` ["B", "T", "H"]
+// buffer `g` f32 ["B", "T", "H"]
 @group(0) @binding(4) var<storage, read> b3: array<f32>;
-// buffer `lam` ["B", "T", "H", "L"]
+// buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(5) var<storage, read> b4: array<f32>;
-// buffer `o` ["B", "T", "H", "8"]
+// buffer `o` f32 ["B", "T", "H", "8"]
 @group(0) @binding(6) var<storage, read_write> b5: array<f32>;
-// buffer `qt` ["B", "T", "H", "16"]
+// buffer `qt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(7) var<storage, read_write> b6: array<f32>;
-// buffer `cw` ["B", "H", "NT", "16", "8"]
+// buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(8) var<storage, read_write> b7: array<f32>;
-// buffer `dec` ["B", "H", "NT"]
+// buffer `dec` f32 ["B", "H", "NT"]
 @group(0) @binding(9) var<storage, read_write> b8: array<f32>;
+var<workgroup> wg: array<f32, 2609>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -33,326 +35,326 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 256>;
-    var t1: array<f32, 256>;
-    var t2: array<f32, 128>;
-    var t3: array<f32, 16>;
-    var t4: array<f32, 512>;
-    var t5: array<f32, 16>;
-    var t6: array<f32, 1>;
-    var t7: array<f32, 256>;
-    var t8: array<f32, 256>;
-    var t9: array<f32, 256>;
-    var t10: array<f32, 256>;
-    var t11: array<f32, 256>;
-    var t12: array<f32, 256>;
-    var t13: array<f32, 128>;
-    var t14: array<f32, 16>;
-    var t15: array<f32, 256>;
-    var t16: array<f32, 16>;
-    var t17: array<f32, 16>;
-    var t18: array<f32, 256>;
-    var t19: array<f32, 128>;
-    var t20: array<f32, 1>;
-    var t21: array<f32, 256>;
-    var t22: array<f32, 16>;
-    var t23: array<f32, 256>;
-    var t24: array<f32, 256>;
-    var t25: array<f32, 16>;
-    var t26: array<f32, 512>;
-    var t27: array<f32, 256>;
-    var t28: array<f32, 256>;
-    var tmp: array<f32, 512>;
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t0[r * 16 + s] = b0[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t0[r * 16 + s] = 0.0; }
-        }
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b0[o]; }
+        wg[305 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t1[r * 16 + s] = b1[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t1[r * 16 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b1[o]; }
+        wg[561 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { t2[r * 8 + s] = b2[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3]; } else { t2[r * 8 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { x = b2[o]; }
+        wg[49 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { t3[r * 1 + s] = b3[(((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2]; } else { t3[r * 1 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let o: i32 = ((c0) * sizes[1] + c1) * sizes[2] + c2;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { x = b3[o]; }
+        wg[1 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 32; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = ((0) + s);
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { t4[r * 32 + s] = b4[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3]; } else { t4[r * 32 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 512; e = e + 128) {
+        let r: i32 = e / 32;
+        let s: i32 = e % 32;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = ((0) + s);
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { x = b4[o]; }
+        wg[1585 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t21[r * 16 + s] = select(0.0, 1.0, (s <= r));
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[817 + e] = select(0.0, 1.0, (s <= r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t21[r * 16 + q] * t3[q * 1 + s]; }
-            tmp[r * 1 + s] = acc;
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r0: i32 = e * 1;
+        let s0: i32 = 0;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
+            let y0: f32 = wg[1 + q * 1 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[17 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t5[r * 1 + s] = tmp[r * 1 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[33 + e] = select(0.0, wg[17 + r], (r == (15)));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            tmp[r * 1 + s] = select(0.0, t5[r * 1 + 0], (r == (15)));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t22[r * 1 + s] = tmp[r * 1 + s];
-        }
-    }
-    for (var o: i32 = 0; o < 1; o = o + 1) {
+    workgroupBarrier();
+    for (var o: i32 = li; o < 1; o = o + 128) {
         var acc: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t22[q * 1 + o]; }
-        tmp[o] = acc;
+        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[33 + q * 1 + o]; }
+        wg[o] = acc;
     }
-    for (var o: i32 = 0; o < 1; o = o + 1) { t6[o] = tmp[o]; }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(0.0, t3[r * 1 + 0], (s < r));
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1073 + e] = select(0.0, wg[1 + r], (s < r));
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[817 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[1073 + q * 16 + s0 + 0];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1329 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1329 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t23[r * 16 + s] = tmp[r * 16 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[817 + e] = select(-3.4028235e38, wg[1329 + r * 16 + s], (s <= r));
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t21[r * 16 + q] * t23[q * 16 + s]; }
-            tmp[r * 16 + s] = acc;
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1073 + e] = select(exp(min(wg[817 + r * 16 + s], 0.0)), 0.0, wg[817 + r * 16 + s] < -87.0);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t24[r * 16 + s] = tmp[r * 16 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[817 + e] = 0.0;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            tmp[r * 16 + s] = select(-3.4028235e38, t24[r * 16 + s], (s <= r));
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t7[r * 16 + s] = tmp[r * 16 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t8[r * 16 + s] = select(exp(min(t7[r * 16 + s], 0.0)), 0.0, t7[r * 16 + s] < -87.0);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t9[r * 16 + s] = 0.0;
-        }
-    }
+    workgroupBarrier();
     for (v3 = 0; v3 < 5; v3 = v3 + 1) {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 32; s = s + 1) {
-                tmp[r * 32 + s] = select(0.0, t4[r * 32 + s], (s == v3));
-            }
+        for (var e: i32 = li; e < 512; e = e + 128) {
+            let r: i32 = e / 32;
+            let s: i32 = e % 32;
+            wg[2097 + e] = select(0.0, wg[1585 + r * 32 + s], (s == v3));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 32; s = s + 1) {
-                t26[r * 32 + s] = tmp[r * 32 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + t26[o * 32 + q]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[2097 + o * 32 + q]; }
+            wg[33 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t25[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t25[r * 1 + 0], ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v3)));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[1329 + e] = select(0.0, wg[33 + r], ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v3)));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t27[r * 16 + s] = tmp[r * 16 + s];
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[817 + e] = (wg[817 + r * 16 + s] + wg[1329 + r * 16 + s]);
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t9[r * 16 + s] = (t9[r * 16 + s] + t27[r * 16 + s]);
-            }
-        }
+        workgroupBarrier();
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t0[r * 16 + q] * t1[s * 16 + q]; }
-            tmp[r * 16 + s] = acc;
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 16) * 2;
+        let s0: i32 = (e % 16) * 1;
+        var a00: f32 = 0.0;
+        var a10: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[305 + (r0 + 0) * 16 + q];
+            let x1: f32 = wg[305 + (r0 + 1) * 16 + q];
+            let y0: f32 = wg[561 + (s0 + 0) * 16 + q];
+            a00 = fma(x0, y0, a00);
+            a10 = fma(x1, y0, a10);
         }
+        wg[1329 + (r0 + 0) * 16 + s0 + 0] = a00;
+        wg[1329 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t10[r * 16 + s] = tmp[r * 16 + s];
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1585 + e] = (wg[1329 + r * 16 + s] * wg[1073 + r * 16 + s]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1073 + e] = (wg[1585 + r * 16 + s] * wg[817 + r * 16 + s]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 8) * 1;
+        let s0: i32 = (e % 8) * 1;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[1073 + (r0 + 0) * 16 + q];
+            let y0: f32 = wg[49 + q * 8 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[177 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t11[r * 16 + s] = (t10[r * 16 + s] * t8[r * 16 + s]);
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[33 + e] = select(exp(min(wg[17 + r], 0.0)), 0.0, wg[17 + r] < -87.0);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[817 + e] = (wg[305 + r * 16 + s] * wg[33 + r]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[305 + e] = select(0.0, 1.0, (s < r));
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r0: i32 = e * 1;
+        let s0: i32 = 0;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[305 + q * 16 + r0 + 0];
+            let y0: f32 = wg[1 + q * 1 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[17 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t12[r * 16 + s] = (t11[r * 16 + s] * t9[r * 16 + s]);
+    workgroupBarrier();
+    for (var e: i32 = li; e < 16; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[1 + e] = select(exp(min(wg[17 + r], 0.0)), 0.0, wg[17 + r] < -87.0);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        wg[1073 + e] = (wg[561 + r * 16 + s] * wg[1 + r]);
+    }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r0: i32 = (e / 8) * 1;
+        let s0: i32 = (e % 8) * 1;
+        var a00: f32 = 0.0;
+        for (var q: i32 = 0; q < 16; q = q + 1) {
+            let x0: f32 = wg[1073 + q * 16 + r0 + 0];
+            let y0: f32 = wg[49 + q * 8 + s0 + 0];
+            a00 = fma(x0, y0, a00);
         }
+        wg[305 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t12[r * 16 + q] * t2[q * 8 + s]; }
-            tmp[r * 8 + s] = acc;
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 1; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        wg[1 + e] = select(exp(min(wg[0], 0.0)), 0.0, wg[0] < -87.0);
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t13[r * 8 + s] = tmp[r * 8 + s];
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b5[o] = wg[177 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t14[r * 1 + s] = select(exp(min(t5[r * 1 + 0], 0.0)), 0.0, t5[r * 1 + 0] < -87.0);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b6[o] = wg[817 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t15[r * 16 + s] = (t0[r * 16 + s] * t14[r * 1 + 0]);
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = v1;
+        let c2: i32 = v2;
+        let c3: i32 = r;
+        let c4: i32 = s;
+        let o: i32 = ((((c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b7[o] = wg[305 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t28[r * 16 + s] = select(0.0, 1.0, (s < r));
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 1; e = e + 128) {
+        let r: i32 = e;
+        let s: i32 = 0;
+        let c0: i32 = v0;
+        let c1: i32 = v1;
+        let c2: i32 = v2;
+        let o: i32 = ((c0) * sizes[2] + c1) * sizes[6] + c2;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { b8[o] = wg[1 + e]; }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t28[q * 16 + r] * t3[q * 1 + s]; }
-            tmp[r * 1 + s] = acc;
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t16[r * 1 + s] = tmp[r * 1 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t17[r * 1 + s] = select(exp(min(t16[r * 1 + 0], 0.0)), 0.0, t16[r * 1 + 0] < -87.0);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            t18[r * 16 + s] = (t1[r * 16 + s] * t17[r * 1 + 0]);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t18[q * 16 + r] * t2[q * 8 + s]; }
-            tmp[r * 8 + s] = acc;
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t19[r * 8 + s] = tmp[r * 8 + s];
-        }
-    }
-    for (var r: i32 = 0; r < 1; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            t20[r * 1 + s] = select(exp(min(t6[0 * 1 + 0], 0.0)), 0.0, t6[0 * 1 + 0] < -87.0);
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b5[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3] = t13[r * 8 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b6[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3] = t15[r * 16 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = v1;
-            let c2: i32 = v2;
-            let c3: i32 = r;
-            let c4: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b7[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4] = t19[r * 8 + s]; }
-        }
-    }
-    for (var r: i32 = 0; r < 1; r = r + 1) {
-        for (var s: i32 = 0; s < 1; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = v1;
-            let c2: i32 = v2;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { b8[(((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2] = t20[r * 1 + s]; }
-        }
-    }
+    workgroupBarrier();
 }
 
 // kernel `level_scan` of `loglinear_mamba2.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `cw` ["B", "H", "NT", "16", "8"]
+// buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(1) var<storage, read_write> b7: array<f32>;
-// buffer `dec` ["B", "H", "NT"]
+// buffer `dec` f32 ["B", "H", "NT"]
 @group(0) @binding(2) var<storage, read_write> b8: array<f32>;
-// buffer `hs` ["B", "H", "M", "NT", "16", "8"]
+// buffer `hs` f32 ["B", "H", "M", "NT", "16", "8"]
 @group(0) @binding(3) var<storage, read_write> b9: array<f32>;
+var<workgroup> wg: array<f32, 257>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[8]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -364,84 +366,96 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 128>;
-    var t1: array<f32, 1>;
-    var t2: array<f32, 128>;
-    var tmp: array<f32, 128>;
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            t0[r * 8 + s] = 0.0;
-        }
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        wg[1 + e] = 0.0;
     }
+    workgroupBarrier();
     for (v3 = 0; v3 < sizes[6]; v3 = v3 + 1) {
         if ((((v3 >> u32(v2)) & 1) != 0)) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v2;
-                    let c3: i32 = v3;
-                    let c4: i32 = r;
-                    let c5: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { b9[((((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5] = t0[r * 8 + s]; }
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v2;
+                let c3: i32 = v3;
+                let c4: i32 = r;
+                let c5: i32 = s;
+                let o: i32 = (((((c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { b9[o] = wg[1 + e]; }
             }
+            workgroupBarrier();
         }
         if (((v3 & ((1 << u32((v2 + (1)))) - 1)) == ((1 << u32((v2 + (1)))) - 1))) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = 0.0;
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = 0.0;
             }
+            workgroupBarrier();
         } else {
-            for (var r: i32 = 0; r < 1; r = r + 1) {
-                for (var s: i32 = 0; s < 1; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v3;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { t1[r * 1 + s] = b8[(((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2]; } else { t1[r * 1 + s] = 0.0; }
-                }
+            for (var e: i32 = li; e < 1; e = e + 128) {
+                let r: i32 = e;
+                let s: i32 = 0;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v3;
+                let o: i32 = ((c0) * sizes[2] + c1) * sizes[6] + c2;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { x = b8[o]; }
+                wg[e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] * t1[0 * 1 + 0]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
             }
+            workgroupBarrier();
         }
         if ((!(((v3 >> u32(v2)) & 1) != 0))) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v3;
-                    let c3: i32 = r;
-                    let c4: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { t2[r * 8 + s] = b7[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4]; } else { t2[r * 8 + s] = 0.0; }
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v3;
+                let c3: i32 = r;
+                let c4: i32 = s;
+                let o: i32 = ((((c0) * sizes[2] + c1) * sizes[6] + c2) * 16 + c3) * 8 + c4;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { x = b7[o]; }
+                wg[129 + e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] + t2[r * 8 + s]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[1 + e] = (wg[1 + r * 8 + s] + wg[129 + r * 8 + s]);
             }
+            workgroupBarrier();
         }
     }
 }
 
 // kernel `level_read` of `loglinear_mamba2.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `lam` ["B", "T", "H", "L"]
+// buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(1) var<storage, read> b4: array<f32>;
-// buffer `o` ["B", "T", "H", "8"]
+// buffer `o` f32 ["B", "T", "H", "8"]
 @group(0) @binding(2) var<storage, read_write> b5: array<f32>;
-// buffer `qt` ["B", "T", "H", "16"]
+// buffer `qt` f32 ["B", "T", "H", "16"]
 @group(0) @binding(3) var<storage, read_write> b6: array<f32>;
-// buffer `hs` ["B", "H", "M", "NT", "16", "8"]
+// buffer `hs` f32 ["B", "H", "M", "NT", "16", "8"]
 @group(0) @binding(4) var<storage, read_write> b9: array<f32>;
+var<workgroup> wg: array<f32, 1680>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -453,124 +467,133 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 128>;
-    var t1: array<f32, 256>;
-    var t2: array<f32, 512>;
-    var t3: array<f32, 128>;
-    var t4: array<f32, 128>;
-    var t5: array<f32, 16>;
-    var t6: array<f32, 128>;
-    var t7: array<f32, 512>;
-    var tmp: array<f32, 512>;
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { t0[r * 8 + s] = b5[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3]; } else { t0[r * 8 + s] = 0.0; }
-        }
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { x = b5[o]; }
+        wg[16 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 16; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t1[r * 16 + s] = b6[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t1[r * 16 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 256; e = e + 128) {
+        let r: i32 = e / 16;
+        let s: i32 = e % 16;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b6[o]; }
+        wg[400 + e] = x;
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 32; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = ((0) + s);
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { t2[r * 32 + s] = b4[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3]; } else { t2[r * 32 + s] = 0.0; }
-        }
+    workgroupBarrier();
+    for (var e: i32 = li; e < 512; e = e + 128) {
+        let r: i32 = e / 32;
+        let s: i32 = e % 32;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = ((0) + s);
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * sizes[5] + c3;
+        var x: f32 = 0.0;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < sizes[5]) { x = b4[o]; }
+        wg[656 + e] = x;
     }
+    workgroupBarrier();
     for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
         if ((((v2 >> u32(v3)) & 1) != 0)) {
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    let c0: i32 = v0;
-                    let c1: i32 = v1;
-                    let c2: i32 = v3;
-                    let c3: i32 = v2;
-                    let c4: i32 = r;
-                    let c5: i32 = s;
-                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { t3[r * 8 + s] = b9[((((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5]; } else { t3[r * 8 + s] = 0.0; }
-                }
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                let c0: i32 = v0;
+                let c1: i32 = v1;
+                let c2: i32 = v3;
+                let c3: i32 = v2;
+                let c4: i32 = r;
+                let c5: i32 = s;
+                let o: i32 = (((((c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5;
+                var x: f32 = 0.0;
+                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { x = b9[o]; }
+                wg[144 + e] = x;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    var acc: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t1[r * 16 + q] * t3[q * 8 + s]; }
-                    tmp[r * 8 + s] = acc;
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r0: i32 = (e / 8) * 1;
+                let s0: i32 = (e % 8) * 1;
+                var a00: f32 = 0.0;
+                for (var q: i32 = 0; q < 16; q = q + 1) {
+                    let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[144 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
                 }
+                wg[272 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t4[r * 8 + s] = tmp[r * 8 + s];
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 512; e = e + 128) {
+                let r: i32 = e / 32;
+                let s: i32 = e % 32;
+                wg[1168 + e] = select(0.0, wg[656 + r * 32 + s], (s == ((5) + v3)));
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 32; s = s + 1) {
-                    tmp[r * 32 + s] = select(0.0, t2[r * 32 + s], (s == ((5) + v3)));
-                }
-            }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 32; s = s + 1) {
-                    t7[r * 32 + s] = tmp[r * 32 + s];
-                }
-            }
-            for (var o: i32 = 0; o < 16; o = o + 1) {
+            workgroupBarrier();
+            for (var o: i32 = li; o < 16; o = o + 128) {
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + t7[o * 32 + q]; }
-                tmp[o] = acc;
+                for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[1168 + o * 32 + q]; }
+                wg[o] = acc;
             }
-            for (var o: i32 = 0; o < 16; o = o + 1) { t5[o] = tmp[o]; }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t6[r * 8 + s] = (t4[r * 8 + s] * t5[r * 1 + 0]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[144 + e] = (wg[272 + r * 8 + s] * wg[r]);
             }
-            for (var r: i32 = 0; r < 16; r = r + 1) {
-                for (var s: i32 = 0; s < 8; s = s + 1) {
-                    t0[r * 8 + s] = (t0[r * 8 + s] + t6[r * 8 + s]);
-                }
+            workgroupBarrier();
+            for (var e: i32 = li; e < 128; e = e + 128) {
+                let r: i32 = e / 8;
+                let s: i32 = e % 8;
+                wg[16 + e] = (wg[16 + r * 8 + s] + wg[144 + r * 8 + s]);
             }
+            workgroupBarrier();
         }
     }
-    for (var r: i32 = 0; r < 16; r = r + 1) {
-        for (var s: i32 = 0; s < 8; s = s + 1) {
-            let c0: i32 = v0;
-            let c1: i32 = ((v2 * (16)) + r);
-            let c2: i32 = v1;
-            let c3: i32 = s;
-            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b5[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3] = t0[r * 8 + s]; }
-        }
+    for (var e: i32 = li; e < 128; e = e + 128) {
+        let r: i32 = e / 8;
+        let s: i32 = e % 8;
+        let c0: i32 = v0;
+        let c1: i32 = ((v2 * (16)) + r);
+        let c2: i32 = v1;
+        let c3: i32 = s;
+        let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { b5[o] = wg[16 + e]; }
     }
+    workgroupBarrier();
 }
 
 // kernel `final_state` of `loglinear_mamba2.forward` (loglinear-wgsl)
 @group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
-// buffer `k` ["B", "T", "H", "16"]
+// buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
-// buffer `v` ["B", "T", "H", "8"]
+// buffer `v` f32 ["B", "T", "H", "8"]
 @group(0) @binding(2) var<storage, read> b2: array<f32>;
-// buffer `g` ["B", "T", "H"]
+// buffer `g` f32 ["B", "T", "H"]
 @group(0) @binding(3) var<storage, read> b3: array<f32>;
-// buffer `dec` ["B", "H", "NT"]
+// buffer `dec` f32 ["B", "H", "NT"]
 @group(0) @binding(4) var<storage, read_write> b8: array<f32>;
-// buffer `hs` ["B", "H", "M", "NT", "16", "8"]
+// buffer `hs` f32 ["B", "H", "M", "NT", "16", "8"]
 @group(0) @binding(5) var<storage, read_write> b9: array<f32>;
-// buffer `state` ["B", "H", "LC", "16", "8"]
+// buffer `state` f32 ["B", "H", "LC", "16", "8"]
 @group(0) @binding(6) var<storage, read_write> b10: array<f32>;
+var<workgroup> wg: array<f32, 1056>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    var p: i32 = i32(gid.x + gid.y * nwg.x * 64u);
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+    let li: i32 = i32(lidx);
+    var p: i32 = i32(wid.x + wid.y * nwg.x);
     if (p >= sizes[0] * sizes[2] * sizes[10]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -582,196 +605,203 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    var t0: array<f32, 128>;
-    var t1: array<f32, 128>;
-    var t2: array<f32, 1>;
-    var t3: array<f32, 256>;
-    var t4: array<f32, 128>;
-    var t5: array<f32, 16>;
-    var t6: array<f32, 256>;
-    var t7: array<f32, 16>;
-    var t8: array<f32, 16>;
-    var t9: array<f32, 128>;
-    var t10: array<f32, 16>;
-    var t11: array<f32, 16>;
-    var t12: array<f32, 256>;
-    var t13: array<f32, 128>;
-    var t14: array<f32, 256>;
-    var t15: array<f32, 256>;
-    var t16: array<f32, 256>;
-    var tmp: array<f32, 256>;
     if ((v2 >= (5))) {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t0[r * 8 + s] = 0.0;
-            }
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            wg[e] = 0.0;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = v1;
-                let c2: i32 = v2;
-                let c3: i32 = r;
-                let c4: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b10[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4] = t0[r * 8 + s]; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            let c0: i32 = v0;
+            let c1: i32 = v1;
+            let c2: i32 = v2;
+            let c3: i32 = r;
+            let c4: i32 = s;
+            let o: i32 = ((((c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b10[o] = wg[e]; }
         }
+        workgroupBarrier();
         for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
             if (((v2 >= (v3 + (5))) && ((!(v2 >= (v3 + (6)))) && ((((sizes[6] + (-1)) >> u32(v3)) & 1) != 0)))) {
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = v1;
-                        let c2: i32 = v3;
-                        let c3: i32 = (sizes[6] + (-1));
-                        let c4: i32 = r;
-                        let c5: i32 = s;
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { t1[r * 8 + s] = b9[((((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5]; } else { t1[r * 8 + s] = 0.0; }
-                    }
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    let c0: i32 = v0;
+                    let c1: i32 = v1;
+                    let c2: i32 = v3;
+                    let c3: i32 = (sizes[6] + (-1));
+                    let c4: i32 = r;
+                    let c5: i32 = s;
+                    let o: i32 = (((((c0) * sizes[2] + c1) * sizes[8] + c2) * sizes[6] + c3) * 16 + c4) * 8 + c5;
+                    var x: f32 = 0.0;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[8] && c3 >= 0 && c3 < sizes[6] && c4 >= 0 && c4 < 16 && c5 >= 0 && c5 < 8) { x = b9[o]; }
+                    wg[1 + e] = x;
                 }
-                for (var r: i32 = 0; r < 1; r = r + 1) {
-                    for (var s: i32 = 0; s < 1; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = v1;
-                        let c2: i32 = (sizes[6] + (-1));
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { t2[r * 1 + s] = b8[(((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[6] + c2]; } else { t2[r * 1 + s] = 0.0; }
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 1; e = e + 128) {
+                    let r: i32 = e;
+                    let s: i32 = 0;
+                    let c0: i32 = v0;
+                    let c1: i32 = v1;
+                    let c2: i32 = (sizes[6] + (-1));
+                    let o: i32 = ((c0) * sizes[2] + c1) * sizes[6] + c2;
+                    var x: f32 = 0.0;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6]) { x = b8[o]; }
+                    wg[e] = x;
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        t1[r * 8 + s] = (t1[r * 8 + s] * t2[0 * 1 + 0]);
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
                 }
-                for (var r: i32 = 0; r < 16; r = r + 1) {
-                    for (var s: i32 = 0; s < 8; s = s + 1) {
-                        let c0: i32 = v0;
-                        let c1: i32 = v1;
-                        let c2: i32 = v2;
-                        let c3: i32 = r;
-                        let c4: i32 = s;
-                        if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b10[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4] = t1[r * 8 + s]; }
-                    }
+                workgroupBarrier();
+                for (var e: i32 = li; e < 128; e = e + 128) {
+                    let r: i32 = e / 8;
+                    let s: i32 = e % 8;
+                    let c0: i32 = v0;
+                    let c1: i32 = v1;
+                    let c2: i32 = v2;
+                    let c3: i32 = r;
+                    let c4: i32 = s;
+                    let o: i32 = ((((c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4;
+                    if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b10[o] = wg[1 + e]; }
                 }
+                workgroupBarrier();
             }
         }
     } else {
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                let c3: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { t3[r * 16 + s] = b1[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3]; } else { t3[r * 16 + s] = 0.0; }
-            }
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let c3: i32 = s;
+            let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 16 + c3;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { x = b1[o]; }
+            wg[288 + e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                let c3: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { t4[r * 8 + s] = b2[((((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3]; } else { t4[r * 8 + s] = 0.0; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let c3: i32 = s;
+            let o: i32 = (((c0) * sizes[1] + c1) * sizes[2] + c2) * 8 + c3;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 8) { x = b2[o]; }
+            wg[32 + e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
-                let c2: i32 = v1;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { t5[r * 1 + s] = b3[(((0) * sizes[0] + c0) * sizes[1] + c1) * sizes[2] + c2]; } else { t5[r * 1 + s] = 0.0; }
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = e;
+            let s: i32 = 0;
+            let c0: i32 = v0;
+            let c1: i32 = (((sizes[6] + (-1)) * (16)) + r);
+            let c2: i32 = v1;
+            let o: i32 = ((c0) * sizes[1] + c1) * sizes[2] + c2;
+            var x: f32 = 0.0;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2]) { x = b3[o]; }
+            wg[e] = x;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t6[r * 16 + s] = select(0.0, 1.0, ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v2)));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[544 + e] = select(0.0, 1.0, ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v2)));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t6[r * 16 + s], (r == ((sizes[1] + (-1)) + ((-1) * ((sizes[6] + (-1)) * (16))))));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[800 + e] = select(0.0, wg[544 + r * 16 + s], (r == ((sizes[1] + (-1)) + ((-1) * ((sizes[6] + (-1)) * (16))))));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t14[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t14[q * 16 + o]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[800 + q * 16 + o]; }
+            wg[16 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t7[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                tmp[r * 16 + s] = select(0.0, t7[0 * 16 + s], (s == r));
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[544 + e] = select(0.0, wg[16 + s], (s == r));
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t15[r * 16 + s] = tmp[r * 16 + s];
-            }
-        }
-        for (var o: i32 = 0; o < 16; o = o + 1) {
+        workgroupBarrier();
+        for (var o: i32 = li; o < 16; o = o + 128) {
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t15[o * 16 + q]; }
-            tmp[o] = acc;
+            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[544 + o * 16 + q]; }
+            wg[16 + o] = acc;
         }
-        for (var o: i32 = 0; o < 16; o = o + 1) { t8[o] = tmp[o]; }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t9[r * 8 + s] = (t4[r * 8 + s] * t8[r * 1 + 0]);
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            wg[160 + e] = (wg[32 + r * 8 + s] * wg[16 + r]);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[544 + e] = select(0.0, 1.0, (s < r));
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r0: i32 = e * 1;
+            let s0: i32 = 0;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[544 + q * 16 + r0 + 0];
+                let y0: f32 = wg[q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[16 + (r0 + 0) * 1 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t16[r * 16 + s] = select(0.0, 1.0, (s < r));
+        workgroupBarrier();
+        for (var e: i32 = li; e < 16; e = e + 128) {
+            let r: i32 = e;
+            let s: i32 = 0;
+            wg[e] = select(exp(min(wg[16 + r], 0.0)), 0.0, wg[16 + r] < -87.0);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 256; e = e + 128) {
+            let r: i32 = e / 16;
+            let s: i32 = e % 16;
+            wg[544 + e] = (wg[288 + r * 16 + s] * wg[r]);
+        }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r0: i32 = (e / 8) * 1;
+            let s0: i32 = (e % 8) * 1;
+            var a00: f32 = 0.0;
+            for (var q: i32 = 0; q < 16; q = q + 1) {
+                let x0: f32 = wg[544 + q * 16 + r0 + 0];
+                let y0: f32 = wg[160 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
             }
+            wg[(r0 + 0) * 8 + s0 + 0] = a00;
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t16[q * 16 + r] * t5[q * 1 + s]; }
-                tmp[r * 1 + s] = acc;
-            }
+        workgroupBarrier();
+        for (var e: i32 = li; e < 128; e = e + 128) {
+            let r: i32 = e / 8;
+            let s: i32 = e % 8;
+            let c0: i32 = v0;
+            let c1: i32 = v1;
+            let c2: i32 = v2;
+            let c3: i32 = r;
+            let c4: i32 = s;
+            let o: i32 = ((((c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4;
+            if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b10[o] = wg[e]; }
         }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                t10[r * 1 + s] = tmp[r * 1 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 1; s = s + 1) {
-                t11[r * 1 + s] = select(exp(min(t10[r * 1 + 0], 0.0)), 0.0, t10[r * 1 + 0] < -87.0);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 16; s = s + 1) {
-                t12[r * 16 + s] = (t3[r * 16 + s] * t11[r * 1 + 0]);
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + t12[q * 16 + r] * t9[q * 8 + s]; }
-                tmp[r * 8 + s] = acc;
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                t13[r * 8 + s] = tmp[r * 8 + s];
-            }
-        }
-        for (var r: i32 = 0; r < 16; r = r + 1) {
-            for (var s: i32 = 0; s < 8; s = s + 1) {
-                let c0: i32 = v0;
-                let c1: i32 = v1;
-                let c2: i32 = v2;
-                let c3: i32 = r;
-                let c4: i32 = s;
-                if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[10] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b10[(((((0) * sizes[0] + c0) * sizes[2] + c1) * sizes[10] + c2) * 16 + c3) * 8 + c4] = t13[r * 8 + s]; }
-            }
-        }
+        workgroupBarrier();
     }
 }
 
