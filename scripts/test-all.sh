@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential pkg-config)
+# mesa-vulkan-drivers + libvulkan1: lavapipe, the Vulkan CPU driver the wgsl backend is tested on.
+packages=(build-essential pkg-config mesa-vulkan-drivers libvulkan1)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,6 +21,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 export CARGO_TERM_COLOR=never
+# wgpu's Vulkan loader wants a runtime directory; the wgsl backend must find lavapipe here (a missing adapter fails
+# the suite instead of skipping the backend).
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+export LOGLINEAR_REQUIRE_GPU=1
 # The external test vectors are committed in tests/vectors; LOGLINEAR_VECTORS may point elsewhere (an override).
 
 cargo test --workspace --locked

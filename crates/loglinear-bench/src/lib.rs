@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{HostTensor, TensorMap, VariantIr};
-use loglinear_runtime::{check_chunk_size, Backend, DType, RunOptions, Runtime, RuntimeError, Tensor};
+use loglinear_runtime::{
+    check_chunk_size, Backend, DType, ResidentInputs, RunOptions, Runtime, RuntimeError, ScheduleConfig, Tensor,
+};
 
 use crate::baseline::{BaselineError, BaselineProblem};
 
@@ -60,6 +62,11 @@ pub struct BenchSpec {
     /// The dtype the inputs are held in, as a user's file would hold them (f32, f16, bf16): the backend reads
     /// them in it.
     pub input_dtype: DType,
+    /// Schedule configuration (`--config`); `None`: the backend's default at the chunk size.
+    pub config: Option<ScheduleConfig>,
+    /// Time the main row on device-resident inputs (uploaded once, untimed) with the output left on the device
+    /// (`Backend::run_resident`): what a GPU figure means. Off: every call takes host tensors in and out.
+    pub resident: bool,
 }
 
 impl BenchSpec {
@@ -76,6 +83,16 @@ impl BenchSpec {
             baselines: false,
             baseline_threads: 1,
             seed: 0,
+            config: None,
+            resident: false,
+        }
+    }
+
+    /// The run options of the main row.
+    pub fn options(&self) -> RunOptions {
+        match self.config {
+            Some(c) => RunOptions::with_config(ScheduleConfig { chunk: self.chunk(), ..c }),
+            None => RunOptions::with_chunk_size(Some(self.chunk())),
         }
     }
 
@@ -168,7 +185,40 @@ impl Workload {
     /// # Errors
     /// The backend's error.
     pub fn run_backend(&self, backend: &Backend<'_>) -> Result<HostTensor, RuntimeError> {
-        run_typed(backend, &self.variant, &self.inputs, &self.typed, self.chunk)
+        run_typed(backend, &self.variant, &self.inputs, &self.typed, &RunOptions::with_chunk_size(Some(self.chunk)))
+    }
+
+    /// Runs the variant on `backend` with `opts`.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub fn run_backend_with(&self, backend: &Backend<'_>, opts: &RunOptions) -> Result<HostTensor, RuntimeError> {
+        run_typed(backend, &self.variant, &self.inputs, &self.typed, opts)
+    }
+
+    /// The inputs in the storage type `opts` gives on `backend`, uploaded to it once.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub fn upload(&self, backend: &Backend<'_>, opts: &RunOptions) -> Result<ResidentInputs, RuntimeError> {
+        let storage = backend.config(&self.variant, opts)?.storage;
+        let converted: BTreeMap<String, Tensor>;
+        let typed = if storage == DType::F32 || storage == DType::F64 {
+            &self.typed
+        } else {
+            converted = self
+                .inputs
+                .iter()
+                .map(|(n, t)| (n.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data)))
+                .collect();
+            &converted
+        };
+        let views: loglinear_runtime::Bindings<'_> = typed
+            .iter()
+            .filter(|(n, _)| self.variant.input_by_name(n).is_some())
+            .map(|(n, t)| (n.clone(), t.view()))
+            .collect();
+        backend.upload(&self.variant, &views)
     }
 
     /// Runs the linear form on `backend`; `None` when the variant is already linear.
@@ -177,7 +227,7 @@ impl Workload {
     /// The backend's error.
     pub fn run_linear(&self, backend: &Backend<'_>) -> Option<Result<HostTensor, RuntimeError>> {
         let l = self.linear.as_ref()?;
-        Some(run_typed(backend, l, &self.linear_inputs, &self.typed, self.chunk))
+        Some(run_typed(backend, l, &self.linear_inputs, &self.typed, &RunOptions::with_chunk_size(Some(self.chunk))))
     }
 
     /// Runs the hand-written baseline on `threads` threads: `o` as `[B, T, H, V]` f32; `None` when it does not
@@ -195,10 +245,9 @@ fn run_typed(
     variant: &VariantIr,
     inputs: &TensorMap,
     f32: &BTreeMap<String, Tensor>,
-    chunk: usize,
+    opts: &RunOptions,
 ) -> Result<HostTensor, RuntimeError> {
-    let opts = RunOptions::with_chunk_size(Some(chunk));
-    let storage = backend.config(variant, &opts)?.storage;
+    let storage = backend.config(variant, opts)?.storage;
     let converted: BTreeMap<String, Tensor>;
     let typed = if storage == DType::F32 {
         f32
@@ -209,7 +258,7 @@ fn run_typed(
     };
     let views: loglinear_runtime::Bindings<'_> =
         typed.iter().filter(|(n, _)| variant.input_by_name(n).is_some()).map(|(n, t)| (n.clone(), t.view())).collect();
-    let o = backend.run(variant, &views, &opts)?.o;
+    let o = backend.run(variant, &views, opts)?.o;
     Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
 }
 
@@ -411,8 +460,17 @@ pub fn run_bench(
     let vname = spec.variant.name.clone();
     let mut rows = Vec::new();
 
-    let label = backend.name().to_string();
-    let (first, samples, main_out) = time_calls(spec, &label, on_step, || w.run_backend(&backend))?;
+    let label = if spec.resident { format!("{} (resident)", backend.name()) } else { backend.name().to_string() };
+    let opts = spec.options();
+    let (first, samples, main_out) = if spec.resident {
+        let resident = w.upload(&backend, &opts)?;
+        let (first, samples, o) =
+            time_calls(spec, &label, on_step, || backend.run_resident(&spec.variant, &resident, &opts).map(|r| r.0))?;
+        let o = backend.download(&o)?;
+        (first, samples, HostTensor::new(o.shape().to_vec(), o.to_f64()))
+    } else {
+        time_calls(spec, &label, on_step, || w.run_backend_with(&backend, &opts))?
+    };
     rows.push(Row {
         kind: RowKind::Main,
         label,

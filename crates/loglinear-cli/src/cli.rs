@@ -45,6 +45,11 @@ struct Cli {
     #[arg(long, global = true, value_enum, value_name = "LEVEL")]
     log_level: Option<LogLevel>,
 
+    /// GPU adapter for the wgsl backend, by index (see `loglinear backends`; default: wgpu's high-performance
+    /// choice, or LOGLINEAR_DEVICE)
+    #[arg(long, global = true, value_name = "N")]
+    device: Option<usize>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -162,6 +167,10 @@ struct RunArgs {
     /// --max-scratch)
     #[arg(long, value_enum)]
     form: Option<FormArg>,
+    /// Schedule configuration as `key=value` pairs (`storage=bf16,form=fused,threads=256`); `--chunk-size` and
+    /// `--form` override its fields when given
+    #[arg(long, value_name = "CONFIG")]
+    config: Option<String>,
     /// Most scratch memory the per-level form may take before the streaming form is used instead: bytes, or
     /// with a K, M, G suffix (default: a quarter of physical memory)
     #[arg(long, value_name = "BYTES")]
@@ -294,6 +303,13 @@ struct BenchArgs {
     /// Dtype the inputs are held in, as in a user's file (the backend reads them in it)
     #[arg(long, value_enum, default_value = "f32")]
     input_dtype: DtypeArg,
+    /// Schedule configuration as `key=value` pairs (`chunk=32,form=fused,storage=bf16,threads=256`); `--chunk-size`
+    /// overrides its chunk
+    #[arg(long, value_name = "CONFIG")]
+    config: Option<String>,
+    /// Time on device-resident inputs (uploaded once, untimed), the output left on the device: the GPU figure
+    #[arg(long)]
+    resident: bool,
 }
 
 /// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`loglinear::backends`];
@@ -315,6 +331,10 @@ where
     };
     init_logging(cli.log_level);
     install_signal_cleanup();
+    let mut backends = backends;
+    if let Some(n) = cli.device {
+        backends.register(std::sync::Arc::new(loglinear::WgpuTarget::with_adapter(n)));
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&registry, &backends, cli.command)));
     match result {
         Ok(Ok(code)) => code,
@@ -416,12 +436,18 @@ fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result
         Command::Backends => {
             let w = backends.iter().map(|b| b.name().len()).max().unwrap_or(0);
             let names = |d: &[DType]| d.iter().map(|x| x.ir_name()).collect::<Vec<_>>().join(",");
-            let text: String = backends
+            let mut text: String = backends
                 .iter()
                 .map(|b| {
                     let c = b.capabilities();
+                    let device = b.target().map(|t| t.device()).unwrap_or_default();
+                    let state = match b.availability() {
+                        Ok(()) if device.is_empty() => String::new(),
+                        Ok(()) => format!("\n{:<w$}  on {device}", ""),
+                        Err(why) => format!("\n{:<w$}  unavailable: {why}", ""),
+                    };
                     format!(
-                        "{:<w$}  {} [storage {}; accumulation {}]\n",
+                        "{:<w$}  {} [storage {}; accumulation {}]{state}\n",
                         b.name(),
                         b.description(),
                         names(&c.storage),
@@ -429,6 +455,13 @@ fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result
                     )
                 })
                 .collect();
+            let adapters = loglinear::adapters();
+            if !adapters.is_empty() {
+                text.push_str("\nGPU adapters (--device N):\n");
+                for (i, a) in adapters.iter().enumerate() {
+                    text.push_str(&format!("  {i}: {a}\n"));
+                }
+            }
             print_out(&text);
             Ok(EXIT_OK)
         }
@@ -508,11 +541,19 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     let dtype = output_dtype(variant, &inputs);
     let start = Instant::now();
     let mut opts = RunOptions::with_chunk_size(args.chunk_size);
+    if let Some(text) = &args.config {
+        let mut c = text.parse::<loglinear::ScheduleConfig>()?;
+        if !text.contains("chunk=") {
+            c.chunk = variant.chunk_size;
+        }
+        opts.config = Some(c);
+    }
     if let Some(m) = &args.max_scratch {
         opts.max_scratch = Some(parse_bytes("--max-scratch", m)?);
     }
     if let Some(f) = args.form {
         let mut c = backend.config(variant, &opts)?;
+        c.chunk = args.chunk_size.unwrap_or(c.chunk);
         c.form = match f {
             FormArg::PerLevel => loglinear_schedule::ScanForm::PerLevel,
             FormArg::Fused => loglinear_schedule::ScanForm::Fused,
@@ -758,17 +799,22 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
         print!("{}", loglinear_bench::format_decode_report(&report));
         return Ok(());
     }
+    let config = args.config.as_deref().map(str::parse::<loglinear::ScheduleConfig>).transpose()?;
+    // A chunk given in --config counts unless --chunk-size overrides it.
+    let config_chunk = args.config.as_deref().filter(|t| t.contains("chunk=")).and(config.map(|c| c.chunk));
     let spec = loglinear_bench::BenchSpec {
         variant: variant.clone(),
         backend: args.backend.clone(),
         shape,
-        chunk_size: args.chunk_size,
+        chunk_size: args.chunk_size.or(config_chunk),
         reps: args.reps,
         warmup: args.warmup,
         baselines: args.baselines,
         baseline_threads: args.baseline_threads,
         seed: args.seed,
         input_dtype: args.input_dtype.into(),
+        config,
+        resident: args.resident,
     };
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(loglinear_bench::total_steps(&spec))

@@ -102,7 +102,8 @@ pub fn plan<'a>(
         opts.variants.iter().map(|n| registry.get(n)).collect::<Result<_, _>>()?
     };
     let names: Vec<&'static str> = if opts.backends.is_empty() {
-        backends.names()
+        // Every backend that can run here (a GPU backend without an adapter is left out).
+        backends.available().iter().map(|b| b.name()).collect()
     } else {
         opts.backends.iter().map(|n| backends.get(n).map(|b| b.name())).collect::<Result<_, _>>()?
     };

@@ -39,6 +39,9 @@ pub struct Capabilities {
     pub decode: bool,
     /// Whether it translates only the primitive ops: the runtime then compiles with `decompose` on.
     pub primitives_only: bool,
+    /// Largest buffer it can bind, in bytes (a GPU API's storage-binding limit); `None`: no limit. The runtime's
+    /// default configuration leaves the per-level form for the streaming one when a scratch buffer exceeds it.
+    pub max_buffer_bytes: Option<u64>,
 }
 
 impl Capabilities {
@@ -54,6 +57,7 @@ impl Capabilities {
             max_grid: None,
             decode: false,
             primitives_only: false,
+            max_buffer_bytes: None,
         }
     }
 

@@ -238,10 +238,25 @@ impl<'a> Backend<'a> {
             if let Ok(c) = loglinear_schedule::compile(variant, &config) {
                 let mut p = c.forward;
                 p.set_types(config.storage, config.accum);
-                let need =
-                    loglinear_kernel::resources::scratch_bytes(&p, &size_env(dims, config.chunk, p.hierarchical));
-                if need > budget {
-                    tracing::info!(need, budget, "per-level scratch over --max-scratch: using the streaming form");
+                let env = size_env(dims, config.chunk, p.hierarchical);
+                let need = loglinear_kernel::resources::scratch_bytes(&p, &env);
+                // The largest scratch buffer, against the target's binding limit.
+                let largest = p
+                    .buffers
+                    .iter()
+                    .filter(|b| b.kind == loglinear_kernel::kernel::BufKind::Scratch)
+                    .map(|b| {
+                        b.shape.iter().fold(b.elem.size() as u128, |a, d| {
+                            a.saturating_mul(loglinear_kernel::verify::dim_value(*d, &env) as u128)
+                        })
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let limit = self.capabilities().max_buffer_bytes.map_or(u128::MAX, u128::from);
+                // 32-bit offsets address at most 2^31 elements.
+                let offsets_ok = self.capabilities().index64 || largest / 4 < 1 << 31;
+                if need > budget || largest > limit || !offsets_ok {
+                    tracing::info!(need, budget, largest, "per-level scratch over the budget: using the streaming form");
                     config.form = ScanForm::Streaming;
                 }
             }
@@ -468,6 +483,11 @@ impl Runtime {
     /// The backends, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = Backend<'_>> {
         self.backends.iter().map(move |kind| Backend { runtime: self, kind })
+    }
+
+    /// The backends that can run on this machine ([`Backend::availability`]), in registration order.
+    pub fn available(&self) -> Vec<Backend<'_>> {
+        self.iter().filter(|b| b.availability().is_ok()).collect()
     }
 
     /// The registered names, in registration order.

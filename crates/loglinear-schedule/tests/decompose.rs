@@ -138,6 +138,9 @@ fn decomposed_matches_oracle_on_every_builtin() {
             let inputs = random_inputs(&v, (1, t, 2, KV.0, KV.1), 0, 300 + i as u64);
             check_decomposed(&v, &inputs, &format!("T={t}"), &[1, 4, 16], &mut worst);
         }
+        // Chunk 64 across three chunks (a partial last one).
+        let inputs = random_inputs(&v, (1, 130, 1, KV.0, KV.1), 0, 305);
+        check_decomposed(&v, &inputs, "T=130", &[64], &mut worst);
         // Decomposed before specialisation (K, V, C symbolic; λ tiles of the caller's depth).
         let inputs = random_inputs(&v, (2, 37, 1, KV.0, KV.1), 2, 310);
         let want = run(&v, &inputs, Form::Naive).unwrap();

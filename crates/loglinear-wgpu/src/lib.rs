@@ -31,8 +31,9 @@ use loglinear_wgsl::{device_elem, translate_program, BindingRole, DeviceElem, Wg
 
 const NAME: &str = "wgsl";
 
-/// Invocations per workgroup when the configuration does not say (`threads`).
-pub const DEFAULT_WORKGROUP_SIZE: u32 = 128;
+/// Invocations per workgroup when the configuration does not say (`threads`): 256 ran LL-Mamba-2 at B=8 T=4096
+/// H=16 in 32 ms on the H200 against 47 ms with 128 (docs/BENCHMARKS.md).
+pub const DEFAULT_WORKGROUP_SIZE: u32 = 256;
 
 /// The name of the memory a [`DeviceTensor`] of this backend lives in.
 const MEMORY: &str = "wgpu";
@@ -43,7 +44,22 @@ struct Gpu {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// The loop iterations the driver lets one invocation run before it silently cuts every later loop short
+    /// (Mesa's llvmpipe, under lavapipe: `LP_MAX_TGSI_LOOP_ITERATIONS`, 65,535, counted over all the loops of a
+    /// shader); `None`: no such limit known.
+    loop_limit: Option<u64>,
 }
+
+/// The loop limit of the driver behind `info` (see `Gpu::loop_limit`).
+fn loop_limit(info: &wgpu::AdapterInfo) -> Option<u64> {
+    let name = info.name.to_ascii_lowercase();
+    let driver = info.driver.to_ascii_lowercase();
+    (name.contains("llvmpipe") || driver.contains("llvmpipe")).then_some(LLVMPIPE_LOOP_LIMIT)
+}
+
+/// Mesa llvmpipe's loop limit: a shader invocation that has run this many loop iterations (all its loops
+/// together) leaves every later loop after one iteration.
+pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 
 /// The WGSL target (`--backend wgsl`).
 pub struct WgpuTarget {
@@ -136,7 +152,8 @@ fn open(index: Option<usize>) -> Result<Gpu, String> {
     }))
     .map_err(|e| format!("{}: {e}", info.name))?;
     tracing::info!(adapter = %info.name, backend = ?info.backend, workgroup_memory = limits.max_compute_workgroup_storage_size, "wgpu device opened");
-    Ok(Gpu { device, queue, info, limits })
+    let loop_limit = loop_limit(&info);
+    Ok(Gpu { device, queue, info, limits, loop_limit })
 }
 
 impl Target for WgpuTarget {
@@ -168,6 +185,10 @@ impl Target for WgpuTarget {
             max_grid: Some(65_535u64 * 65_535),
             decode: true,
             primitives_only: true,
+            max_buffer_bytes: self
+                .gpu()
+                .ok()
+                .map(|g| g.limits.max_storage_buffer_binding_size.min(g.limits.max_buffer_size)),
         }
     }
 
@@ -185,9 +206,39 @@ impl Target for WgpuTarget {
                 what: format!("threads={wg} invocations per workgroup (this adapter allows 1..={max_wg})"),
             });
         }
-        let opts =
-            WgslOptions { workgroup_size: wg, fast_memory: gpu.limits.max_compute_workgroup_storage_size as usize };
-        let kernels = translate_program(program, &opts).map_err(|e| fail(e.to_string()))?;
+        // LOGLINEAR_WGSL_TILE_MEMORY (bytes) lowers the workgroup memory tiles may use (more spill): a debugging
+        // and tuning knob; the adapter's limit caps it.
+        let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
+        let fast = std::env::var("LOGLINEAR_WGSL_TILE_MEMORY")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .map_or(limit, |b| b.min(limit));
+        // LOGLINEAR_WGSL_UNROLL: inner-product steps per loop iteration (default 2): a tuning knob.
+        let unroll = std::env::var("LOGLINEAR_WGSL_UNROLL")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .map_or(WgslOptions::default().unroll, |u| u.clamp(1, 64));
+        let opts = WgslOptions { workgroup_size: wg, fast_memory: fast, unroll };
+        let mut kernels = translate_program(program, &opts).map_err(|e| fail(e.to_string()))?;
+        // LOGLINEAR_WGSL_OVERRIDE (a directory): a `<kernel>.wgsl` there replaces the generated source (same
+        // bindings expected): a debugging aid for trying a hand-edited kernel.
+        if let Some(dir) = std::env::var_os("LOGLINEAR_WGSL_OVERRIDE") {
+            for k in &mut kernels {
+                if let Ok(src) = std::fs::read_to_string(std::path::Path::new(&dir).join(format!("{}.wgsl", k.name))) {
+                    tracing::warn!(kernel = %k.name, "LOGLINEAR_WGSL_OVERRIDE: using a hand-edited kernel");
+                    k.source = src;
+                }
+            }
+        }
+        // LOGLINEAR_WGSL_DUMP (a directory) receives each kernel's WGSL as `<kernel>.wgsl`: a debugging aid.
+        if let Some(dir) = std::env::var_os("LOGLINEAR_WGSL_DUMP") {
+            let dir = std::path::PathBuf::from(dir);
+            for k in &kernels {
+                if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join(format!("{}.wgsl", k.name)), &k.source)) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "LOGLINEAR_WGSL_DUMP: could not write the WGSL");
+                }
+            }
+        }
         let mut stats = CompileStats::default();
         let mut pipelines = Vec::new();
         for k in &kernels {
@@ -400,6 +451,24 @@ impl WgpuExecutable {
     ) -> Result<(Arc<wgpu::Buffer>, Vec<(usize, Arc<wgpu::Buffer>)>), TargetError> {
         let dev = &self.gpu.device;
         let p = &self.program;
+        // A driver that cuts long-running shaders short would return wrong numbers without a word: refuse.
+        if let Some(limit) = self.gpu.loop_limit {
+            for k in &self.kernels {
+                let n = k.loop_iterations(sizes);
+                tracing::debug!(kernel = %k.name, loop_iterations = n, "loop iterations per invocation");
+                if n >= limit {
+                    return Err(TargetError::Unsupported {
+                        target: NAME.into(),
+                        what: format!(
+                            "T={} at chunk {}: kernel `{}` would run up to {n} loop iterations per invocation, and \
+                             {} cuts a shader short after {limit} (wrong results); use a shorter sequence, a smaller \
+                             chunk, the per_level form, or another backend (cranelift)",
+                            sizes.t, sizes.c, k.name, self.gpu.info.name
+                        ),
+                    });
+                }
+            }
+        }
         let shapes: Vec<Vec<usize>> =
             p.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, sizes)).collect()).collect();
         let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&p.name) });

@@ -86,3 +86,31 @@ fn prefill_state_and_decode_steps() {
         assert!(e <= 10.0 * f32_tolerance(&v), "{name}: state {e:e}");
     }
 }
+
+/// On llvmpipe (lavapipe), a run whose shader would pass the driver's loop limit is refused with a reason,
+/// never run into silently wrong numbers; below the limit the same program runs.
+#[test]
+fn llvmpipe_loop_limit_is_refused_not_miscomputed() {
+    let Some(rt) = runtime() else { return };
+    let b = rt.get("wgsl").unwrap();
+    let device = b.target().unwrap().device();
+    if !device.to_ascii_lowercase().contains("llvmpipe") {
+        eprintln!("skip: `{device}` has no known loop limit");
+        return;
+    }
+    let v = builtins::all().into_iter().find(|v| v.name == "loglinear_gated_deltanet").unwrap();
+    let opts = RunOptions::with_config(ScheduleConfig { form: ScanForm::Streaming, ..ScheduleConfig::with_chunk(8) });
+    // The streaming form walks the chunks in one invocation: its loop count grows with T.
+    let long = random_inputs(&v, (1, 4096, 1, 4, 3), 0, 5);
+    match b.run_f64(&v, &long, &opts) {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("loop iterations") && msg.contains("65535"), "{msg}");
+        }
+        Ok(_) => panic!("T = 4096 in one streaming invocation passes llvmpipe's loop limit, yet it ran"),
+    }
+    let short = random_inputs(&v, (1, 20, 1, 4, 3), 0, 5);
+    let got = b.run_f64(&v, &short, &opts).unwrap();
+    let e = relative_error(&got, &run(&v, &short, Form::Naive).unwrap());
+    assert!(e <= f32_tolerance(&v), "rel err {e:e}");
+}

@@ -44,6 +44,7 @@ use loglinear_kernel::kernel::{
 use loglinear_kernel::passes::decompose::is_primitive;
 use loglinear_kernel::resources::{tile_arena, TileArena, TileHome};
 use loglinear_kernel::{DType, SizeEnv};
+use loglinear_kernel::verify::dim_value;
 
 /// How kernels are translated (from the schedule and the target's limits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,12 +53,17 @@ pub struct WgslOptions {
     pub workgroup_size: u32,
     /// Bytes of workgroup memory tiles may use; tiles beyond it spill to global memory.
     pub fast_memory: usize,
+    /// How many inner-product steps (matmul, row and column sums) one loop iteration runs (1: no unrolling;
+    /// reductions of at most this length are not looped at all). More unrolling means fewer loop iterations
+    /// (see [`WgslKernel::loop_trips`]) and longer driver compiles.
+    pub unroll: usize,
 }
 
 impl Default for WgslOptions {
-    /// 128 invocations, 16 KiB of workgroup memory (WebGPU's guaranteed minimum).
+    /// 128 invocations, 16 KiB of workgroup memory (WebGPU's guaranteed minimum), inner products unrolled by 2
+    /// (lavapipe compiled a chunk-64 Gated DeltaNet scan in 13 s at 2, 55 s at 4, 72 s at 8).
     fn default() -> Self {
-        WgslOptions { workgroup_size: 128, fast_memory: 16 * 1024 }
+        WgslOptions { workgroup_size: 128, fast_memory: 16 * 1024, unroll: 2 }
     }
 }
 
@@ -132,6 +138,20 @@ pub struct WgslKernel {
     pub workgroup_bytes: usize,
     /// f32 elements of spill memory per grid program (0: none).
     pub spill: usize,
+    /// The loop iterations one invocation runs, as a sum of terms `count × Π dims` (an upper bound: both arms of
+    /// every `if` counted); [`WgslKernel::loop_iterations`] evaluates it. Some drivers stop a shader after a
+    /// fixed number of loop iterations in all (Mesa's llvmpipe/lavapipe: 65,535), so the runtime checks it.
+    pub loop_trips: Vec<(u64, Vec<Dim>)>,
+}
+
+impl WgslKernel {
+    /// The loop iterations one invocation runs at sizes `env` (see [`WgslKernel::loop_trips`]).
+    pub fn loop_iterations(&self, env: &SizeEnv) -> u64 {
+        self.loop_trips
+            .iter()
+            .map(|(n, dims)| dims.iter().fold(*n, |a, d| a.saturating_mul(dim_value(*d, env) as u64)))
+            .fold(0u64, u64::saturating_add)
+    }
 }
 
 /// How a buffer's elements are stored on the device.
@@ -215,10 +235,15 @@ struct Gen<'a> {
     shapes: Vec<(usize, usize)>,
     arena: TileArena,
     wg: usize,
+    unroll: usize,
     out: String,
     indent: usize,
     /// Names of private result arrays already declared, with their lengths.
     privates: usize,
+    /// Extents of the enclosing kernel-IR loops.
+    enclosing: Vec<Dim>,
+    /// Loop iterations per invocation (see [`WgslKernel::loop_trips`]).
+    trips: Vec<(u64, Vec<Dim>)>,
 }
 
 fn lit(d: Dim) -> Option<usize> {
@@ -253,7 +278,7 @@ impl<'a> Gen<'a> {
         }
         let env = SizeEnv::new(1, 1, 1, sp.k, sp.v, 1, sp.c, p.hierarchical);
         let arena = tile_arena(k, &env, opts.fast_memory / 4);
-        Ok(Gen { p, k, shapes, arena, wg: opts.workgroup_size as usize, out: String::new(), indent: 0, privates: 0 })
+        Ok(Gen { p, k, shapes, arena, wg: opts.workgroup_size as usize, unroll: opts.unroll, out: String::new(), indent: 0, privates: 0, enclosing: Vec::new(), trips: Vec::new() })
     }
 
     fn line(&mut self, s: impl AsRef<str>) {
@@ -436,6 +461,7 @@ impl<'a> Gen<'a> {
             workgroup_size: self.wg as u32,
             workgroup_bytes: self.arena.fast * 4,
             spill: self.arena.spill,
+            loop_trips: self.trips,
         })
     }
 
@@ -451,7 +477,11 @@ impl<'a> Gen<'a> {
                     let v = self.var(*var);
                     let e = self.dim(self.k.vars[var.0 as usize].extent);
                     self.open(format!("for ({v} = 0; {v} < {e}; {v} = {v} + 1) {{"));
+                    let extent = self.k.vars[var.0 as usize].extent;
+                    self.enclosing.push(extent);
+                    self.count(1); // the loop's own iterations
                     self.body(body)?;
+                    self.enclosing.pop();
                     self.close();
                 }
                 Stmt::If { cond, then, els } => {
@@ -471,11 +501,61 @@ impl<'a> Gen<'a> {
         Ok(())
     }
 
+    /// Counts `n` loop iterations per pass of the enclosing kernel-IR loops.
+    fn count(&mut self, n: u64) {
+        if n > 0 {
+            self.trips.push((n, self.enclosing.clone()));
+        }
+    }
+
+    /// Opens a cooperative block giving each invocation the indices `li, li + wg, …` below `n`, as `var`, with
+    /// `i` the round. One round is a plain `if`, more a strided loop (its trip count unknown to the driver, which
+    /// then does not unroll it: lavapipe took minutes to compile unrolled ones). Closed by one [`Gen::close`].
+    fn open_coop(&mut self, var: &str, n: usize) {
+        let rounds = n.div_ceil(self.wg).max(1);
+        if rounds == 1 {
+            self.open(format!("if (li < {n}) {{"));
+            self.line("let i: i32 = 0;");
+            self.line(format!("let {var}: i32 = li;"));
+            return;
+        }
+        self.count(rounds as u64);
+        let wg = self.wg;
+        self.open(format!("for (var {var}: i32 = li; {var} < {n}; {var} = {var} + {wg}) {{"));
+        self.line(format!("let i: i32 = ({var} - li) / {wg};"));
+    }
+
+    /// Emits `body(q)` for `q` in `0..n`: unrolled by the largest divisor of `n` up to
+    /// [`WgslOptions::unroll`] inside a loop over `q0` (no loop when `n` is at most that), counting
+    /// `rounds × n / unroll` loop iterations.
+    fn unrolled(&mut self, n: usize, rounds: usize, mut body: impl FnMut(&mut Self)) {
+        let max = self.unroll.max(1);
+        let u = if n <= max { n.max(1) } else { (1..=max).rev().find(|u| n % u == 0).unwrap_or(1) };
+        let looped = n > u;
+        if looped {
+            self.count((rounds * n / u) as u64);
+            self.open(format!("for (var q0: i32 = 0; q0 < {n}; q0 = q0 + {u}) {{"));
+        }
+        for j in 0..u.min(n) {
+            self.open("{");
+            if looped {
+                self.line(format!("let q: i32 = q0 + {j};"));
+            } else {
+                self.line(format!("let q: i32 = {j};"));
+            }
+            body(self);
+            self.close();
+        }
+        if looped {
+            self.close();
+        }
+    }
+
     /// Opens the cooperative loop over the `rows × cols` elements of a tile: `e` the flat index, `r`, `s` its
     /// row and column.
     fn open_each(&mut self, rows: usize, cols: usize) {
         let n = rows * cols;
-        self.open(format!("for (var e: i32 = li; e < {n}; e = e + {}) {{", self.wg));
+        self.open_coop("e", n);
         if cols == 1 {
             self.line("let r: i32 = e;");
             self.line("let s: i32 = 0;");
@@ -617,11 +697,11 @@ impl<'a> Gen<'a> {
                 let el = if rowsum { self.el(*a, &format!("o * {ac} + q")) } else { self.el(*a, &format!("q * {ac} + o")) };
                 let iters = n.div_ceil(self.wg);
                 let res = self.private(aliased, iters);
-                self.open(format!("for (var o: i32 = li; o < {n}; o = o + {}) {{", self.wg));
+                self.open_coop("o", n);
                 self.line("var acc: f32 = 0.0;");
-                self.line(format!("for (var q: i32 = 0; q < {inner}; q = q + 1) {{ acc = acc + {el}; }}"));
+                self.unrolled(inner, iters, |g| g.line(format!("acc = acc + {el};")));
                 match &res {
-                    Some(r) => self.line(format!("{r}[(o - li) / {}] = acc;", self.wg)),
+                    Some(r) => self.line(format!("{r}[i] = acc;")),
                     None => {
                         let d = self.el(dst, "o");
                         self.line(format!("{d} = acc;"));
@@ -630,9 +710,9 @@ impl<'a> Gen<'a> {
                 self.close();
                 self.barrier();
                 if let Some(r) = res {
-                    self.open(format!("for (var o: i32 = li; o < {n}; o = o + {}) {{", self.wg));
+                    self.open_coop("o", n);
                     let d = self.el(dst, "o");
-                    self.line(format!("{d} = {r}[(o - li) / {}];", self.wg));
+                    self.line(format!("{d} = {r}[i];"));
                     self.close();
                     self.barrier();
                 }
@@ -684,7 +764,7 @@ impl<'a> Gen<'a> {
             let idx = if tb { format!("({j}) * {bc} + q") } else { format!("q * {bc} + {j}") };
             g.el(b, &idx)
         };
-        self.open(format!("for (var e: i32 = li; e < {nb}; e = e + {}) {{", self.wg));
+        self.open_coop("e", nb);
         if nc == 1 {
             self.line(format!("let r0: i32 = e * {tr};"));
             self.line("let s0: i32 = 0;");
@@ -697,26 +777,26 @@ impl<'a> Gen<'a> {
                 self.line(format!("var a{i}{j}: f32 = 0.0;"));
             }
         }
-        self.open(format!("for (var q: i32 = 0; q < {kdim}; q = q + 1) {{"));
-        for i in 0..tr {
-            let x = aval(self, &format!("r0 + {i}"));
-            self.line(format!("let x{i}: f32 = {x};"));
-        }
-        for j in 0..tc {
-            let y = bval(self, &format!("s0 + {j}"));
-            self.line(format!("let y{j}: f32 = {y};"));
-        }
-        for i in 0..tr {
-            for j in 0..tc {
-                self.line(format!("a{i}{j} = fma(x{i}, y{j}, a{i}{j});"));
+        self.unrolled(kdim, iters, |g| {
+            for i in 0..tr {
+                let x = aval(g, &format!("r0 + {i}"));
+                g.line(format!("let x{i}: f32 = {x};"));
             }
-        }
-        self.close();
+            for j in 0..tc {
+                let y = bval(g, &format!("s0 + {j}"));
+                g.line(format!("let y{j}: f32 = {y};"));
+            }
+            for i in 0..tr {
+                for j in 0..tc {
+                    g.line(format!("a{i}{j} = fma(x{i}, y{j}, a{i}{j});"));
+                }
+            }
+        });
         for i in 0..tr {
             for j in 0..tc {
                 match &res {
                     Some(r) => {
-                        self.line(format!("{r}[((e - li) / {}) * {} + {}] = a{i}{j};", self.wg, tr * tc, i * tc + j))
+                        self.line(format!("{r}[i * {} + {}] = a{i}{j};", tr * tc, i * tc + j))
                     }
                     None => {
                         let d = self.el(dst, &format!("(r0 + {i}) * {cols} + s0 + {j}"));
@@ -728,7 +808,7 @@ impl<'a> Gen<'a> {
         self.close();
         self.barrier();
         if let Some(r) = res {
-            self.open(format!("for (var e: i32 = li; e < {nb}; e = e + {}) {{", self.wg));
+            self.open_coop("e", nb);
             if nc == 1 {
                 self.line(format!("let r0: i32 = e * {tr};"));
                 self.line("let s0: i32 = 0;");
@@ -739,7 +819,7 @@ impl<'a> Gen<'a> {
             for i in 0..tr {
                 for j in 0..tc {
                     let d = self.el(dst, &format!("(r0 + {i}) * {cols} + s0 + {j}"));
-                    self.line(format!("{d} = {r}[((e - li) / {}) * {} + {}];", self.wg, tr * tc, i * tc + j));
+                    self.line(format!("{d} = {r}[i * {} + {}];", tr * tc, i * tc + j));
                 }
             }
             self.close();

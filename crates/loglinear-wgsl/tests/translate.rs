@@ -20,8 +20,8 @@ fn every_builtin_kernel_validates() {
             // Default options, a tiny workgroup memory (tiles spill), an odd workgroup size.
             for opts in [
                 WgslOptions::default(),
-                WgslOptions { workgroup_size: 32, fast_memory: 1024 },
-                WgslOptions { workgroup_size: 96, fast_memory: 0 },
+                WgslOptions { workgroup_size: 32, fast_memory: 1024, unroll: 1 },
+                WgslOptions { workgroup_size: 96, fast_memory: 0, unroll: 8 },
             ] {
                 for p in [&c.forward, &c.decode] {
                     let ks = translate_program(p, &opts).unwrap_or_else(|e| panic!("{} {form:?}: {e}", v.name));
@@ -116,4 +116,24 @@ fn unmappable_programs_are_refused_by_name() {
 fn naga_rejects_broken_wgsl() {
     assert!(loglinear_wgsl::validate("@compute @workgroup_size(1) fn main() { let x: i32 = 1.5; }").is_err());
     assert!(loglinear_wgsl::validate("@compute @workgroup_size(1) fn main() { }").is_ok());
+}
+
+/// The loop count the runtime checks against a driver's limit: the streaming form's grows by the same amount per
+/// chunk (at a fixed number of levels), and unrolling lowers it.
+#[test]
+fn loop_iterations_follow_the_schedule() {
+    let v = builtins::all().into_iter().find(|v| v.name == "loglinear_gated_deltanet").unwrap();
+    let env = |t: usize| SizeEnv::new(1, t, 1, 16, 8, 8, 16, true);
+    let iters = |form: ScanForm, unroll: usize, t: usize| -> Vec<u64> {
+        let config = ScheduleConfig { form, ..ScheduleConfig::with_chunk(16) };
+        let c = compile_decomposed(&v, &config, Some((16, 8))).unwrap();
+        let opts = WgslOptions { unroll, ..WgslOptions::default() };
+        translate_program(&c.forward, &opts).unwrap().iter().map(|k| k.loop_iterations(&env(t))).collect()
+    };
+    // 5, 6 and 7 chunks: the same number of levels (3), one more chunk each.
+    let (a, b, c) = (iters(ScanForm::Streaming, 1, 80), iters(ScanForm::Streaming, 1, 96), iters(ScanForm::Streaming, 1, 112));
+    let scan = a.iter().zip(&b).position(|(x, y)| y > x).expect("a kernel that walks the chunks");
+    assert_eq!(b[scan] - a[scan], c[scan] - b[scan], "streaming: {a:?} {b:?} {c:?}");
+    let unrolled = iters(ScanForm::Streaming, 4, 96);
+    assert!(unrolled[scan] > 0 && unrolled[scan] < b[scan], "unrolled {unrolled:?} vs {b:?}");
 }

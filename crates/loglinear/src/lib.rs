@@ -37,6 +37,9 @@ pub use loglinear_runtime::{
 
 pub mod registry;
 
+/// The WGSL backend's target and its adapter list (`--device N` picks one; `LOGLINEAR_DEVICE` too).
+pub use loglinear_wgpu::{adapters, WgpuTarget};
+
 pub use registry::Registry;
 
 /// A runtime with every backend this build provides, in order: the one place where backends from other crates
@@ -44,6 +47,8 @@ pub use registry::Registry;
 pub fn backends() -> Runtime {
     let mut runtime = Runtime::with_defaults();
     runtime.register(std::sync::Arc::new(loglinear_cranelift::CraneliftTarget::shared()));
+    // Registered even without a GPU: `--backend wgsl` then says how to get an adapter (`availability`).
+    runtime.register(std::sync::Arc::new(loglinear_wgpu::WgpuTarget::from_env()));
     runtime
 }
 

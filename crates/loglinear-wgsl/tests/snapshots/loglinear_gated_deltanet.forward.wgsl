@@ -44,6 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     v0 = p % sizes[0];
     p = p / sizes[0];
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -57,6 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -69,7 +71,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         wg[801 + e] = x;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -82,7 +86,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         wg[33 + e] = x;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         let c0: i32 = v0;
@@ -94,7 +100,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         wg[1 + e] = x;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         let c0: i32 = v0;
@@ -107,6 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 512; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 32;
         let s: i32 = e % 32;
         let c0: i32 = v0;
@@ -119,117 +128,178 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         wg[2337 + e] = x;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         wg[161 + e] = (wg[33 + r * 8 + s] * wg[17 + r]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[289 + e] = select(0.0, 1.0, (s <= r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = e * 1;
         let s0: i32 = 0;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
-            let y0: f32 = wg[1 + q * 1 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[33 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[49 + e] = select(0.0, wg[33 + r], (r == (15)));
     }
     workgroupBarrier();
-    for (var o: i32 = li; o < 1; o = o + 128) {
+    if (li < 1) {
+        let i: i32 = 0;
+        let o: i32 = li;
         var acc: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[49 + q * 1 + o]; }
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                acc = acc + wg[49 + q * 1 + o];
+            }
+            {
+                let q: i32 = q0 + 1;
+                acc = acc + wg[49 + q * 1 + o];
+            }
+        }
         wg[o] = acc;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1057 + e] = select(0.0, wg[1 + r], (s < r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[289 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[1057 + q * 16 + s0 + 0];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[289 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[1057 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[289 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[289 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[1057 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1313 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1313 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[289 + e] = select(-3.4028235e38, wg[1313 + r * 16 + s], (s <= r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1057 + e] = select(exp(min(wg[289 + r * 16 + s], 0.0)), 0.0, wg[289 + r * 16 + s] < -87.0);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[801 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[801 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[801 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[801 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[801 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[801 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[289 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[289 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1313 + e] = (wg[289 + r * 16 + s] * wg[17 + r]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[289 + e] = select(0.0, wg[1313 + r * 16 + s], (s < r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1569 + e] = select(0.0, 1.0, (s == r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1825 + e] = select(0.0, wg[289 + r * 16 + s], (s < r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[2081 + e] = 0.0;
@@ -237,54 +307,93 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v3 = 0; v3 < 16; v3 = v3 + 1) {
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[289 + e] = select(0.0, wg[1825 + r * 16 + s], (r == v3));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[289 + q * 16 + o]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[289 + q * 16 + o];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[289 + q * 16 + o];
+                }
+            }
             wg[49 + o] = acc;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 16) * 1;
             let s0: i32 = (e % 16) * 1;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
-                let y0: f32 = wg[2081 + q * 16 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[2081 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[2081 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[65 + (r0 + 0) * 16 + s0 + 0] = a00;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[289 + e] = select(0.0, wg[1569 + r * 16 + s], (r == v3));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[289 + q * 16 + o]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[289 + q * 16 + o];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[289 + q * 16 + o];
+                }
+            }
             wg[49 + o] = acc;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = 0;
             let s: i32 = e;
             wg[49 + e] = (wg[49 + s] - wg[65 + s]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[289 + e] = select(0.0, wg[49 + s], (r == v3));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[2081 + e] = (wg[2081 + r * 16 + s] + wg[289 + r * 16 + s]);
@@ -292,24 +401,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[289 + e] = (wg[1313 + r * 16 + s] * wg[1057 + r * 16 + s]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1313 + e] = select(0.0, wg[289 + r * 16 + s], (s < r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[289 + e] = select(0.0, wg[1313 + r * 16 + s], (s < r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1313 + e] = 0.0;
@@ -317,54 +430,93 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v4 = 0; v4 < 16; v4 = v4 + 1) {
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1825 + e] = select(0.0, wg[289 + r * 16 + s], (r == v4));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[1825 + q * 16 + o]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[1825 + q * 16 + o];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[1825 + q * 16 + o];
+                }
+            }
             wg[49 + o] = acc;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 16) * 1;
             let s0: i32 = (e % 16) * 1;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
-                let y0: f32 = wg[1313 + q * 16 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[1313 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[49 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[1313 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[65 + (r0 + 0) * 16 + s0 + 0] = a00;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1825 + e] = select(0.0, wg[1569 + r * 16 + s], (r == v4));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[1825 + q * 16 + o]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[1825 + q * 16 + o];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[1825 + q * 16 + o];
+                }
+            }
             wg[49 + o] = acc;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = 0;
             let s: i32 = e;
             wg[49 + e] = (wg[49 + s] - wg[65 + s]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1825 + e] = select(0.0, wg[49 + s], (r == v4));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1313 + e] = (wg[1313 + r * 16 + s] + wg[1825 + r * 16 + s]);
@@ -372,40 +524,66 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[289 + e] = (wg[801 + r * 16 + s] * wg[17 + r]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[2081 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[2081 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[289 + q * 16 + s0 + 0];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[2081 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[2081 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[289 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[2081 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[2081 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[289 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1569 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1569 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 8) * 1;
         let s0: i32 = (e % 8) * 1;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[1313 + (r0 + 0) * 16 + q];
-            let y0: f32 = wg[161 + q * 8 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[1313 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[161 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[1313 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[161 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[289 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1313 + e] = 0.0;
@@ -413,181 +591,283 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v5 = 0; v5 < 5; v5 = v5 + 1) {
         for (var e: i32 = li; e < 512; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 32;
             let s: i32 = e % 32;
             wg[2849 + e] = select(0.0, wg[2337 + r * 32 + s], (s == v5));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[2849 + o * 32 + q]; }
+            for (var q0: i32 = 0; q0 < 32; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[2849 + o * 32 + q];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[2849 + o * 32 + q];
+                }
+            }
             wg[17 + o] = acc;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1825 + e] = select(0.0, wg[17 + r], ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v5)));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1313 + e] = (wg[1313 + r * 16 + s] + wg[1825 + r * 16 + s]);
         }
         workgroupBarrier();
     }
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[545 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[545 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[545 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[545 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[545 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[545 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[801 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1825 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1825 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[2337 + e] = select(0.0, wg[1825 + r * 16 + s], (s <= r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[2081 + q * 16 + s0 + 0];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[2081 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[2081 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1825 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1825 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[2081 + e] = (wg[1825 + r * 16 + s] * wg[1057 + r * 16 + s]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1057 + e] = (wg[2081 + r * 16 + s] * wg[1313 + r * 16 + s]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 8) * 1;
         let s0: i32 = (e % 8) * 1;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[1057 + (r0 + 0) * 16 + q];
-            let y0: f32 = wg[161 + q * 8 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[1057 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[161 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[1057 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[161 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[417 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[1569 + q * 16 + s0 + 0];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[1569 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[2337 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[2337 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[1569 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1057 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1057 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1313 + e] = (wg[545 + r * 16 + s] - wg[1057 + r * 16 + s]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[17 + e] = select(exp(min(wg[33 + r], 0.0)), 0.0, wg[33 + r] < -87.0);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[545 + e] = (wg[1313 + r * 16 + s] * wg[17 + r]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1057 + e] = select(0.0, 1.0, (s < r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = e * 1;
         let s0: i32 = 0;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[1057 + q * 16 + r0 + 0];
-            let y0: f32 = wg[1 + q * 1 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[1057 + q * 16 + r0 + 0];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[1057 + q * 16 + r0 + 0];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[33 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[1 + e] = select(exp(min(wg[33 + r], 0.0)), 0.0, wg[33 + r] < -87.0);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1057 + e] = (wg[801 + r * 16 + s] * wg[1 + r]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 8) * 1;
         let s0: i32 = (e % 8) * 1;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[1057 + q * 16 + r0 + 0];
-            let y0: f32 = wg[289 + q * 8 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[1057 + q * 16 + r0 + 0];
+                let y0: f32 = wg[289 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[1057 + q * 16 + r0 + 0];
+                let y0: f32 = wg[289 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[33 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 1; e = e + 128) {
+    if (li < 1) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[1 + e] = select(exp(min(wg[0], 0.0)), 0.0, wg[0] < -87.0);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[161 + e] = (wg[1569 + r * 16 + s] * wg[17 + r]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -599,6 +879,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -609,7 +890,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b7[o] = wg[545 + e]; }
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -621,7 +904,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b8[o] = wg[33 + e]; }
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 1; e = e + 128) {
+    if (li < 1) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         let c0: i32 = v0;
@@ -632,6 +917,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -643,6 +929,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -684,7 +971,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         wg[1 + e] = 0.0;
@@ -692,7 +981,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v3 = 0; v3 < sizes[6]; v3 = v3 + 1) {
         if ((((v3 >> u32(v2)) & 1) != 0)) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 let c0: i32 = v0;
@@ -707,14 +998,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             workgroupBarrier();
         }
         if (((v3 & ((1 << u32((v2 + (1)))) - 1)) == ((1 << u32((v2 + (1)))) - 1))) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = 0.0;
             }
             workgroupBarrier();
         } else {
-            for (var e: i32 = li; e < 1; e = e + 128) {
+            if (li < 1) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e;
                 let s: i32 = 0;
                 let c0: i32 = v0;
@@ -727,6 +1022,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 256; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 16;
                 let s: i32 = e % 16;
                 let c0: i32 = v0;
@@ -740,6 +1036,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 256; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 16;
                 let s: i32 = e % 16;
                 let c0: i32 = v0;
@@ -752,37 +1049,63 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 wg[641 + e] = x;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r0: i32 = (e / 8) * 1;
                 let s0: i32 = (e % 8) * 1;
                 var a00: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) {
-                    let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
-                    let y0: f32 = wg[1 + q * 8 + s0 + 0];
-                    a00 = fma(x0, y0, a00);
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[1 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[1 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
                 }
                 wg[129 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r0: i32 = (e / 8) * 1;
                 let s0: i32 = (e % 8) * 1;
                 var a00: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) {
-                    let x0: f32 = wg[385 + q * 16 + r0 + 0];
-                    let y0: f32 = wg[129 + q * 8 + s0 + 0];
-                    a00 = fma(x0, y0, a00);
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        let x0: f32 = wg[385 + q * 16 + r0 + 0];
+                        let y0: f32 = wg[129 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        let x0: f32 = wg[385 + q * 16 + r0 + 0];
+                        let y0: f32 = wg[129 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
                 }
                 wg[257 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = (wg[1 + r * 8 + s] - wg[257 + r * 8 + s]);
@@ -790,7 +1113,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             workgroupBarrier();
         }
         if ((!(((v3 >> u32(v2)) & 1) != 0))) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 let c0: i32 = v0;
@@ -804,7 +1129,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 wg[129 + e] = x;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = (wg[1 + r * 8 + s] + wg[129 + r * 8 + s]);
@@ -841,7 +1168,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -855,6 +1184,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -868,6 +1198,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 512; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 32;
         let s: i32 = e % 32;
         let c0: i32 = v0;
@@ -882,7 +1213,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
         if ((((v2 >> u32(v3)) & 1) != 0)) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 let c0: i32 = v0;
@@ -897,37 +1230,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 wg[144 + e] = x;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r0: i32 = (e / 8) * 1;
                 let s0: i32 = (e % 8) * 1;
                 var a00: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) {
-                    let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
-                    let y0: f32 = wg[144 + q * 8 + s0 + 0];
-                    a00 = fma(x0, y0, a00);
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[144 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[144 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
                 }
                 wg[272 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 512; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 32;
                 let s: i32 = e % 32;
                 wg[1168 + e] = select(0.0, wg[656 + r * 32 + s], (s == ((5) + v3)));
             }
             workgroupBarrier();
-            for (var o: i32 = li; o < 16; o = o + 128) {
+            if (li < 16) {
+                let i: i32 = 0;
+                let o: i32 = li;
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[1168 + o * 32 + q]; }
+                for (var q0: i32 = 0; q0 < 32; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        acc = acc + wg[1168 + o * 32 + q];
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        acc = acc + wg[1168 + o * 32 + q];
+                    }
+                }
                 wg[o] = acc;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[144 + e] = (wg[272 + r * 8 + s] * wg[r]);
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[16 + e] = (wg[16 + r * 8 + s] + wg[144 + r * 8 + s]);
@@ -935,7 +1295,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             workgroupBarrier();
         }
     }
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -987,13 +1349,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     v0 = p % sizes[0];
     p = p / sizes[0];
     if ((v2 >= (5))) {
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             wg[e] = 0.0;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             let c0: i32 = v0;
@@ -1007,7 +1373,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
         for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
             if (((v2 >= (v3 + (5))) && ((!(v2 >= (v3 + (6)))) && ((((sizes[6] + (-1)) >> u32(v3)) & 1) != 0)))) {
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     let c0: i32 = v0;
@@ -1022,7 +1390,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     wg[1 + e] = x;
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 1; e = e + 128) {
+                if (li < 1) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e;
                     let s: i32 = 0;
                     let c0: i32 = v0;
@@ -1035,6 +1405,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 }
                 workgroupBarrier();
                 for (var e: i32 = li; e < 256; e = e + 128) {
+                    let i: i32 = (e - li) / 128;
                     let r: i32 = e / 16;
                     let s: i32 = e % 16;
                     let c0: i32 = v0;
@@ -1048,6 +1419,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 }
                 workgroupBarrier();
                 for (var e: i32 = li; e < 256; e = e + 128) {
+                    let i: i32 = (e - li) / 128;
                     let r: i32 = e / 16;
                     let s: i32 = e % 16;
                     let c0: i32 = v0;
@@ -1060,43 +1432,71 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     wg[641 + e] = x;
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r0: i32 = (e / 8) * 1;
                     let s0: i32 = (e % 8) * 1;
                     var a00: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) {
-                        let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
-                        let y0: f32 = wg[1 + q * 8 + s0 + 0];
-                        a00 = fma(x0, y0, a00);
+                    for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                        {
+                            let q: i32 = q0 + 0;
+                            let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
+                            let y0: f32 = wg[1 + q * 8 + s0 + 0];
+                            a00 = fma(x0, y0, a00);
+                        }
+                        {
+                            let q: i32 = q0 + 1;
+                            let x0: f32 = wg[641 + (r0 + 0) * 16 + q];
+                            let y0: f32 = wg[1 + q * 8 + s0 + 0];
+                            a00 = fma(x0, y0, a00);
+                        }
                     }
                     wg[129 + (r0 + 0) * 8 + s0 + 0] = a00;
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r0: i32 = (e / 8) * 1;
                     let s0: i32 = (e % 8) * 1;
                     var a00: f32 = 0.0;
-                    for (var q: i32 = 0; q < 16; q = q + 1) {
-                        let x0: f32 = wg[385 + q * 16 + r0 + 0];
-                        let y0: f32 = wg[129 + q * 8 + s0 + 0];
-                        a00 = fma(x0, y0, a00);
+                    for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                        {
+                            let q: i32 = q0 + 0;
+                            let x0: f32 = wg[385 + q * 16 + r0 + 0];
+                            let y0: f32 = wg[129 + q * 8 + s0 + 0];
+                            a00 = fma(x0, y0, a00);
+                        }
+                        {
+                            let q: i32 = q0 + 1;
+                            let x0: f32 = wg[385 + q * 16 + r0 + 0];
+                            let y0: f32 = wg[129 + q * 8 + s0 + 0];
+                            a00 = fma(x0, y0, a00);
+                        }
                     }
                     wg[257 + (r0 + 0) * 8 + s0 + 0] = a00;
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     wg[1 + e] = (wg[1 + r * 8 + s] - wg[257 + r * 8 + s]);
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     let c0: i32 = v0;
@@ -1112,6 +1512,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     } else {
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             let c0: i32 = v0;
@@ -1124,7 +1525,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             wg[416 + e] = x;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             let c0: i32 = v0;
@@ -1137,7 +1540,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             wg[32 + e] = x;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e;
             let s: i32 = 0;
             let c0: i32 = v0;
@@ -1149,7 +1554,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             wg[e] = x;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e;
             let s: i32 = 0;
             let c0: i32 = v0;
@@ -1161,135 +1568,200 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             wg[16 + e] = x;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             wg[160 + e] = (wg[32 + r * 8 + s] * wg[16 + r]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = select(0.0, 1.0, ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v2)));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[928 + e] = select(0.0, wg[672 + r * 16 + s], (r == ((sizes[1] + (-1)) + ((-1) * ((sizes[6] + (-1)) * (16))))));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[928 + q * 16 + o]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[928 + q * 16 + o];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[928 + q * 16 + o];
+                }
+            }
             wg[32 + o] = acc;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = select(0.0, wg[32 + s], (s == r));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[672 + o * 16 + q]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[672 + o * 16 + q];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[672 + o * 16 + q];
+                }
+            }
             wg[32 + o] = acc;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             wg[288 + e] = (wg[160 + r * 8 + s] * wg[32 + r]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[32 + e] = select(0.0, 1.0, (s <= r));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = select(0.0, wg[r], (s < r));
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 16) * 2;
             let s0: i32 = (e % 16) * 1;
             var a00: f32 = 0.0;
             var a10: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[32 + (r0 + 0) * 16 + q];
-                let x1: f32 = wg[32 + (r0 + 1) * 16 + q];
-                let y0: f32 = wg[672 + q * 16 + s0 + 0];
-                a00 = fma(x0, y0, a00);
-                a10 = fma(x1, y0, a10);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[32 + (r0 + 0) * 16 + q];
+                    let x1: f32 = wg[32 + (r0 + 1) * 16 + q];
+                    let y0: f32 = wg[672 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                    a10 = fma(x1, y0, a10);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[32 + (r0 + 0) * 16 + q];
+                    let x1: f32 = wg[32 + (r0 + 1) * 16 + q];
+                    let y0: f32 = wg[672 + q * 16 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                    a10 = fma(x1, y0, a10);
+                }
             }
             wg[928 + (r0 + 0) * 16 + s0 + 0] = a00;
             wg[928 + (r0 + 1) * 16 + s0 + 0] = a10;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[32 + e] = select(-3.4028235e38, wg[928 + r * 16 + s], (s <= r));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = select(exp(min(wg[32 + r * 16 + s], 0.0)), 0.0, wg[32 + r * 16 + s] < -87.0);
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 16) * 2;
             let s0: i32 = (e % 16) * 1;
             var a00: f32 = 0.0;
             var a10: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[416 + (r0 + 0) * 16 + q];
-                let x1: f32 = wg[416 + (r0 + 1) * 16 + q];
-                let y0: f32 = wg[416 + (s0 + 0) * 16 + q];
-                a00 = fma(x0, y0, a00);
-                a10 = fma(x1, y0, a10);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[416 + (r0 + 0) * 16 + q];
+                    let x1: f32 = wg[416 + (r0 + 1) * 16 + q];
+                    let y0: f32 = wg[416 + (s0 + 0) * 16 + q];
+                    a00 = fma(x0, y0, a00);
+                    a10 = fma(x1, y0, a10);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[416 + (r0 + 0) * 16 + q];
+                    let x1: f32 = wg[416 + (r0 + 1) * 16 + q];
+                    let y0: f32 = wg[416 + (s0 + 0) * 16 + q];
+                    a00 = fma(x0, y0, a00);
+                    a10 = fma(x1, y0, a10);
+                }
             }
             wg[32 + (r0 + 0) * 16 + s0 + 0] = a00;
             wg[32 + (r0 + 1) * 16 + s0 + 0] = a10;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[928 + e] = (wg[32 + r * 16 + s] * wg[16 + r]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1184 + e] = select(0.0, 1.0, (s == r));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[16 + e] = (wg[928 + r * 16 + s] * wg[672 + r * 16 + s]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = select(0.0, wg[16 + r * 16 + s], (s < r));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[928 + e] = select(0.0, wg[672 + r * 16 + s], (s < r));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = 0.0;
@@ -1297,115 +1769,193 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
         for (v4 = 0; v4 < 16; v4 = v4 + 1) {
             for (var e: i32 = li; e < 256; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 16;
                 let s: i32 = e % 16;
                 wg[32 + e] = select(0.0, wg[928 + r * 16 + s], (r == v4));
             }
             workgroupBarrier();
-            for (var o: i32 = li; o < 16; o = o + 128) {
+            if (li < 16) {
+                let i: i32 = 0;
+                let o: i32 = li;
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[32 + q * 16 + o]; }
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        acc = acc + wg[32 + q * 16 + o];
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        acc = acc + wg[32 + q * 16 + o];
+                    }
+                }
                 wg[16 + o] = acc;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 16; e = e + 128) {
+            if (li < 16) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r0: i32 = (e / 16) * 1;
                 let s0: i32 = (e % 16) * 1;
                 var a00: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) {
-                    let x0: f32 = wg[16 + (r0 + 0) * 16 + q];
-                    let y0: f32 = wg[672 + q * 16 + s0 + 0];
-                    a00 = fma(x0, y0, a00);
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        let x0: f32 = wg[16 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[672 + q * 16 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        let x0: f32 = wg[16 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[672 + q * 16 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
                 }
                 wg[32 + (r0 + 0) * 16 + s0 + 0] = a00;
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 256; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 16;
                 let s: i32 = e % 16;
                 wg[1440 + e] = select(0.0, wg[1184 + r * 16 + s], (r == v4));
             }
             workgroupBarrier();
-            for (var o: i32 = li; o < 16; o = o + 128) {
+            if (li < 16) {
+                let i: i32 = 0;
+                let o: i32 = li;
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[1440 + q * 16 + o]; }
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        acc = acc + wg[1440 + q * 16 + o];
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        acc = acc + wg[1440 + q * 16 + o];
+                    }
+                }
                 wg[16 + o] = acc;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 16; e = e + 128) {
+            if (li < 16) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = 0;
                 let s: i32 = e;
                 wg[16 + e] = (wg[16 + s] - wg[32 + s]);
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 256; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 16;
                 let s: i32 = e % 16;
                 wg[32 + e] = select(0.0, wg[16 + s], (r == v4));
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 256; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 16;
                 let s: i32 = e % 16;
                 wg[672 + e] = (wg[672 + r * 16 + s] + wg[32 + r * 16 + s]);
             }
             workgroupBarrier();
         }
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 8) * 1;
             let s0: i32 = (e % 8) * 1;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[672 + (r0 + 0) * 16 + q];
-                let y0: f32 = wg[288 + q * 8 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[672 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[288 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[672 + (r0 + 0) * 16 + q];
+                    let y0: f32 = wg[288 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[32 + (r0 + 0) * 8 + s0 + 0] = a00;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[160 + e] = select(0.0, 1.0, (s < r));
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = e * 1;
             let s0: i32 = 0;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[160 + q * 16 + r0 + 0];
-                let y0: f32 = wg[q * 1 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[160 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[q * 1 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[160 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[q * 1 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[16 + (r0 + 0) * 1 + s0 + 0] = a00;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e;
             let s: i32 = 0;
             wg[e] = select(exp(min(wg[16 + r], 0.0)), 0.0, wg[16 + r] < -87.0);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[672 + e] = (wg[416 + r * 16 + s] * wg[r]);
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 8) * 1;
             let s0: i32 = (e % 8) * 1;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[672 + q * 16 + r0 + 0];
-                let y0: f32 = wg[32 + q * 8 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[672 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[32 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[672 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[32 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[160 + (r0 + 0) * 8 + s0 + 0] = a00;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             let c0: i32 = v0;

@@ -36,6 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     v0 = p % sizes[0];
     p = p / sizes[0];
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -49,6 +50,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -61,7 +63,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         wg[561 + e] = x;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -74,7 +78,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         wg[49 + e] = x;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         let c0: i32 = v0;
@@ -87,6 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 512; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 32;
         let s: i32 = e % 32;
         let c0: i32 = v0;
@@ -100,70 +107,112 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[817 + e] = select(0.0, 1.0, (s <= r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = e * 1;
         let s0: i32 = 0;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
-            let y0: f32 = wg[1 + q * 1 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[17 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[33 + e] = select(0.0, wg[17 + r], (r == (15)));
     }
     workgroupBarrier();
-    for (var o: i32 = li; o < 1; o = o + 128) {
+    if (li < 1) {
+        let i: i32 = 0;
+        let o: i32 = li;
         var acc: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[33 + q * 1 + o]; }
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                acc = acc + wg[33 + q * 1 + o];
+            }
+            {
+                let q: i32 = q0 + 1;
+                acc = acc + wg[33 + q * 1 + o];
+            }
+        }
         wg[o] = acc;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1073 + e] = select(0.0, wg[1 + r], (s < r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[817 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[1073 + q * 16 + s0 + 0];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[817 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[1073 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[817 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[817 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[1073 + q * 16 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1329 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1329 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[817 + e] = select(-3.4028235e38, wg[1329 + r * 16 + s], (s <= r));
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1073 + e] = select(exp(min(wg[817 + r * 16 + s], 0.0)), 0.0, wg[817 + r * 16 + s] < -87.0);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[817 + e] = 0.0;
@@ -171,131 +220,204 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v3 = 0; v3 < 5; v3 = v3 + 1) {
         for (var e: i32 = li; e < 512; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 32;
             let s: i32 = e % 32;
             wg[2097 + e] = select(0.0, wg[1585 + r * 32 + s], (s == v3));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[2097 + o * 32 + q]; }
+            for (var q0: i32 = 0; q0 < 32; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[2097 + o * 32 + q];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[2097 + o * 32 + q];
+                }
+            }
             wg[33 + o] = acc;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[1329 + e] = select(0.0, wg[33 + r], ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v3)));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[817 + e] = (wg[817 + r * 16 + s] + wg[1329 + r * 16 + s]);
         }
         workgroupBarrier();
     }
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 16) * 2;
         let s0: i32 = (e % 16) * 1;
         var a00: f32 = 0.0;
         var a10: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[305 + (r0 + 0) * 16 + q];
-            let x1: f32 = wg[305 + (r0 + 1) * 16 + q];
-            let y0: f32 = wg[561 + (s0 + 0) * 16 + q];
-            a00 = fma(x0, y0, a00);
-            a10 = fma(x1, y0, a10);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[305 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[305 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[561 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[305 + (r0 + 0) * 16 + q];
+                let x1: f32 = wg[305 + (r0 + 1) * 16 + q];
+                let y0: f32 = wg[561 + (s0 + 0) * 16 + q];
+                a00 = fma(x0, y0, a00);
+                a10 = fma(x1, y0, a10);
+            }
         }
         wg[1329 + (r0 + 0) * 16 + s0 + 0] = a00;
         wg[1329 + (r0 + 1) * 16 + s0 + 0] = a10;
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1585 + e] = (wg[1329 + r * 16 + s] * wg[1073 + r * 16 + s]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1073 + e] = (wg[1585 + r * 16 + s] * wg[817 + r * 16 + s]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 8) * 1;
         let s0: i32 = (e % 8) * 1;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[1073 + (r0 + 0) * 16 + q];
-            let y0: f32 = wg[49 + q * 8 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[1073 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[49 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[1073 + (r0 + 0) * 16 + q];
+                let y0: f32 = wg[49 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[177 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[33 + e] = select(exp(min(wg[17 + r], 0.0)), 0.0, wg[17 + r] < -87.0);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[817 + e] = (wg[305 + r * 16 + s] * wg[33 + r]);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[305 + e] = select(0.0, 1.0, (s < r));
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = e * 1;
         let s0: i32 = 0;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[305 + q * 16 + r0 + 0];
-            let y0: f32 = wg[1 + q * 1 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[305 + q * 16 + r0 + 0];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[305 + q * 16 + r0 + 0];
+                let y0: f32 = wg[1 + q * 1 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[17 + (r0 + 0) * 1 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 16; e = e + 128) {
+    if (li < 16) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[1 + e] = select(exp(min(wg[17 + r], 0.0)), 0.0, wg[17 + r] < -87.0);
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         wg[1073 + e] = (wg[561 + r * 16 + s] * wg[1 + r]);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r0: i32 = (e / 8) * 1;
         let s0: i32 = (e % 8) * 1;
         var a00: f32 = 0.0;
-        for (var q: i32 = 0; q < 16; q = q + 1) {
-            let x0: f32 = wg[1073 + q * 16 + r0 + 0];
-            let y0: f32 = wg[49 + q * 8 + s0 + 0];
-            a00 = fma(x0, y0, a00);
+        for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+            {
+                let q: i32 = q0 + 0;
+                let x0: f32 = wg[1073 + q * 16 + r0 + 0];
+                let y0: f32 = wg[49 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
+            {
+                let q: i32 = q0 + 1;
+                let x0: f32 = wg[1073 + q * 16 + r0 + 0];
+                let y0: f32 = wg[49 + q * 8 + s0 + 0];
+                a00 = fma(x0, y0, a00);
+            }
         }
         wg[305 + (r0 + 0) * 8 + s0 + 0] = a00;
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 1; e = e + 128) {
+    if (li < 1) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         wg[1 + e] = select(exp(min(wg[0], 0.0)), 0.0, wg[0] < -87.0);
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -307,6 +429,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -317,7 +440,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[1] && c2 >= 0 && c2 < sizes[2] && c3 >= 0 && c3 < 16) { b6[o] = wg[817 + e]; }
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -329,7 +454,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (c0 >= 0 && c0 < sizes[0] && c1 >= 0 && c1 < sizes[2] && c2 >= 0 && c2 < sizes[6] && c3 >= 0 && c3 < 16 && c4 >= 0 && c4 < 8) { b7[o] = wg[305 + e]; }
     }
     workgroupBarrier();
-    for (var e: i32 = li; e < 1; e = e + 128) {
+    if (li < 1) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e;
         let s: i32 = 0;
         let c0: i32 = v0;
@@ -366,7 +493,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         wg[1 + e] = 0.0;
@@ -374,7 +503,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v3 = 0; v3 < sizes[6]; v3 = v3 + 1) {
         if ((((v3 >> u32(v2)) & 1) != 0)) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 let c0: i32 = v0;
@@ -389,14 +520,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             workgroupBarrier();
         }
         if (((v3 & ((1 << u32((v2 + (1)))) - 1)) == ((1 << u32((v2 + (1)))) - 1))) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = 0.0;
             }
             workgroupBarrier();
         } else {
-            for (var e: i32 = li; e < 1; e = e + 128) {
+            if (li < 1) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e;
                 let s: i32 = 0;
                 let c0: i32 = v0;
@@ -408,7 +543,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 wg[e] = x;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
@@ -416,7 +553,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             workgroupBarrier();
         }
         if ((!(((v3 >> u32(v2)) & 1) != 0))) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 let c0: i32 = v0;
@@ -430,7 +569,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 wg[129 + e] = x;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[1 + e] = (wg[1 + r * 8 + s] + wg[129 + r * 8 + s]);
@@ -467,7 +608,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     p = p / sizes[2];
     v0 = p % sizes[0];
     p = p / sizes[0];
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -481,6 +624,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 256; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 16;
         let s: i32 = e % 16;
         let c0: i32 = v0;
@@ -494,6 +638,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     for (var e: i32 = li; e < 512; e = e + 128) {
+        let i: i32 = (e - li) / 128;
         let r: i32 = e / 32;
         let s: i32 = e % 32;
         let c0: i32 = v0;
@@ -508,7 +653,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
         if ((((v2 >> u32(v3)) & 1) != 0)) {
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 let c0: i32 = v0;
@@ -523,37 +670,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 wg[144 + e] = x;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r0: i32 = (e / 8) * 1;
                 let s0: i32 = (e % 8) * 1;
                 var a00: f32 = 0.0;
-                for (var q: i32 = 0; q < 16; q = q + 1) {
-                    let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
-                    let y0: f32 = wg[144 + q * 8 + s0 + 0];
-                    a00 = fma(x0, y0, a00);
+                for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[144 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        let x0: f32 = wg[400 + (r0 + 0) * 16 + q];
+                        let y0: f32 = wg[144 + q * 8 + s0 + 0];
+                        a00 = fma(x0, y0, a00);
+                    }
                 }
                 wg[272 + (r0 + 0) * 8 + s0 + 0] = a00;
             }
             workgroupBarrier();
             for (var e: i32 = li; e < 512; e = e + 128) {
+                let i: i32 = (e - li) / 128;
                 let r: i32 = e / 32;
                 let s: i32 = e % 32;
                 wg[1168 + e] = select(0.0, wg[656 + r * 32 + s], (s == ((5) + v3)));
             }
             workgroupBarrier();
-            for (var o: i32 = li; o < 16; o = o + 128) {
+            if (li < 16) {
+                let i: i32 = 0;
+                let o: i32 = li;
                 var acc: f32 = 0.0;
-                for (var q: i32 = 0; q < 32; q = q + 1) { acc = acc + wg[1168 + o * 32 + q]; }
+                for (var q0: i32 = 0; q0 < 32; q0 = q0 + 2) {
+                    {
+                        let q: i32 = q0 + 0;
+                        acc = acc + wg[1168 + o * 32 + q];
+                    }
+                    {
+                        let q: i32 = q0 + 1;
+                        acc = acc + wg[1168 + o * 32 + q];
+                    }
+                }
                 wg[o] = acc;
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[144 + e] = (wg[272 + r * 8 + s] * wg[r]);
             }
             workgroupBarrier();
-            for (var e: i32 = li; e < 128; e = e + 128) {
+            if (li < 128) {
+                let i: i32 = 0;
+                let e: i32 = li;
                 let r: i32 = e / 8;
                 let s: i32 = e % 8;
                 wg[16 + e] = (wg[16 + r * 8 + s] + wg[144 + r * 8 + s]);
@@ -561,7 +735,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             workgroupBarrier();
         }
     }
-    for (var e: i32 = li; e < 128; e = e + 128) {
+    if (li < 128) {
+        let i: i32 = 0;
+        let e: i32 = li;
         let r: i32 = e / 8;
         let s: i32 = e % 8;
         let c0: i32 = v0;
@@ -606,13 +782,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     v0 = p % sizes[0];
     p = p / sizes[0];
     if ((v2 >= (5))) {
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             wg[e] = 0.0;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             let c0: i32 = v0;
@@ -626,7 +806,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
         for (v3 = 0; v3 < sizes[8]; v3 = v3 + 1) {
             if (((v2 >= (v3 + (5))) && ((!(v2 >= (v3 + (6)))) && ((((sizes[6] + (-1)) >> u32(v3)) & 1) != 0)))) {
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     let c0: i32 = v0;
@@ -641,7 +823,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     wg[1 + e] = x;
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 1; e = e + 128) {
+                if (li < 1) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e;
                     let s: i32 = 0;
                     let c0: i32 = v0;
@@ -653,13 +837,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     wg[e] = x;
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     wg[1 + e] = (wg[1 + r * 8 + s] * wg[0]);
                 }
                 workgroupBarrier();
-                for (var e: i32 = li; e < 128; e = e + 128) {
+                if (li < 128) {
+                    let i: i32 = 0;
+                    let e: i32 = li;
                     let r: i32 = e / 8;
                     let s: i32 = e % 8;
                     let c0: i32 = v0;
@@ -675,6 +863,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     } else {
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             let c0: i32 = v0;
@@ -687,7 +876,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             wg[288 + e] = x;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             let c0: i32 = v0;
@@ -700,7 +891,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             wg[32 + e] = x;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e;
             let s: i32 = 0;
             let c0: i32 = v0;
@@ -713,84 +906,139 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[544 + e] = select(0.0, 1.0, ((s <= r) && (32 - i32(countLeadingZeros(r ^ s)) == v2)));
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[800 + e] = select(0.0, wg[544 + r * 16 + s], (r == ((sizes[1] + (-1)) + ((-1) * ((sizes[6] + (-1)) * (16))))));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[800 + q * 16 + o]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[800 + q * 16 + o];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[800 + q * 16 + o];
+                }
+            }
             wg[16 + o] = acc;
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[544 + e] = select(0.0, wg[16 + s], (s == r));
         }
         workgroupBarrier();
-        for (var o: i32 = li; o < 16; o = o + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let o: i32 = li;
             var acc: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) { acc = acc + wg[544 + o * 16 + q]; }
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    acc = acc + wg[544 + o * 16 + q];
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    acc = acc + wg[544 + o * 16 + q];
+                }
+            }
             wg[16 + o] = acc;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             wg[160 + e] = (wg[32 + r * 8 + s] * wg[16 + r]);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[544 + e] = select(0.0, 1.0, (s < r));
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = e * 1;
             let s0: i32 = 0;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[544 + q * 16 + r0 + 0];
-                let y0: f32 = wg[q * 1 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[544 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[q * 1 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[544 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[q * 1 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[16 + (r0 + 0) * 1 + s0 + 0] = a00;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 16; e = e + 128) {
+        if (li < 16) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e;
             let s: i32 = 0;
             wg[e] = select(exp(min(wg[16 + r], 0.0)), 0.0, wg[16 + r] < -87.0);
         }
         workgroupBarrier();
         for (var e: i32 = li; e < 256; e = e + 128) {
+            let i: i32 = (e - li) / 128;
             let r: i32 = e / 16;
             let s: i32 = e % 16;
             wg[544 + e] = (wg[288 + r * 16 + s] * wg[r]);
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r0: i32 = (e / 8) * 1;
             let s0: i32 = (e % 8) * 1;
             var a00: f32 = 0.0;
-            for (var q: i32 = 0; q < 16; q = q + 1) {
-                let x0: f32 = wg[544 + q * 16 + r0 + 0];
-                let y0: f32 = wg[160 + q * 8 + s0 + 0];
-                a00 = fma(x0, y0, a00);
+            for (var q0: i32 = 0; q0 < 16; q0 = q0 + 2) {
+                {
+                    let q: i32 = q0 + 0;
+                    let x0: f32 = wg[544 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[160 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
+                {
+                    let q: i32 = q0 + 1;
+                    let x0: f32 = wg[544 + q * 16 + r0 + 0];
+                    let y0: f32 = wg[160 + q * 8 + s0 + 0];
+                    a00 = fma(x0, y0, a00);
+                }
             }
             wg[(r0 + 0) * 8 + s0 + 0] = a00;
         }
         workgroupBarrier();
-        for (var e: i32 = li; e < 128; e = e + 128) {
+        if (li < 128) {
+            let i: i32 = 0;
+            let e: i32 = li;
             let r: i32 = e / 8;
             let s: i32 = e % 8;
             let c0: i32 = v0;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The WGSL backend on the GPU machine (NVIDIA H200, Vulkan): conformance at T = 16384 against the f64 reference
+# and the forward/decode benchmarks of issue 11, with fla's anchors in the same session.
+#
+# Build here first (the GPU machine has no Rust), then run through the device tool with
+#   carry: gpu-bin .gl .whl        command: bash scripts/gpu/h200.sh PHASE
+#   gpu-bin/loglinear   `cargo build --release -p loglinear-cli && strip -o gpu-bin/loglinear target/release/loglinear`
+#   .gl                 `../shared/gpu/get-vulkan-loader.sh` (Debian's Vulkan loader)
+#   .whl                fla 0.6.0 wheels + anchors_fla.py (../shared/gpu/README.md)
+# PHASE: check (conformance), bench (forward, B·T = 32768, H = 16), long (T = 2^20), decode, anchors.
+# Every figure goes to $OUT/*.jsonl and stdout.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+export XDG_RUNTIME_DIR=/tmp
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+LL=gpu-bin/loglinear
+W=/tmp/ll
+mkdir -p $W
+phase=${1:-check}
+
+$LL backends | tee "$OUT/backends.txt"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee -a "$OUT/backends.txt"
+
+case $phase in
+check)
+    # Conformance at T = 16384 (B = 1, H = 2): f32 storage on f32 inputs, f16 and bf16 storage on bf16 inputs,
+    # every scan form, against the f64 reference on the same inputs (spec §11.3: 1e-5 / 1e-4 f32, 5e-3 16-bit).
+    for spec in "loglinear_mamba2 128 64 1e-5" "loglinear_gated_deltanet 128 128 1e-4" "mamba2 128 64 1e-5"; do
+        set -- $spec
+        v=$1 k=$2 vd=$3 tol=$4
+        for dt in f32 bf16; do
+            x=$W/x_${v}_$dt.safetensors
+            $LL random --variant $v --shape 1,16384,2,$k,$vd --dtype $dt --seed 7 --output $x
+            $LL run --variant $v --backend reference --input $x --output $W/ref_${v}_$dt.safetensors
+            if [ $dt = f32 ]; then storages="f32"; else storages="f16 bf16"; fi
+            for st in $storages; do
+                t=$tol; [ $st != f32 ] && t=5e-3
+                for form in per_level fused streaming; do
+                    o=$W/o_${v}_${st}_$form.safetensors
+                    if $LL run --variant $v --backend wgsl --config storage=$st,form=$form --input $x --output $o; then
+                        python3 scripts/gpu/compare.py $o $W/ref_${v}_$dt.safetensors $t "$v T=16384 storage=$st form=$form" \
+                            | tee -a "$OUT/check.jsonl"
+                    else
+                        echo "{\"check\": \"$v storage=$st form=$form\", \"pass\": false, \"error\": \"run failed\"}" | tee -a "$OUT/check.jsonl"
+                    fi
+                done
+            done
+        done
+    done
+    ;;
+bench)
+    # Forward, B·T = 32768 tokens, H = 16, bf16 inputs and storage, device-resident; first call includes compile.
+    for T in 4096 8192 16384; do
+        B=$((32768 / T))
+        for cfg in ${CONFIGS:-"form=per_level" "form=fused"}; do
+            $LL bench --backend wgsl --variant loglinear_mamba2 --shape $B,$T,16,128,64 --input-dtype bf16 \
+                --config storage=bf16,$cfg --resident --reps 10 --warmup 2 2>&1 | tee -a "$OUT/bench.txt"
+            $LL bench --backend wgsl --variant loglinear_gated_deltanet --shape $B,$T,16,128,128 --input-dtype bf16 \
+                --config storage=bf16,$cfg --resident --reps 5 --warmup 1 2>&1 | tee -a "$OUT/bench.txt"
+        done
+    done
+    ;;
+long)
+    # H = 4: the bench generates its random inputs in f64 on the host (about 3.5 copies): H = 16 needs ~160 GB.
+    for v in "loglinear_mamba2 64" "loglinear_gated_deltanet 128"; do
+        set -- $v
+        /usr/bin/time -v $LL bench --backend wgsl --variant $1 --shape 1,1048576,4,128,$2 --input-dtype bf16 \
+            --config storage=bf16,form=streaming --resident --reps 2 --warmup 0 2>&1 | tee -a "$OUT/long.txt"
+    done
+    ;;
+decode)
+    for N in 1 64; do
+        $LL bench --decode --backend wgsl --variant loglinear_mamba2 --shape $N,16384,16,128,64 --reps 20 2>&1 | tee -a "$OUT/decode.txt"
+    done
+    ;;
+anchors)
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    timeout 500 python3 .whl/anchors_fla.py "$OUT/anchors.json" 2>&1 | tail -40
+    ;;
+esac
