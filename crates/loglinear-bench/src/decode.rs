@@ -1,4 +1,5 @@
-//! The decode benchmark (`loglinear bench --decode`): decode steps after a `T0`-token prefill, in µs per step,
+//! The decode benchmark (`loglinear bench --decode`): decode steps after a `T0`-token prefill, the state resident
+//! in the backend's memory (`Backend::decode_step_resident`), in µs per step,
 //! tokens/s and the bytes of state each step moves, against a plain copy of the same bytes measured in the same
 //! run (the memory-bandwidth floor of a step) and the linear form's step.
 
@@ -72,7 +73,7 @@ fn measure(b: &Backend<'_>, v: &VariantIr, spec: &DecodeSpec) -> Result<(DecodeR
         x.iter().map(|(nm, t)| (nm.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data))).collect()
     };
     let start = Instant::now();
-    let mut state = if t0 == 0 {
+    let state = if t0 == 0 {
         let accum = b.config(v, &opts)?.accum;
         DecodeState::zeros(accum, n, h, if v.is_log_linear() { num_levels(last) } else { 1 }, k, vd)
     } else {
@@ -90,15 +91,17 @@ fn measure(b: &Backend<'_>, v: &VariantIr, spec: &DecodeSpec) -> Result<(DecodeR
     let prefill = start.elapsed();
     let levels = state.levels();
     let tok = typed(&random_inputs(v, (n, 1, h, k, vd), levels.saturating_sub(1), spec.seed + 1));
-    // One untimed step (compiles the decode program), then the timed ones.
-    b.decode_step(v, &mut state, &views(&tok), &opts)?;
+    // The state stays in the backend's memory, as a server keeps it: a step moves the token's inputs in and
+    // `o` out. One untimed step (compiles the decode program), then the timed ones.
+    let bytes = state.state.bytes().len() * 2;
+    let mut state = b.upload_state(&state)?;
+    b.decode_step_resident(v, &mut state, &views(&tok), &opts)?;
     let mut times = Vec::with_capacity(spec.steps);
     for _ in 0..spec.steps {
         let s = Instant::now();
-        std::hint::black_box(b.decode_step(v, &mut state, &views(&tok), &opts)?);
+        std::hint::black_box(b.decode_step_resident(v, &mut state, &views(&tok), &opts)?);
         times.push(s.elapsed());
     }
-    let bytes = state.state.bytes().len() * 2;
     Ok((DecodeRow { variant: v.name.clone(), step: median(times), state_bytes: bytes, levels }, prefill))
 }
 

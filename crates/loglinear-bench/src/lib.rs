@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{HostTensor, TensorMap, VariantIr};
 use loglinear_runtime::{
-    check_chunk_size, Backend, DType, ResidentInputs, RunOptions, Runtime, RuntimeError, ScheduleConfig, Tensor,
+    check_chunk_size, Backend, DType, ResidentInputs, RunOptions, Runtime, RuntimeError, ConfigOverrides, Tensor,
 };
 
 use crate::baseline::{BaselineError, BaselineProblem};
@@ -62,8 +62,9 @@ pub struct BenchSpec {
     /// The dtype the inputs are held in, as a user's file would hold them (f32, f16, bf16): the backend reads
     /// them in it.
     pub input_dtype: DType,
-    /// Schedule configuration (`--config`); `None`: the backend's default at the chunk size.
-    pub config: Option<ScheduleConfig>,
+    /// Schedule fields fixed by `--config`; the rest (the scan form included, unless given) is the backend's
+    /// pick at the chunk size.
+    pub overrides: ConfigOverrides,
     /// Time the main row on device-resident inputs (uploaded once, untimed) with the output left on the device
     /// (`Backend::run_resident`): what a GPU figure means. Off: every call takes host tensors in and out.
     pub resident: bool,
@@ -83,17 +84,14 @@ impl BenchSpec {
             baselines: false,
             baseline_threads: 1,
             seed: 0,
-            config: None,
+            overrides: ConfigOverrides::default(),
             resident: false,
         }
     }
 
     /// The run options of the main row.
     pub fn options(&self) -> RunOptions {
-        match self.config {
-            Some(c) => RunOptions::with_config(ScheduleConfig { chunk: self.chunk(), ..c }),
-            None => RunOptions::with_chunk_size(Some(self.chunk())),
-        }
+        RunOptions { overrides: self.overrides, ..RunOptions::with_chunk_size(Some(self.chunk())) }
     }
 
     /// The chunk size used: `chunk_size` or the variant's.
@@ -455,6 +453,9 @@ pub fn run_bench(
             expected: "at least 1 repetition".into(),
         });
     }
+    if spec.resident && !spec.baselines {
+        return run_resident_lean(&backend, spec, on_step);
+    }
     let w = Workload::new(&spec.variant, spec.shape, spec.chunk(), spec.seed)?.with_input_dtype(spec.input_dtype);
     let flops = |v: &VariantIr| loglinear_schedule::cost(v, w.shape, w.chunk).map(|c| c.flops).unwrap_or(0.0);
     let vname = spec.variant.name.clone();
@@ -566,12 +567,77 @@ pub fn run_bench(
     Ok(report(spec, &w, rows))
 }
 
+/// The main row alone on device-resident inputs, built lean: each random input is rounded to the input dtype
+/// (and to the storage type) and its f64 copy dropped before the next is made, so the host holds about one
+/// f64 tensor plus the 16-bit ones — what T = 2^20 at H = 16 needs (a [`Workload`] keeps several f64 and f32
+/// copies of every input for the baselines).
+fn run_resident_lean(
+    backend: &Backend<'_>,
+    spec: &BenchSpec,
+    on_step: &mut dyn FnMut(Step<'_>),
+) -> Result<BenchReport, RuntimeError> {
+    check_chunk_size(spec.chunk())?;
+    let (b, t, h, k, v) = spec.shape;
+    if [b, t, h, k, v].contains(&0) {
+        return Err(RuntimeError::InvalidArgument {
+            argument: "--shape".into(),
+            value: format!("{b},{t},{h},{k},{v}"),
+            expected: "five positive integers B,T,H,K,V".into(),
+        });
+    }
+    let opts = spec.options();
+    let storage = backend.config(&spec.variant, &opts)?.storage;
+    let mut inputs = random_inputs(&spec.variant, spec.shape, 0, spec.seed);
+    let mut typed: BTreeMap<String, Tensor> = BTreeMap::new();
+    let names: Vec<String> = inputs.keys().cloned().collect();
+    for n in names {
+        let Some(x) = inputs.remove(&n) else { continue };
+        let held = Tensor::from_f64(spec.input_dtype, x.shape.clone(), &x.data);
+        drop(x);
+        // As `Workload::upload`: f32/f64 storage reads the inputs in their own dtype; 16-bit storage gets them
+        // converted (from the values rounded to the input dtype).
+        let t = if matches!(storage, DType::F32 | DType::F64) || storage == spec.input_dtype {
+            held
+        } else {
+            Tensor::from_f64(storage, held.shape().to_vec(), &held.to_f64())
+        };
+        typed.insert(n, t);
+    }
+    let views: loglinear_runtime::Bindings<'_> = typed
+        .iter()
+        .filter(|(n, _)| spec.variant.input_by_name(n).is_some())
+        .map(|(n, t)| (n.clone(), t.view()))
+        .collect();
+    let resident = backend.upload(&spec.variant, &views)?;
+    drop(views);
+    drop(typed);
+    let label = format!("{} (resident)", backend.name());
+    let (first, samples, _) =
+        time_calls(spec, &label, on_step, || backend.run_resident(&spec.variant, &resident, &opts).map(|r| r.0))?;
+    let flops = loglinear_schedule::cost(&spec.variant, spec.shape, spec.chunk()).map(|c| c.flops).unwrap_or(0.0);
+    let rows = vec![Row {
+        kind: RowKind::Main,
+        label,
+        variant: spec.variant.name.clone(),
+        first_call: first,
+        samples,
+        flops,
+        diff_vs_main: None,
+        skipped: None,
+    }];
+    Ok(report_at(spec, spec.shape, spec.chunk(), rows))
+}
+
 fn report(spec: &BenchSpec, w: &Workload, rows: Vec<Row>) -> BenchReport {
+    report_at(spec, w.shape, w.chunk, rows)
+}
+
+fn report_at(spec: &BenchSpec, shape: Shape, chunk: usize, rows: Vec<Row>) -> BenchReport {
     BenchReport {
         variant: spec.variant.name.clone(),
         backend: spec.backend.clone(),
-        shape: w.shape,
-        chunk: w.chunk,
+        shape,
+        chunk,
         reps: spec.reps,
         warmup: spec.warmup,
         input_dtype: spec.input_dtype,
@@ -719,6 +785,27 @@ mod tests {
         for needle in ["median", "GFLOP/s", "rustc-baseline", "interpreter-f32", "interpreter (linear)", "ratios"] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn resident_bench_builds_lean_inputs_and_picks_the_form() {
+        let v = builtins::by_name("loglinear_mamba2").unwrap();
+        let mut spec = BenchSpec::new(v.clone(), "interpreter-f32", (1, 40, 2, 8, 4));
+        spec.chunk_size = Some(8);
+        spec.reps = 2;
+        spec.resident = true;
+        spec.input_dtype = DType::BF16;
+        spec.overrides = "storage=bf16".parse().unwrap();
+        let mut steps = 0u64;
+        let r = run_bench(&Runtime::with_defaults(), &spec, &mut |_| steps += 1).unwrap();
+        assert_eq!(steps, total_steps(&spec));
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].samples.len(), 2);
+        assert!(r.rows[0].flops > 0.0 && r.rows[0].label.contains("resident"), "{:?}", r.rows[0]);
+        assert_eq!((r.shape, r.chunk), ((1, 40, 2, 8, 4), 8));
+        spec.shape = (1, 0, 2, 8, 4);
+        let e = run_bench(&Runtime::with_defaults(), &spec, &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("--shape"), "{e}");
     }
 
     #[test]

@@ -167,8 +167,8 @@ struct RunArgs {
     /// --max-scratch)
     #[arg(long, value_enum)]
     form: Option<FormArg>,
-    /// Schedule configuration as `key=value` pairs (`storage=bf16,form=fused,threads=256`); `--chunk-size` and
-    /// `--form` override its fields when given
+    /// Schedule fields as `key=value` pairs (`storage=bf16,form=fused,threads=256`); fields not given keep the
+    /// backend's pick (the scan form included); `--chunk-size` and `--form` override its fields when given
     #[arg(long, value_name = "CONFIG")]
     config: Option<String>,
     /// Most scratch memory the per-level form may take before the streaming form is used instead: bytes, or
@@ -193,6 +193,16 @@ enum FormArg {
     Fused,
     /// The fused pass with each chunk's primitives computed in the walk: O(L·K·V) scratch per head
     Streaming,
+}
+
+impl From<FormArg> for loglinear_schedule::ScanForm {
+    fn from(f: FormArg) -> Self {
+        match f {
+            FormArg::PerLevel => loglinear_schedule::ScanForm::PerLevel,
+            FormArg::Fused => loglinear_schedule::ScanForm::Fused,
+            FormArg::Streaming => loglinear_schedule::ScanForm::Streaming,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -303,8 +313,8 @@ struct BenchArgs {
     /// Dtype the inputs are held in, as in a user's file (the backend reads them in it)
     #[arg(long, value_enum, default_value = "f32")]
     input_dtype: DtypeArg,
-    /// Schedule configuration as `key=value` pairs (`chunk=32,form=fused,storage=bf16,threads=256`); `--chunk-size`
-    /// overrides its chunk
+    /// Schedule fields as `key=value` pairs (`chunk=32,form=fused,storage=bf16,threads=256`); fields not given
+    /// keep the backend's pick (the scan form included); `--chunk-size` overrides its chunk
     #[arg(long, value_name = "CONFIG")]
     config: Option<String>,
     /// Time on device-resident inputs (uploaded once, untimed), the output left on the device: the GPU figure
@@ -542,24 +552,13 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     let start = Instant::now();
     let mut opts = RunOptions::with_chunk_size(args.chunk_size);
     if let Some(text) = &args.config {
-        let mut c = text.parse::<loglinear::ScheduleConfig>()?;
-        if !text.contains("chunk=") {
-            c.chunk = variant.chunk_size;
-        }
-        opts.config = Some(c);
+        opts.overrides = text.parse::<loglinear::ConfigOverrides>()?;
     }
     if let Some(m) = &args.max_scratch {
         opts.max_scratch = Some(parse_bytes("--max-scratch", m)?);
     }
     if let Some(f) = args.form {
-        let mut c = backend.config(variant, &opts)?;
-        c.chunk = args.chunk_size.unwrap_or(c.chunk);
-        c.form = match f {
-            FormArg::PerLevel => loglinear_schedule::ScanForm::PerLevel,
-            FormArg::Fused => loglinear_schedule::ScanForm::Fused,
-            FormArg::Streaming => loglinear_schedule::ScanForm::Streaming,
-        };
-        opts.config = Some(c);
+        opts.overrides.form = Some(f.into());
     }
     let initial = match &args.initial_state {
         Some(path) => {
@@ -693,7 +692,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize, usize, usize, usize), RuntimeEr
 }
 
 fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeError> {
-    use loglinear_schedule::{DumpWhen, ScanForm, ScheduleConfig, ScheduleError, PASSES};
+    use loglinear_schedule::{DumpWhen, ScheduleConfig, ScheduleError, PASSES};
     let variant = registry.get(&args.variant)?;
     if let Some(c) = args.chunk_size {
         check_chunk_size(c)?;
@@ -706,11 +705,8 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
     if let Some(c) = args.chunk_size {
         opts.chunk = c;
     }
-    match args.form {
-        Some(FormArg::PerLevel) => opts.form = ScanForm::PerLevel,
-        Some(FormArg::Fused) => opts.form = ScanForm::Fused,
-        Some(FormArg::Streaming) => opts.form = ScanForm::Streaming,
-        None => {}
+    if let Some(f) = args.form {
+        opts.form = f.into();
     }
     // With an explicit --shape, the dump shows `specialise` on its K and V too.
     let sizes = args.shape.as_ref().map(|_| (shape.3, shape.4));
@@ -799,21 +795,22 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
         print!("{}", loglinear_bench::format_decode_report(&report));
         return Ok(());
     }
-    let config = args.config.as_deref().map(str::parse::<loglinear::ScheduleConfig>).transpose()?;
-    // A chunk given in --config counts unless --chunk-size overrides it.
-    let config_chunk = args.config.as_deref().filter(|t| t.contains("chunk=")).and(config.map(|c| c.chunk));
+    let overrides = args.config.as_deref().map(str::parse::<loglinear::ConfigOverrides>).transpose()?.unwrap_or_default();
+    if let Some(c) = overrides.chunk {
+        check_chunk_size(c)?;
+    }
     let spec = loglinear_bench::BenchSpec {
         variant: variant.clone(),
         backend: args.backend.clone(),
         shape,
-        chunk_size: args.chunk_size.or(config_chunk),
+        chunk_size: args.chunk_size.or(overrides.chunk),
         reps: args.reps,
         warmup: args.warmup,
         baselines: args.baselines,
         baseline_threads: args.baseline_threads,
         seed: args.seed,
         input_dtype: args.input_dtype.into(),
-        config,
+        overrides,
         resident: args.resident,
     };
     let bar = if std::io::stderr().is_terminal() {

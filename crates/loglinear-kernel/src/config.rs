@@ -147,9 +147,62 @@ impl fmt::Display for ScheduleConfig {
 impl FromStr for ScheduleConfig {
     type Err = ConfigError;
 
-    /// Parses `key=value` pairs separated by spaces or commas; missing keys keep their defaults.
+    /// Parses `key=value` pairs separated by spaces or commas ([`ConfigOverrides`]) over
+    /// [`ScheduleConfig::default`]; missing keys keep their defaults.
     fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let mut c = ScheduleConfig::default();
+        let c = s.parse::<ConfigOverrides>()?.apply(ScheduleConfig::default());
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Part of a [`ScheduleConfig`]: the fields a user fixed (`--config storage=bf16,form=fused`); every other
+/// field keeps what the runtime would pick — the target's default, a tuned entry, or the scan form chosen by
+/// the problem's size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConfigOverrides {
+    /// Chunk size.
+    pub chunk: Option<usize>,
+    /// Inter-chunk scan form; `None` leaves the choice to the runtime (per-level, or streaming past the
+    /// memory and binding limits).
+    pub form: Option<ScanForm>,
+    /// Storage type.
+    pub storage: Option<DType>,
+    /// Accumulation type.
+    pub accum: Option<DType>,
+    /// Worker threads (`Some(None)`: `threads=auto`).
+    pub threads: Option<Option<usize>>,
+    /// Columns of `V` per grid program (`Some(None)`: `v_block=auto`).
+    pub v_block: Option<Option<usize>>,
+}
+
+impl ConfigOverrides {
+    /// Whether no field is fixed.
+    pub fn is_empty(&self) -> bool {
+        *self == ConfigOverrides::default()
+    }
+
+    /// `base` with the fixed fields replaced (not validated: see [`ScheduleConfig::validate`]).
+    pub fn apply(&self, base: ScheduleConfig) -> ScheduleConfig {
+        ScheduleConfig {
+            chunk: self.chunk.unwrap_or(base.chunk),
+            form: self.form.unwrap_or(base.form),
+            storage: self.storage.unwrap_or(base.storage),
+            accum: self.accum.unwrap_or(base.accum),
+            threads: self.threads.unwrap_or(base.threads),
+            v_block: self.v_block.unwrap_or(base.v_block),
+        }
+    }
+}
+
+impl FromStr for ConfigOverrides {
+    type Err = ConfigError;
+
+    /// Parses `key=value` pairs separated by spaces or commas: `chunk`, `form`, `storage`, `accum`, `threads`,
+    /// `v_block` (the last two take `auto`). Each value is checked on its own; the whole configuration is
+    /// validated once applied.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let mut c = ConfigOverrides::default();
         for item in s.split([' ', ',']).filter(|x| !x.is_empty()) {
             let bad = |field: &'static str, expected: &str| ConfigError {
                 field,
@@ -160,18 +213,20 @@ impl FromStr for ScheduleConfig {
             let num = |field| v.parse::<usize>().map_err(|_| bad(field, "a number"));
             let opt = |field, none: &str| if v == none { Ok(None) } else { num(field).map(Some) };
             match k {
-                "chunk" => c.chunk = num("chunk")?,
+                "chunk" => c.chunk = Some(num("chunk")?),
                 "form" => {
-                    c.form = ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level, fused or streaming"))?
+                    c.form =
+                        Some(ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level, fused or streaming"))?)
                 }
-                "storage" => c.storage = DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?,
-                "accum" => c.accum = DType::from_name(v).ok_or_else(|| bad("accum", "f32 or f64"))?,
-                "threads" => c.threads = opt("threads", "auto")?,
-                "v_block" => c.v_block = opt("v_block", "auto")?,
+                "storage" => {
+                    c.storage = Some(DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?)
+                }
+                "accum" => c.accum = Some(DType::from_name(v).ok_or_else(|| bad("accum", "f32 or f64"))?),
+                "threads" => c.threads = Some(opt("threads", "auto")?),
+                "v_block" => c.v_block = Some(opt("v_block", "auto")?),
                 _ => return Err(bad("config", "one of chunk, form, storage, accum, threads, v_block")),
             }
         }
-        c.validate()?;
         Ok(c)
     }
 }
@@ -179,6 +234,19 @@ impl FromStr for ScheduleConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_fix_only_the_given_fields() {
+        let o: ConfigOverrides = "storage=bf16, threads=auto".parse().unwrap();
+        assert_eq!(o.form, None, "an unnamed form is left to the runtime");
+        assert_eq!(o.threads, Some(None));
+        let base = ScheduleConfig { chunk: 32, form: ScanForm::Fused, threads: Some(3), ..ScheduleConfig::default() };
+        let c = o.apply(base);
+        assert_eq!((c.chunk, c.form, c.storage, c.threads), (32, ScanForm::Fused, DType::BF16, None));
+        assert!(ConfigOverrides::default().is_empty() && !o.is_empty());
+        assert_eq!("form=streaming".parse::<ConfigOverrides>().unwrap().form, Some(ScanForm::Streaming));
+        assert_eq!("form=sideways".parse::<ConfigOverrides>().unwrap_err().field, "form");
+    }
 
     #[test]
     fn prints_parses_and_validates() {

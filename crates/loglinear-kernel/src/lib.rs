@@ -46,13 +46,13 @@ pub mod verify;
 
 use std::fmt;
 
-pub use config::{ConfigError, ScanForm, ScheduleConfig};
+pub use config::{ConfigError, ConfigOverrides, ScanForm, ScheduleConfig};
 pub use interp::{Float, InterpreterTarget, Precision};
 pub use kernel::Program;
 pub use parse::{parse_program, ParseError};
 pub use passes::specialise::{specialise, Specialisation};
 pub use target::{
-    host_views, Bindings, Capabilities, CompileStats, DeviceBindings, DeviceTensor, Executable, KernelStats, States,
+    host_views, Bindings, Capabilities, CompileStats, DeviceBindings, DeviceStates, DeviceTensor, Executable, KernelStats, States,
     Target, TargetError, HOST_MEMORY,
 };
 pub use tensor::{DType, Tensor, TensorRef};

@@ -201,6 +201,10 @@ impl DeviceTensor {
     }
 }
 
+/// State buffers resident in a target's memory, by name (see [`States`] for the layout and
+/// [`Executable::run_with_resident_states`]).
+pub type DeviceStates = BTreeMap<String, DeviceTensor>;
+
 /// Device-resident inputs bound to a program's input buffers, by name.
 pub type DeviceBindings<'a> = BTreeMap<String, &'a DeviceTensor>;
 
@@ -250,6 +254,35 @@ pub trait Executable: Send + Sync {
     /// As [`Executable::run_with_states`].
     fn run(&self, sizes: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, TargetError> {
         self.run_with_states(sizes, inputs, &mut States::new())
+    }
+
+    /// Runs the program on host `inputs` (a decode step's few rows) with its state buffers resident in the
+    /// target's memory ([`DeviceStates`], made by [`Target::upload`] in the accumulation type): each bound
+    /// state is read and updated in place without crossing the bus, and the output comes back to the host.
+    /// Every state buffer must be bound. The default (host targets) runs [`Executable::run_with_states`] on
+    /// the host tensors.
+    ///
+    /// # Errors
+    /// As [`Executable::run_with_states`]; [`TargetError::Binding`] for a state held by another target or not
+    /// bound.
+    fn run_with_resident_states(
+        &self,
+        sizes: &SizeEnv,
+        inputs: &Bindings<'_>,
+        states: &mut DeviceStates,
+    ) -> Result<Tensor, TargetError> {
+        let mut host = States::new();
+        for (n, t) in states.iter() {
+            let h = t.as_host().ok_or_else(|| {
+                TargetError::Binding(format!("state `{n}` lives in {} memory, not in host memory", t.memory()))
+            })?;
+            host.insert(n.clone(), h.clone());
+        }
+        let o = self.run_with_states(sizes, inputs, &mut host)?;
+        for (n, t) in host {
+            states.insert(n, DeviceTensor::host(t));
+        }
+        Ok(o)
     }
 
     /// Runs the program on device-resident inputs and leaves the output in device memory. The default (host

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use loglinear_ir::level::num_levels;
-use loglinear_ir::{check_inputs, HostTensor, TensorMap, VariantIr};
+use loglinear_ir::{check_inputs, Dims, HostTensor, TensorMap, VariantIr};
 use loglinear_kernel::interp::rows_of;
-use loglinear_kernel::{Bindings, DType, ScanForm, States, Tensor};
+use loglinear_kernel::{Bindings, DType, DeviceStates, DeviceTensor, ScanForm, States, Tensor};
 
 use crate::engine::{size_env, Backend, BackendKind, Ran, RunOptions};
 use crate::error::RuntimeError;
@@ -138,6 +138,35 @@ impl DecodeState {
     }
 }
 
+/// A [`DecodeState`] held in a backend's memory ([`Backend::upload_state`]): decode steps
+/// ([`Backend::decode_step_resident`]) update it in place there, so a GPU step moves only the token's inputs
+/// and output across the bus; [`Backend::download_state`] reads it back.
+#[derive(Clone, Debug)]
+pub struct ResidentState {
+    /// `[N, H, L_cap, K, V]` in the accumulation type, in the backend's memory.
+    pub state: DeviceTensor,
+    /// The position of each sequence's next token.
+    pub position: Vec<usize>,
+    backend: String,
+}
+
+impl ResidentState {
+    /// Sequences `N`.
+    pub fn sequences(&self) -> usize {
+        self.position.len()
+    }
+
+    /// Levels `L_cap`.
+    pub fn levels(&self) -> usize {
+        self.state.shape().get(2).copied().unwrap_or(0)
+    }
+
+    /// The backend whose memory holds it.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+}
+
 /// Rows `n` of a tensor's leading dimension, as a tensor with leading size 1.
 fn row(t: &Tensor, n: usize) -> Tensor {
     let per = t.bytes().len() / t.shape()[0].max(1);
@@ -153,6 +182,57 @@ fn set_row(dst: &mut Tensor, n: usize, src: &Tensor) {
     let mut bytes = dst.bytes().to_vec();
     bytes[n * per..(n + 1) * per].copy_from_slice(src.bytes());
     *dst = Tensor::from_bytes(dst.dtype(), dst.shape().to_vec(), bytes).expect("sized");
+}
+
+/// Checks one decode step's inputs against a state of shape `state_shape` at `position`: one token per
+/// sequence, the state's H, K, V, and levels enough for every position. Returns the inputs' sizes and `L_cap`.
+fn check_step(
+    variant: &VariantIr,
+    state_shape: &[usize],
+    position: &[usize],
+    inputs: &Bindings<'_>,
+) -> Result<(Dims, usize), RuntimeError> {
+    let dims = check_inputs(variant, inputs)?;
+    let n = position.len();
+    let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
+        argument: argument.into(),
+        value,
+        expected,
+    };
+    if dims.t != 1 || dims.b != n {
+        return Err(bad(
+            "decode inputs",
+            format!("B={} T={}", dims.b, dims.t),
+            format!("one token for each of the state's {n} sequences: B={n} T=1"),
+        ));
+    }
+    let s = state_shape.to_vec();
+    if s.len() != 5 || s[1] != dims.h || s[3] != dims.k || s[4] != dims.v {
+        return Err(bad(
+            "state",
+            format!("{s:?}"),
+            format!("[N={n}, H={}, L_cap, K={}, V={}] as the inputs", dims.h, dims.k, dims.v),
+        ));
+    }
+    let levels = s[2];
+    for (i, p) in position.iter().enumerate() {
+        let need = num_levels(p + 1);
+        if variant.is_log_linear() && need > levels {
+            return Err(bad(
+                "position",
+                format!("position[{i}] = {p}"),
+                format!("a position whose {need} levels fit the state's L_cap = {levels}"),
+            ));
+        }
+        if variant.is_log_linear() && need > dims.l {
+            return Err(bad(
+                "lam",
+                format!("{} levels", dims.l),
+                format!("at least {need} levels for the token at position {p}"),
+            ));
+        }
+    }
+    Ok((dims, levels))
 }
 
 fn to_map(inputs: &Bindings<'_>) -> TensorMap {
@@ -244,7 +324,7 @@ impl Backend<'_> {
         }
         let mut config = self.config_for(variant, &dims, opts)?;
         if config.form == ScanForm::PerLevel {
-            if opts.config.is_some() {
+            if opts.config.is_some() || opts.overrides.form.is_some() {
                 return Err(bad(
                     "form",
                     "per_level".into(),
@@ -253,7 +333,7 @@ impl Backend<'_> {
             }
             config.form = ScanForm::Streaming;
         }
-        let opts = RunOptions { config: Some(config), chunk_size: None, max_scratch: opts.max_scratch };
+        let opts = RunOptions { config: Some(config), max_scratch: opts.max_scratch, ..RunOptions::default() };
         *state = state.with_levels(levels)?;
         let c = config.chunk;
         let head = if t0 % c == 0 { 0 } else { (c - t0 % c).min(dims.t) };
@@ -328,46 +408,8 @@ impl Backend<'_> {
         inputs: &Bindings<'_>,
         opts: &RunOptions,
     ) -> Result<Tensor, RuntimeError> {
-        let dims = check_inputs(variant, inputs)?;
+        let (dims, levels) = check_step(variant, state.state.shape(), &state.position, inputs)?;
         let n = state.sequences();
-        let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
-            argument: argument.into(),
-            value,
-            expected,
-        };
-        if dims.t != 1 || dims.b != n {
-            return Err(bad(
-                "decode inputs",
-                format!("B={} T={}", dims.b, dims.t),
-                format!("one token for each of the state's {n} sequences: B={n} T=1"),
-            ));
-        }
-        let s = state.state.shape().to_vec();
-        if s[1] != dims.h || s[3] != dims.k || s[4] != dims.v {
-            return Err(bad(
-                "state",
-                format!("{s:?}"),
-                format!("[N={n}, H={}, L_cap, K={}, V={}] as the inputs", dims.h, dims.k, dims.v),
-            ));
-        }
-        let levels = state.levels();
-        for (i, p) in state.position.iter().enumerate() {
-            let need = num_levels(p + 1);
-            if variant.is_log_linear() && need > levels {
-                return Err(bad(
-                    "position",
-                    format!("position[{i}] = {p}"),
-                    format!("a position whose {need} levels fit the state's L_cap = {levels}"),
-                ));
-            }
-            if variant.is_log_linear() && need > dims.l {
-                return Err(bad(
-                    "lam",
-                    format!("{} levels", dims.l),
-                    format!("at least {need} levels for the token at position {p}"),
-                ));
-            }
-        }
         let config = self.config(variant, opts)?;
         let owned: BTreeMap<String, Tensor> = inputs.iter().map(|(k, t)| (k.clone(), t.to_owned())).collect();
         let uniform = state.position.windows(2).all(|w| w[0] == w[1]);
@@ -444,5 +486,89 @@ impl Backend<'_> {
             *p += 1;
         }
         Ok(out)
+    }
+
+    /// Copies `state` into this backend's memory for [`Backend::decode_step_resident`].
+    ///
+    /// # Errors
+    /// [`RuntimeError::Backend`] when the device cannot take it.
+    pub fn upload_state(&self, state: &DecodeState) -> Result<ResidentState, RuntimeError> {
+        let t = match self.kind {
+            BackendKind::Reference => DeviceTensor::host(state.state.clone()),
+            BackendKind::Target(target) => target.upload(state.state.view()).map_err(|e| self.target_error(e))?,
+        };
+        Ok(ResidentState { state: t, position: state.position.clone(), backend: self.name().into() })
+    }
+
+    /// Reads a resident state back to the host.
+    ///
+    /// # Errors
+    /// [`RuntimeError::InvalidArgument`] for a state held by another backend; [`RuntimeError::Backend`] on a
+    /// device error.
+    pub fn download_state(&self, state: &ResidentState) -> Result<DecodeState, RuntimeError> {
+        self.check_resident_state(state)?;
+        Ok(DecodeState { state: self.download(&state.state)?, position: state.position.clone() })
+    }
+
+    fn check_resident_state(&self, state: &ResidentState) -> Result<(), RuntimeError> {
+        if state.backend != self.name() {
+            return Err(RuntimeError::InvalidArgument {
+                argument: "state".into(),
+                value: format!("a state uploaded to backend `{}`", state.backend),
+                expected: format!("a state uploaded to `{}` (Backend::upload_state)", self.name()),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Backend::decode_step`] on a state in the backend's memory: the state is read and updated in place
+    /// there (a GPU step copies only the token's inputs in and `o` `[N, 1, H, V]` out). Sequences at different
+    /// positions are stepped through the host path (the state crosses the bus twice).
+    ///
+    /// # Errors
+    /// As [`Backend::decode_step`]; [`RuntimeError::InvalidArgument`] for a state uploaded to another backend.
+    pub fn decode_step_resident(
+        &self,
+        variant: &VariantIr,
+        state: &mut ResidentState,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<Tensor, RuntimeError> {
+        self.check_resident_state(state)?;
+        let (dims, levels) = check_step(variant, state.state.shape(), &state.position, inputs)?;
+        let uniform = state.position.windows(2).all(|w| w[0] == w[1]);
+        let BackendKind::Target(_) = self.kind else { return self.step_through_host(variant, state, inputs, opts) };
+        if !uniform {
+            tracing::debug!("sequences at different positions: stepping through the host");
+            return self.step_through_host(variant, state, inputs, opts);
+        }
+        let config = self.config(variant, opts)?;
+        let exec = self.runtime.compile_program(self, variant, dims.k, dims.v, &config, true)?;
+        let mut env = size_env(&dims, 1, exec.program().hierarchical);
+        env.lc = if exec.program().hierarchical { levels } else { 1 };
+        env.step = state.position.first().copied().unwrap_or(0);
+        let mut states = DeviceStates::new();
+        states.insert("state".into(), state.state.clone());
+        let o = exec.run_with_resident_states(&env, inputs, &mut states).map_err(|e| self.target_error(e))?;
+        if let Some(s) = states.remove("state") {
+            state.state = s;
+        }
+        for p in &mut state.position {
+            *p += 1;
+        }
+        Ok(o)
+    }
+
+    fn step_through_host(
+        &self,
+        variant: &VariantIr,
+        state: &mut ResidentState,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<Tensor, RuntimeError> {
+        let mut host = self.download_state(state)?;
+        let o = self.decode_step(variant, &mut host, inputs, opts)?;
+        *state = self.upload_state(&host)?;
+        Ok(o)
     }
 }

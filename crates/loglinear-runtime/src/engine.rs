@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, TensorMap, VariantIr};
 use loglinear_kernel::{
-    host_views, Bindings, Capabilities, DType, DeviceBindings, DeviceTensor, Executable, ScanForm, ScheduleConfig,
+    host_views, Bindings, Capabilities, ConfigOverrides, DType, DeviceBindings, DeviceTensor, Executable, ScanForm, ScheduleConfig,
     SizeEnv, Target, TargetError, Tensor,
 };
 use loglinear_oracle::Form;
@@ -35,6 +35,9 @@ pub struct RunOptions {
     /// The whole schedule configuration; `None`: the target's default, with the scan form chosen by
     /// `max_scratch`.
     pub config: Option<ScheduleConfig>,
+    /// Fields fixed over `config` (or the target's default): `--config storage=bf16` leaves everything else,
+    /// the scan form included, to the runtime.
+    pub overrides: ConfigOverrides,
     /// Most bytes of scratch the per-level scan form may take before the default configuration switches to the
     /// streaming form, whose scratch is O(L·K·V) per head; `None`: a quarter of physical memory.
     pub max_scratch: Option<u64>,
@@ -43,12 +46,12 @@ pub struct RunOptions {
 impl RunOptions {
     /// Options with this chunk size.
     pub fn with_chunk_size(chunk_size: Option<usize>) -> Self {
-        RunOptions { chunk_size, config: None, max_scratch: None }
+        RunOptions { chunk_size, ..RunOptions::default() }
     }
 
     /// Options with this configuration.
     pub fn with_config(config: ScheduleConfig) -> Self {
-        RunOptions { chunk_size: None, config: Some(config), max_scratch: None }
+        RunOptions { config: Some(config), ..RunOptions::default() }
     }
 }
 
@@ -190,6 +193,7 @@ impl<'a> Backend<'a> {
             },
             (None, BackendKind::Target(t)) => t.default_config(ScheduleConfig::with_chunk(variant.chunk_size)),
         };
+        config = opts.overrides.apply(config);
         if let Some(c) = opts.chunk_size {
             config.chunk = check_chunk_size(c)?;
         }
@@ -221,8 +225,10 @@ impl<'a> Backend<'a> {
         }
     }
 
-    /// The configuration for a problem of sizes `dims`: [`Backend::config`], then — when the caller fixed no
-    /// configuration and the per-level form's scratch exceeds `opts.max_scratch` — the streaming form.
+    /// The configuration for a problem of sizes `dims`: [`Backend::config`], then — when the caller fixed
+    /// neither a whole configuration nor the scan form, and the per-level form's scratch exceeds
+    /// `opts.max_scratch`, its largest buffer the target's binding limit, or its offsets 32 bits on a target
+    /// without 64-bit indexing — the fused form if it fits, else the streaming form.
     ///
     /// # Errors
     /// As [`Backend::config`].
@@ -233,35 +239,53 @@ impl<'a> Backend<'a> {
         opts: &RunOptions,
     ) -> Result<ScheduleConfig, RuntimeError> {
         let mut config = self.config(variant, opts)?;
-        if opts.config.is_none() && config.form == ScanForm::PerLevel && self.target().is_some() {
+        if opts.config.is_none()
+            && opts.overrides.form.is_none()
+            && config.form == ScanForm::PerLevel
+            && self.target().is_some()
+        {
             let budget = opts.max_scratch.unwrap_or_else(default_max_scratch) as u128;
-            if let Ok(c) = loglinear_schedule::compile(variant, &config) {
-                let mut p = c.forward;
-                p.set_types(config.storage, config.accum);
-                let env = size_env(dims, config.chunk, p.hierarchical);
-                let need = loglinear_kernel::resources::scratch_bytes(&p, &env);
-                // The largest scratch buffer, against the target's binding limit.
-                let largest = p
-                    .buffers
-                    .iter()
-                    .filter(|b| b.kind == loglinear_kernel::kernel::BufKind::Scratch)
-                    .map(|b| {
-                        b.shape.iter().fold(b.elem.size() as u128, |a, d| {
-                            a.saturating_mul(loglinear_kernel::verify::dim_value(*d, &env) as u128)
-                        })
-                    })
-                    .max()
-                    .unwrap_or(0);
-                let limit = self.capabilities().max_buffer_bytes.map_or(u128::MAX, u128::from);
-                // 32-bit offsets address at most 2^31 elements.
-                let offsets_ok = self.capabilities().index64 || largest / 4 < 1 << 31;
-                if need > budget || largest > limit || !offsets_ok {
-                    tracing::info!(need, budget, largest, "per-level scratch over the budget: using the streaming form");
-                    config.form = ScanForm::Streaming;
+            // The per-level form, else the fused one, else streaming (O(L·K·V) scratch per head): the first whose
+            // scratch fits the budget, whose largest scratch buffer fits the target's binding limit, and whose
+            // offsets fit 32 bits where the target has no 64-bit indexing.
+            for form in [ScanForm::PerLevel, ScanForm::Fused, ScanForm::Streaming] {
+                let candidate = ScheduleConfig { form, ..config };
+                if form == ScanForm::Streaming || self.fits(variant, dims, &candidate, budget) {
+                    if form != ScanForm::PerLevel {
+                        tracing::info!(form = form.name(), "per-level scratch over the budget or the target's limits");
+                    }
+                    config = candidate;
+                    break;
                 }
             }
         }
         Ok(config)
+    }
+
+    /// Whether `config`'s forward program at `dims` keeps its scratch within `budget` bytes and its buffers
+    /// within the target's binding limit and (without 64-bit indexing) 32-bit offsets.
+    fn fits(&self, variant: &VariantIr, dims: &Dims, config: &ScheduleConfig, budget: u128) -> bool {
+        let Ok(c) = loglinear_schedule::compile(variant, config) else { return false };
+        let mut p = c.forward;
+        p.set_types(config.storage, config.accum);
+        let env = size_env(dims, config.chunk, p.hierarchical);
+        let need = loglinear_kernel::resources::scratch_bytes(&p, &env);
+        let caps = self.capabilities();
+        let limit = caps.max_buffer_bytes.map_or(u128::MAX, u128::from);
+        let largest = p
+            .buffers
+            .iter()
+            .filter(|b| b.kind == loglinear_kernel::kernel::BufKind::Scratch)
+            .map(|b| {
+                b.shape.iter().fold(b.elem.size() as u128, |a, d| {
+                    a.saturating_mul(loglinear_kernel::verify::dim_value(*d, &env) as u128)
+                })
+            })
+            .max()
+            .unwrap_or(0);
+        need <= budget
+            && largest <= limit
+            && (caps.index64 || loglinear_kernel::verify::check_offsets_32(&p, &env).is_ok())
     }
 
     /// Runs `variant` on typed inputs: see [`Runtime::run`].
@@ -322,7 +346,7 @@ impl<'a> Backend<'a> {
             })
             .collect::<Result<_, _>>()?;
         let views: Bindings<'_> = stored.iter().map(|(n, t)| (n.clone(), t.view())).collect();
-        let o = self.run(variant, &views, &RunOptions { chunk_size: None, config: Some(config), max_scratch: None })?.o;
+        let o = self.run(variant, &views, &RunOptions::with_config(config))?.o;
         Ok(HostTensor::new(o.shape().to_vec(), o.to_f64()))
     }
 
@@ -688,6 +712,25 @@ mod tests {
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);
         opts.max_scratch = Some(1000);
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::Streaming);
+        // A budget the fused form fits and the per-level form does not: fused.
+        let need = |form| {
+            let config = ScheduleConfig { form, ..ScheduleConfig::with_chunk(4) };
+            let mut p = loglinear_schedule::compile(&v, &config).unwrap().forward;
+            p.set_types(DType::F32, DType::F32);
+            loglinear_kernel::resources::scratch_bytes(&p, &size_env(&dims, 4, p.hierarchical))
+        };
+        let (per_level, fused) = (need(ScanForm::PerLevel), need(ScanForm::Fused));
+        assert!(fused < per_level, "fused {fused} per-level {per_level}");
+        opts.max_scratch = Some(fused as u64);
+        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::Fused);
+        opts.max_scratch = Some(1000);
+        // Fixing other fields (`--config storage=bf16`) leaves the form to the runtime; fixing the form keeps it.
+        opts.overrides = "storage=bf16".parse().unwrap();
+        let c = b.config_for(&v, &dims, &opts).unwrap();
+        assert_eq!((c.form, c.storage, c.chunk), (ScanForm::Streaming, DType::BF16, 4));
+        opts.overrides.form = Some(ScanForm::PerLevel);
+        assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);
+        opts.overrides = ConfigOverrides::default();
         // A configuration fixed by the caller is kept.
         opts.config = Some(ScheduleConfig::with_chunk(4));
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);

@@ -22,7 +22,7 @@ pub mod fuzz;
 pub mod io;
 pub mod varlen;
 
-pub use decode::DecodeState;
+pub use decode::{DecodeState, ResidentState};
 pub use engine::{
     check_chunk_size, f32_tolerance, size_env, views, Backend, BackendKind, Ran, ResidentInputs, RunOptions, Runtime,
     DEFAULT_TOLERANCE, HALF_TOLERANCE,
@@ -33,5 +33,5 @@ pub use io::{
     encode_safetensors, encode_tensors, parse_safetensors, read_safetensors, remove_partial_files, safetensors_header,
     write_safetensors_atomic, LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };
-pub use loglinear_kernel::{Bindings, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef};
+pub use loglinear_kernel::{Bindings, ConfigOverrides, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef};
 pub use varlen::{check_cu_seqlens, CU_SEQLENS};

@@ -57,7 +57,7 @@ pub mod schedule;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, InputError, TensorMap, ValidationError, VariantIr};
 pub use loglinear_kernel::{
-    filecheck, interp, kernel, passes, verify, Capabilities, DType, Float, Precision, Program, ScanForm,
+    filecheck, interp, kernel, passes, verify, Capabilities, ConfigOverrides, DType, Float, Precision, Program, ScanForm,
     ScheduleConfig, SizeEnv, Specialisation, VerifyError,
 };
 

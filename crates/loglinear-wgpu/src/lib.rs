@@ -16,7 +16,7 @@
 
 #![warn(missing_docs)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ use loglinear_kernel::analysis::needs_zeroing;
 use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::dim_value;
 use loglinear_kernel::{
-    Bindings, Capabilities, CompileStats, DType, DeviceBindings, DeviceTensor, Executable, KernelStats,
+    Bindings, Capabilities, CompileStats, DType, DeviceBindings, DeviceStates, DeviceTensor, Executable, KernelStats,
     ScheduleConfig, SizeEnv, States, Target, TargetError, Tensor, TensorRef,
 };
 use loglinear_wgsl::{device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions};
@@ -406,6 +406,13 @@ enum Source<'a> {
     Device(&'a Resident),
 }
 
+/// Where a run's state buffer starts from: a host tensor (copied in, read back after), or a resident buffer
+/// bound in place (updated on the GPU, never copied).
+enum StateSource<'a> {
+    Host(&'a Tensor),
+    Device(&'a Resident, &'a [usize]),
+}
+
 const SPILL: usize = usize::MAX;
 
 impl WgpuExecutable {
@@ -447,7 +454,7 @@ impl WgpuExecutable {
         &self,
         sizes: &SizeEnv,
         sources: &HashMap<usize, Source<'_>>,
-        states: &States,
+        states: &BTreeMap<String, StateSource<'_>>,
     ) -> Result<(Arc<wgpu::Buffer>, Vec<(usize, Arc<wgpu::Buffer>)>), TargetError> {
         let dev = &self.gpu.device;
         let p = &self.program;
@@ -504,20 +511,39 @@ impl WgpuExecutable {
                     None => return Err(TargetError::Binding(format!("input `{name}` is not bound"))),
                 },
                 BufKind::State => {
-                    let buf = self.pooled(i, bytes, &b.name)?;
-                    match states.get(&b.name) {
-                        Some(t) if t.shape() == shape.as_slice() => {
-                            self.gpu.queue.write_buffer(&buf, 0, &device_bytes(&t.view(), elem))
+                    let wrong = |s: &[usize]| {
+                        TargetError::Binding(format!(
+                            "state `{}` has shape {s:?}; the program holds {shape:?}",
+                            b.name
+                        ))
+                    };
+                    let buf = match states.get(&b.name) {
+                        Some(StateSource::Host(t)) => {
+                            if t.shape() != shape.as_slice() {
+                                return Err(wrong(t.shape()));
+                            }
+                            let buf = self.pooled(i, bytes, &b.name)?;
+                            self.gpu.queue.write_buffer(&buf, 0, &device_bytes(&t.view(), elem));
+                            buf
                         }
-                        Some(t) => {
-                            return Err(TargetError::Binding(format!(
-                                "state `{}` has shape {:?}; the program holds {shape:?}",
-                                b.name,
-                                t.shape()
-                            )))
+                        Some(StateSource::Device(r, s)) => {
+                            if *s != shape.as_slice() {
+                                return Err(wrong(s));
+                            }
+                            if r.elem != elem {
+                                return Err(TargetError::Binding(format!(
+                                    "state `{}` is resident as {}; the program holds {}",
+                                    b.name, r.dtype, b.elem
+                                )));
+                            }
+                            r.buf.clone()
                         }
-                        None => enc.clear_buffer(&buf, 0, None),
-                    }
+                        None => {
+                            let buf = self.pooled(i, bytes, &b.name)?;
+                            enc.clear_buffer(&buf, 0, None);
+                            buf
+                        }
+                    };
                     state_bufs.push((i, buf.clone()));
                     buf
                 }
@@ -617,7 +643,9 @@ impl Executable for WgpuExecutable {
                 }
             }
         }
-        let (out, state_bufs) = self.execute(sizes, &sources, states)?;
+        let bound: BTreeMap<String, StateSource<'_>> =
+            states.iter().map(|(n, t)| (n.clone(), StateSource::Host(t))).collect();
+        let (out, state_bufs) = self.execute(sizes, &sources, &bound)?;
         let numel = |i: usize| p.buffers[i].shape.iter().map(|d| dim_value(*d, sizes)).product::<usize>();
         let shape = |i: usize| p.buffers[i].shape.iter().map(|d| dim_value(*d, sizes)).collect::<Vec<usize>>();
         let (elem, dtype) = self.output_elem();
@@ -632,6 +660,44 @@ impl Executable for WgpuExecutable {
             states.insert(b.name.clone(), host_tensor(&bytes[k + 1], DeviceElem::F32, b.elem, shape(*i)));
         }
         Ok(host_tensor(&bytes.swap_remove(0), elem, dtype, shape(oi)))
+    }
+
+    fn run_with_resident_states(
+        &self,
+        sizes: &SizeEnv,
+        inputs: &Bindings<'_>,
+        states: &mut DeviceStates,
+    ) -> Result<Tensor, TargetError> {
+        let p = &self.program;
+        let mut sources = HashMap::new();
+        for (i, b) in p.buffers.iter().enumerate() {
+            if let BufKind::Input(name) = &b.kind {
+                if let Some(t) = inputs.get(name) {
+                    sources.insert(i, Source::Host(*t));
+                }
+            }
+        }
+        let mut bound = BTreeMap::new();
+        for b in p.buffers.iter().filter(|b| b.kind == BufKind::State) {
+            let t = states
+                .get(&b.name)
+                .ok_or_else(|| TargetError::Binding(format!("state `{}` is not bound", b.name)))?;
+            let r = t.storage::<Resident>().ok_or_else(|| {
+                TargetError::Binding(format!(
+                    "state `{}` lives in {} memory, not on this GPU (upload it to {NAME})",
+                    b.name,
+                    t.memory()
+                ))
+            })?;
+            bound.insert(b.name.clone(), StateSource::Device(r, t.shape()));
+        }
+        let (out, _) = self.execute(sizes, &sources, &bound)?;
+        let oi = p.output.0 as usize;
+        let shape: Vec<usize> = p.buffers[oi].shape.iter().map(|d| dim_value(*d, sizes)).collect();
+        let (elem, dtype) = self.output_elem();
+        let n: usize = shape.iter().product();
+        let bytes = read_back(&self.gpu, &[(&out, (n * elem.size()).div_ceil(4) * 4)])?.remove(0);
+        Ok(host_tensor(&bytes, elem, dtype, shape))
     }
 
     fn run_resident(&self, sizes: &SizeEnv, inputs: &DeviceBindings<'_>) -> Result<DeviceTensor, TargetError> {
@@ -656,7 +722,7 @@ impl Executable for WgpuExecutable {
                 }
             }
         }
-        let (out, _) = self.execute(sizes, &sources, &States::new())?;
+        let (out, _) = self.execute(sizes, &sources, &BTreeMap::new())?;
         self.gpu
             .device
             .poll(wgpu::PollType::wait_indefinitely())

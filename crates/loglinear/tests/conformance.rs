@@ -230,7 +230,7 @@ fn run_caught(
     chunk: Option<usize>,
     config: Option<ScheduleConfig>,
 ) -> Result<HostTensor, String> {
-    let opts = RunOptions { chunk_size: chunk, config, max_scratch: None };
+    let opts = RunOptions { chunk_size: chunk, config, ..RunOptions::default() };
     match catch_unwind(AssertUnwindSafe(|| backend.run_f64(v, x, &opts))) {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(format!("returned an error: {e}")),

@@ -222,6 +222,48 @@ fn sequences_at_different_positions_step_together() {
     }
 }
 
+/// Decode steps on a state held in the backend's memory (`upload_state`, `decode_step_resident`) give the same
+/// outputs and final state as the host path, at one position and at different ones; a state uploaded to
+/// another backend is refused.
+#[test]
+fn resident_decode_steps_match_the_host_steps_on_every_backend() {
+    for name in ["loglinear_mamba2", "loglinear_gated_deltanet", "mamba2"] {
+        let v = builtins::by_name(name).unwrap();
+        for b in rt().available() {
+            let opts = RunOptions::with_chunk_size(Some(4));
+            let storage = b.config(&v, &opts).unwrap().storage;
+            let x = random_inputs(&v, (2, 14, 2, 4, 3), 1, 3);
+            let (_, host0) = b.prefill(&v, &loglinear::runtime::views(&stored(&slice(&x, 0, 9), storage)), &opts).unwrap();
+            let mut host = host0.clone();
+            let mut dev = b.upload_state(&host0).unwrap();
+            assert_eq!((dev.sequences(), dev.levels(), dev.backend()), (2, host0.levels(), b.name()));
+            for t in 9..14 {
+                let tok = stored(&slice(&x, t, t + 1), storage);
+                let want = b.decode_step(&v, &mut host, &loglinear::runtime::views(&tok), &opts).unwrap();
+                let got = b.decode_step_resident(&v, &mut dev, &loglinear::runtime::views(&tok), &opts).unwrap();
+                assert_eq!(got.to_f64(), want.to_f64(), "{name} on {} step {t}", b.name());
+            }
+            let back = b.download_state(&dev).unwrap();
+            assert_eq!(back.position, vec![14, 14]);
+            assert_eq!(back.state.to_f64(), host.state.to_f64(), "{name} on {}", b.name());
+            // Sequences at different positions step too (through the host).
+            let mut apart = host0.clone();
+            apart.position = vec![9, 8];
+            let mut dev = b.upload_state(&apart).unwrap();
+            let tok = stored(&slice(&x, 9, 10), storage);
+            let want = b.decode_step(&v, &mut apart, &loglinear::runtime::views(&tok), &opts).unwrap();
+            let got = b.decode_step_resident(&v, &mut dev, &loglinear::runtime::views(&tok), &opts).unwrap();
+            assert_eq!(got.to_f64(), want.to_f64(), "{name} on {}", b.name());
+            assert_eq!(dev.position, vec![10, 9]);
+            // A state of another backend is refused, naming it.
+            let other = rt().get(if b.name() == "reference" { "interpreter" } else { "reference" }).unwrap();
+            let mut foreign = other.upload_state(&host0).unwrap();
+            let e = b.decode_step_resident(&v, &mut foreign, &loglinear::runtime::views(&tok), &opts).unwrap_err();
+            assert!(e.to_string().contains(other.name()), "{e}");
+        }
+    }
+}
+
 #[test]
 fn bad_states_are_refused_naming_the_tensor() {
     let v = builtins::by_name("loglinear_mamba2").unwrap();
