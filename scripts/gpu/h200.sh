@@ -68,6 +68,9 @@ bench)
 long)
     # H = 4: at H = 16, q and k alone are 4 GiB each in bf16, over the 2 GiB (2147483644 B) storage-binding limit
     # wgpu gives on this adapter; the runtime refuses such a buffer by name.
+    # T = 131072 (B = 1, H = 16): fla 0.6.0's longest (it refuses T >= 2^17).
+    timeout 120 $LL bench --backend wgsl --variant loglinear_mamba2 --shape 1,131072,16,128,64 --input-dtype bf16 \
+        --config storage=bf16 --resident --reps 2 --warmup 1 2>&1 | tee -a "$OUT/long.txt"
     for v in "loglinear_mamba2 64" "loglinear_gated_deltanet 128"; do
         set -- $v
         # The configuration the runtime picks (streaming past the binding and 32-bit offset limits).
