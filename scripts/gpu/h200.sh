@@ -7,7 +7,8 @@
 #   gpu-bin/loglinear   `cargo build --release -p loglinear-cli && strip -o gpu-bin/loglinear target/release/loglinear`
 #   .gl                 `../shared/gpu/get-vulkan-loader.sh` (Debian's Vulkan loader)
 #   .whl                fla 0.6.0 wheels + anchors_fla.py (../shared/gpu/README.md)
-# PHASE: check (conformance), bench (forward, B·T = 32768, H = 16), long (T = 2^20), decode, anchors.
+# PHASE: check (conformance), bench (forward, B·T = 32768, H = 16), long (T = 2^17, 2^20), decode, sweep (v_block),
+# anchors.
 # Every figure goes to $OUT/*.jsonl and stdout.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -81,6 +82,21 @@ long)
 decode)
     for N in 1 64; do
         $LL bench --decode --backend wgsl --variant loglinear_mamba2 --shape $N,16384,16,128,64 --reps 20 2>&1 | tee -a "$OUT/decode.txt"
+    done
+    ;;
+sweep)
+    # Column blocks (v_block: more, smaller grid programs; tiles that fit workgroup memory) on decode and forward.
+    for N in 1 64; do
+        for vb in auto 32 16 8; do
+            $LL bench --decode --backend wgsl --variant loglinear_mamba2 --shape $N,16384,16,128,64 --reps 20 \
+                --config v_block=$vb 2>&1 | sed "s/^/v_block=$vb /" | tee -a "$OUT/sweep.txt"
+        done
+    done
+    for vb in 32 16; do
+        $LL bench --backend wgsl --variant loglinear_mamba2 --shape 8,4096,16,128,64 --input-dtype bf16 \
+            --config storage=bf16,form=per_level,v_block=$vb --resident --reps 5 --warmup 1 2>&1 | tee -a "$OUT/sweep.txt"
+        $LL bench --backend wgsl --variant loglinear_gated_deltanet --shape 8,4096,16,128,128 --input-dtype bf16 \
+            --config storage=bf16,form=fused,v_block=$vb --resident --reps 3 --warmup 1 2>&1 | tee -a "$OUT/sweep.txt"
     done
     ;;
 anchors)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use loglinear_ir::level::num_levels;
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::VariantIr;
-use loglinear_runtime::{views, Backend, DType, DecodeState, RunOptions, RuntimeError, Tensor};
+use loglinear_runtime::{views, Backend, ConfigOverrides, DType, DecodeState, RunOptions, RuntimeError, Tensor};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct DecodeSpec {
     pub steps: usize,
     /// Seed of the random inputs.
     pub seed: u64,
+    /// Schedule fields fixed by `--config` (e.g. `v_block=16`); the rest is the backend's pick.
+    pub overrides: ConfigOverrides,
 }
 
 /// One measured form.
@@ -67,7 +69,7 @@ fn measure(b: &Backend<'_>, v: &VariantIr, spec: &DecodeSpec) -> Result<(DecodeR
     let (n, t0, h, k, vd) = spec.shape;
     let last = t0 + spec.steps + 2;
     let extra = num_levels(last).saturating_sub(num_levels(t0.max(1)));
-    let opts = RunOptions::default();
+    let opts = RunOptions { overrides: spec.overrides, ..RunOptions::default() };
     let storage = b.config(v, &opts)?.storage;
     let typed = |x: &loglinear_ir::TensorMap| -> std::collections::BTreeMap<String, Tensor> {
         x.iter().map(|(nm, t)| (nm.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data))).collect()
@@ -167,7 +169,7 @@ mod tests {
         let rt = loglinear_runtime::Runtime::with_defaults();
         let b = rt.get("interpreter-f32").unwrap();
         let v = loglinear_ir::builtins::by_name("loglinear_mamba2").unwrap();
-        let spec = DecodeSpec { variant: v, shape: (2, 37, 2, 4, 3), steps: 3, seed: 1 };
+        let spec = DecodeSpec { variant: v, shape: (2, 37, 2, 4, 3), steps: 3, seed: 1, overrides: Default::default() };
         let r = run_decode_bench(&b, &spec).unwrap();
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[0].levels, num_levels(37 + 5));

@@ -790,7 +790,10 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
     positive("--baseline-threads", args.baseline_threads)?;
     if args.decode {
         let b = backends.get(&args.backend)?;
-        let spec = loglinear_bench::DecodeSpec { variant: variant.clone(), shape, steps: args.reps, seed: args.seed };
+        let overrides =
+            args.config.as_deref().map(str::parse::<loglinear::ConfigOverrides>).transpose()?.unwrap_or_default();
+        let spec =
+            loglinear_bench::DecodeSpec { variant: variant.clone(), shape, steps: args.reps, seed: args.seed, overrides };
         let report = loglinear_bench::run_decode_bench(&b, &spec)?;
         print!("{}", loglinear_bench::format_decode_report(&report));
         return Ok(());

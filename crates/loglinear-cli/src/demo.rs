@@ -302,7 +302,13 @@ pub fn scaling_tables(
     for e in [4, 8, 12, 16] {
         let t0 = 1usize << e;
         let spec =
-            loglinear_bench::DecodeSpec { variant: variant.clone(), shape: (1, t0, h, k, v), steps: 30, seed: 3 };
+            loglinear_bench::DecodeSpec {
+                variant: variant.clone(),
+                shape: (1, t0, h, k, v),
+                steps: 30,
+                seed: 3,
+                overrides: Default::default(),
+            };
         let r = loglinear_bench::run_decode_bench(&b, &spec)?;
         out.push_str(&format!(
             "{t0:>13} {:>8} {:>10.1} {:>21.1} {:>17.1}\n",

@@ -389,7 +389,7 @@ impl<'a> Backend<'a> {
             });
         }
         let dims = inputs.dims;
-        let config = self.config(variant, opts)?;
+        let config = self.config_for(variant, &dims, opts)?;
         match self.kind {
             BackendKind::Reference => {
                 let views = host_views(&inputs.bindings()).map_err(|e| self.target_error(e))?;
@@ -712,6 +712,11 @@ mod tests {
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::PerLevel);
         opts.max_scratch = Some(1000);
         assert_eq!(b.config_for(&v, &dims, &opts).unwrap().form, ScanForm::Streaming);
+        // Resident runs pick the form the same way.
+        let stored: BTreeMap<String, Tensor> =
+            x.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(DType::F32, t.shape.clone(), &t.data))).collect();
+        let up = b.upload(&v, &views(&stored)).unwrap();
+        assert_eq!(b.run_resident(&v, &up, &opts).unwrap().1.form, ScanForm::Streaming);
         // A budget the fused form fits and the per-level form does not: fused.
         let need = |form| {
             let config = ScheduleConfig { form, ..ScheduleConfig::with_chunk(4) };
