@@ -98,6 +98,17 @@ sweep)
         $LL bench --backend wgsl --variant loglinear_gated_deltanet --shape 8,4096,16,128,128 --input-dtype bf16 \
             --config storage=bf16,form=fused,v_block=$vb --resident --reps 3 --warmup 1 2>&1 | tee -a "$OUT/sweep.txt"
     done
+    # Per-kernel GPU times (timestamp queries): where the forward and decode time goes.
+    export LOGLINEAR_WGPU_PROFILE=1
+    $LL --log-level info bench --backend wgsl --variant loglinear_mamba2 --shape 8,4096,16,128,64 --input-dtype bf16 \
+        --config storage=bf16,form=per_level --resident --reps 1 --warmup 1 2>&1 | grep "GPU" | tee -a "$OUT/profile.txt"
+    $LL --log-level info bench --backend wgsl --variant loglinear_mamba2 --shape 2,16384,16,128,64 --input-dtype bf16 \
+        --config storage=bf16 --resident --reps 1 --warmup 1 2>&1 | grep "GPU" | tee -a "$OUT/profile.txt"
+    $LL --log-level info bench --backend wgsl --variant loglinear_gated_deltanet --shape 8,4096,16,128,128 \
+        --input-dtype bf16 --config storage=bf16 --resident --reps 1 --warmup 1 2>&1 | grep "GPU" | tee -a "$OUT/profile.txt"
+    $LL --log-level info bench --decode --backend wgsl --variant loglinear_mamba2 --shape 1,16384,16,128,64 --reps 3 \
+        2>&1 | grep "GPU" | tail -4 | tee -a "$OUT/profile.txt"
+    unset LOGLINEAR_WGPU_PROFILE
     ;;
 anchors)
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site

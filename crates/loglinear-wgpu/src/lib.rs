@@ -48,6 +48,9 @@ struct Gpu {
     /// (Mesa's llvmpipe, under lavapipe: `LP_MAX_TGSI_LOOP_ITERATIONS`, 65,535, counted over all the loops of a
     /// shader); `None`: no such limit known.
     loop_limit: Option<u64>,
+    /// Per-kernel GPU times are measured with timestamp queries and logged (`LOGLINEAR_WGPU_PROFILE=1`, where
+    /// the adapter has `TIMESTAMP_QUERY`).
+    profile: bool,
 }
 
 /// The loop limit of the driver behind `info` (see `Gpu::loop_limit`).
@@ -142,9 +145,14 @@ fn open(index: Option<usize>) -> Result<Gpu, String> {
     };
     let info = adapter.get_info();
     let limits = adapter.limits();
+    let want_profile = std::env::var("LOGLINEAR_WGPU_PROFILE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let profile = want_profile && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+    if want_profile && !profile {
+        tracing::warn!(adapter = %info.name, "LOGLINEAR_WGPU_PROFILE: the adapter has no timestamp queries");
+    }
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("loglinear"),
-        required_features: wgpu::Features::empty(),
+        required_features: if profile { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
         required_limits: limits.clone(),
         experimental_features: wgpu::ExperimentalFeatures::default(),
         memory_hints: wgpu::MemoryHints::Performance,
@@ -153,7 +161,7 @@ fn open(index: Option<usize>) -> Result<Gpu, String> {
     .map_err(|e| format!("{}: {e}", info.name))?;
     tracing::info!(adapter = %info.name, backend = ?info.backend, workgroup_memory = limits.max_compute_workgroup_storage_size, "wgpu device opened");
     let loop_limit = loop_limit(&info);
-    Ok(Gpu { device, queue, info, limits, loop_limit })
+    Ok(Gpu { device, queue, info, limits, loop_limit, profile })
 }
 
 impl Target for WgpuTarget {
@@ -576,7 +584,14 @@ impl WgpuExecutable {
             self.kernels.iter().map(|k| k.grid.iter().map(|d| dim_value(*d, sizes)).product()).collect();
         let spill_bytes = self.kernels.iter().zip(&totals).map(|(k, t)| k.spill * t * 4).max().unwrap_or(0);
         let spill = if spill_bytes > 0 { Some(self.pooled(SPILL, spill_bytes, "spill")?) } else { None };
-        for ((k, pipe), &total) in self.kernels.iter().zip(&self.pipelines).zip(&totals) {
+        let queries = self.gpu.profile.then(|| {
+            dev.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("kernel times"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * self.kernels.len() as u32,
+            })
+        });
+        for (ki, ((k, pipe), &total)) in self.kernels.iter().zip(&self.pipelines).zip(&totals).enumerate() {
             if total == 0 {
                 continue;
             }
@@ -603,14 +618,54 @@ impl WgpuExecutable {
                 .collect();
             let group =
                 dev.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout: &layout, entries: &entries });
+            let timestamp_writes = queries.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: Some(2 * ki as u32),
+                end_of_pass_write_index: Some(2 * ki as u32 + 1),
+            });
             let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&k.name), timestamp_writes: None });
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&k.name), timestamp_writes });
             pass.set_pipeline(pipe);
             pass.set_bind_group(0, &group, &[]);
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
+        let resolved = match &queries {
+            Some(q) => {
+                let n = 2 * self.kernels.len() as u64;
+                let r = dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("kernel times"),
+                    size: 8 * n,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                // Kernels with an empty grid wrote no timestamps: zero them first.
+                enc.clear_buffer(&r, 0, None);
+                enc.resolve_query_set(q, 0..n as u32, &r, 0);
+                Some(r)
+            }
+            None => None,
+        };
         self.gpu.queue.submit([enc.finish()]);
+        if let Some(r) = resolved {
+            self.log_kernel_times(&r, &totals)?;
+        }
         Ok((bufs[p.output.0 as usize].clone(), state_bufs))
+    }
+
+    /// Reads the resolved timestamps back (waiting for the GPU) and logs each kernel's time.
+    fn log_kernel_times(&self, resolved: &wgpu::Buffer, totals: &[usize]) -> Result<(), TargetError> {
+        let bytes = read_back(&self.gpu, &[(resolved, 16 * self.kernels.len())])?.remove(0);
+        let ticks: Vec<u64> =
+            bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let period = f64::from(self.gpu.queue.get_timestamp_period());
+        let mut sum = 0.0;
+        for (i, (k, total)) in self.kernels.iter().zip(totals).enumerate() {
+            let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6;
+            sum += ms;
+            tracing::info!(program = %self.program.name, kernel = %k.name, programs = total, ms, "GPU kernel time");
+        }
+        tracing::info!(program = %self.program.name, ms = sum, "GPU time of all kernels");
+        Ok(())
     }
 
     fn output_elem(&self) -> (DeviceElem, DType) {
