@@ -42,6 +42,10 @@ pub struct Capabilities {
     /// Largest buffer it can bind, in bytes (a GPU API's storage-binding limit); `None`: no limit. The runtime's
     /// default configuration leaves the per-level form for the streaming one when a scratch buffer exceeds it.
     pub max_buffer_bytes: Option<u64>,
+    /// About how many grid programs keep every compute unit busy (a GPU's multiprocessor count); `None`: no
+    /// such concern (CPU targets share a grid's programs among their threads). With it, the runtime splits `V`
+    /// ([`ScheduleConfig::v_block`]) of a decode step whose `N·H` programs are fewer.
+    pub fill_programs: Option<usize>,
 }
 
 impl Capabilities {
@@ -58,6 +62,7 @@ impl Capabilities {
             decode: false,
             primitives_only: false,
             max_buffer_bytes: None,
+            fill_programs: None,
         }
     }
 

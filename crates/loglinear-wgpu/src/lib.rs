@@ -27,7 +27,9 @@ use loglinear_kernel::{
     Bindings, Capabilities, CompileStats, DType, DeviceBindings, DeviceStates, DeviceTensor, Executable, KernelStats,
     ScheduleConfig, SizeEnv, States, Target, TargetError, Tensor, TensorRef,
 };
-use loglinear_wgsl::{device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions};
+use loglinear_wgsl::{
+    device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions, SIZE_SLOTS, WAVE_BASE_SLOT,
+};
 
 const NAME: &str = "wgsl";
 
@@ -51,6 +53,8 @@ struct Gpu {
     /// Per-kernel GPU times are measured with timestamp queries and logged (`LOGLINEAR_WGPU_PROFILE=1`, where
     /// the adapter has `TIMESTAMP_QUERY`).
     profile: bool,
+    /// Most grid programs one dispatch (wave) runs; `None`: as many as the dispatch and spill limits allow.
+    wave_limit: Option<usize>,
 }
 
 /// The loop limit of the driver behind `info` (see `Gpu::loop_limit`).
@@ -64,9 +68,13 @@ fn loop_limit(info: &wgpu::AdapterInfo) -> Option<u64> {
 /// together) leaves every later loop after one iteration.
 pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 
+/// Workgroups a GPU adapter is taken to need to be busy ([`Capabilities::fill_programs`]).
+pub const GPU_FILL_PROGRAMS: usize = 128;
+
 /// The WGSL target (`--backend wgsl`).
 pub struct WgpuTarget {
     adapter: Option<usize>,
+    wave_limit: Option<usize>,
     gpu: OnceLock<Result<Arc<Gpu>, String>>,
 }
 
@@ -98,12 +106,12 @@ pub fn adapters() -> Vec<String> {
 impl WgpuTarget {
     /// The target on the default adapter (wgpu's high-performance choice: a GPU before a CPU driver).
     pub fn new() -> Self {
-        WgpuTarget { adapter: None, gpu: OnceLock::new() }
+        WgpuTarget { adapter: None, wave_limit: None, gpu: OnceLock::new() }
     }
 
     /// The target on adapter `index` of [`adapters`].
     pub fn with_adapter(index: usize) -> Self {
-        WgpuTarget { adapter: Some(index), gpu: OnceLock::new() }
+        WgpuTarget { adapter: Some(index), wave_limit: None, gpu: OnceLock::new() }
     }
 
     /// The target on the adapter named by `LOGLINEAR_DEVICE` (an index into [`adapters`]), else the default.
@@ -114,17 +122,25 @@ impl WgpuTarget {
         }
     }
 
+    /// The same target running at most `programs` grid programs per dispatch: a grid too large for one
+    /// dispatch (over 65,535² workgroups, or a spill buffer over the binding limit) runs as several waves;
+    /// this forces waves on small problems (tests of that path).
+    pub fn with_wave_limit(mut self, programs: usize) -> Self {
+        self.wave_limit = Some(programs.max(1));
+        self
+    }
+
     /// Whether an adapter is available (opening it on first use); why not.
     pub fn availability(&self) -> Result<(), String> {
         self.gpu().map(|_| ()).map_err(|e| e.to_string())
     }
 
     fn gpu(&self) -> Result<&Arc<Gpu>, TargetError> {
-        self.gpu.get_or_init(|| open(self.adapter).map(Arc::new)).as_ref().map_err(|e| fail(e.clone()))
+        self.gpu.get_or_init(|| open(self.adapter, self.wave_limit).map(Arc::new)).as_ref().map_err(|e| fail(e.clone()))
     }
 }
 
-fn open(index: Option<usize>) -> Result<Gpu, String> {
+fn open(index: Option<usize>, wave_limit: Option<usize>) -> Result<Gpu, String> {
     let instance = instance();
     let adapter = match index {
         Some(i) => {
@@ -161,7 +177,7 @@ fn open(index: Option<usize>) -> Result<Gpu, String> {
     .map_err(|e| format!("{}: {e}", info.name))?;
     tracing::info!(adapter = %info.name, backend = ?info.backend, workgroup_memory = limits.max_compute_workgroup_storage_size, "wgpu device opened");
     let loop_limit = loop_limit(&info);
-    Ok(Gpu { device, queue, info, limits, loop_limit, profile })
+    Ok(Gpu { device, queue, info, limits, loop_limit, profile, wave_limit })
 }
 
 impl Target for WgpuTarget {
@@ -197,6 +213,13 @@ impl Target for WgpuTarget {
                 .gpu()
                 .ok()
                 .map(|g| g.limits.max_storage_buffer_binding_size.min(g.limits.max_buffer_size)),
+            // wgpu does not report the multiprocessor count: a GPU is taken to want about 128 workgroups (the
+            // H200 has 132 SMs); a CPU driver (lavapipe) runs workgroups on its few threads.
+            fill_programs: self
+                .gpu()
+                .ok()
+                .filter(|g| g.info.device_type != wgpu::DeviceType::Cpu)
+                .map(|_| GPU_FILL_PROGRAMS),
         }
     }
 
@@ -567,7 +590,7 @@ impl WgpuExecutable {
             };
             bufs.push(buf);
         }
-        let mut sz = [0i32; 12];
+        let mut sz = [0i32; SIZE_SLOTS];
         for (i, s) in [
             sizes.b, sizes.t, sizes.h, sizes.k, sizes.v, sizes.l, sizes.nt, sizes.c, sizes.m, sizes.ms, sizes.lc,
             sizes.step,
@@ -577,12 +600,51 @@ impl WgpuExecutable {
         {
             sz[i] = i32::try_from(*s).map_err(|_| fail(format!("size {s} does not fit in 32 bits")))?;
         }
-        let size_buf = self.pooled(SPILL - 1, 48, "sizes")?;
-        self.gpu.queue.write_buffer(&size_buf, 0, &sz.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-        // One spill buffer for the largest need of any kernel.
+        // Each kernel's grid in waves: at most 65,535² workgroups per dispatch, and at most as many programs as
+        // the spill regions the binding limit holds (the regions are reused wave after wave).
+        let max_bind = self.gpu.limits.max_storage_buffer_binding_size.min(self.gpu.limits.max_buffer_size);
         let totals: Vec<usize> =
             self.kernels.iter().map(|k| k.grid.iter().map(|d| dim_value(*d, sizes)).product()).collect();
-        let spill_bytes = self.kernels.iter().zip(&totals).map(|(k, t)| k.spill * t * 4).max().unwrap_or(0);
+        let mut waves: Vec<Vec<(usize, usize)>> = Vec::with_capacity(self.kernels.len());
+        for (k, &total) in self.kernels.iter().zip(&totals) {
+            let mut cap = 65_535usize * 65_535;
+            if k.spill > 0 {
+                cap = cap.min((max_bind / (k.spill as u64 * 4)) as usize);
+            }
+            if let Some(w) = self.gpu.wave_limit {
+                cap = cap.min(w);
+            }
+            if cap == 0 {
+                return Err(TargetError::Unsupported {
+                    target: NAME.into(),
+                    what: format!(
+                        "kernel `{}`: one grid program spills {} B, over this adapter's {max_bind} B binding limit",
+                        k.name,
+                        k.spill * 4
+                    ),
+                });
+            }
+            waves.push((0..total).step_by(cap).map(|base| (base, cap.min(total - base))).collect());
+        }
+        // One sizes slice per wave, each at a storage-offset-aligned position of one buffer.
+        let stride = (SIZE_SLOTS * 4).next_multiple_of(self.gpu.limits.min_storage_buffer_offset_alignment as usize);
+        let n_waves: usize = waves.iter().map(Vec::len).sum::<usize>().max(1);
+        let size_buf = self.pooled(SPILL - 1, stride * n_waves, "sizes")?;
+        let mut size_bytes = vec![0u8; stride * n_waves];
+        let mut slot = 0;
+        for kw in &waves {
+            for &(base, _) in kw {
+                sz[WAVE_BASE_SLOT] = i32::try_from(base).map_err(|_| fail(format!("grid offset {base} over 32 bits")))?;
+                for (j, x) in sz.iter().enumerate() {
+                    size_bytes[slot * stride + 4 * j..slot * stride + 4 * j + 4].copy_from_slice(&x.to_le_bytes());
+                }
+                slot += 1;
+            }
+        }
+        self.gpu.queue.write_buffer(&size_buf, 0, &size_bytes);
+        // One spill buffer for the largest wave of any kernel.
+        let spill_bytes =
+            self.kernels.iter().zip(&waves).map(|(k, w)| k.spill * 4 * w.first().map_or(0, |x| x.1)).max().unwrap_or(0);
         let spill = if spill_bytes > 0 { Some(self.pooled(SPILL, spill_bytes, "spill")?) } else { None };
         let queries = self.gpu.profile.then(|| {
             dev.create_query_set(&wgpu::QuerySetDescriptor {
@@ -591,33 +653,12 @@ impl WgpuExecutable {
                 count: 2 * self.kernels.len() as u32,
             })
         });
-        for (ki, ((k, pipe), &total)) in self.kernels.iter().zip(&self.pipelines).zip(&totals).enumerate() {
-            if total == 0 {
+        let mut slot = 0;
+        for (ki, ((k, pipe), kw)) in self.kernels.iter().zip(&self.pipelines).zip(&waves).enumerate() {
+            if kw.is_empty() {
                 continue;
             }
-            let x = total.min(65_535);
-            let y = total.div_ceil(x);
-            if y > 65_535 {
-                return Err(TargetError::Unsupported {
-                    target: NAME.into(),
-                    what: format!("kernel `{}` with {total} grid programs (more than one dispatch holds)", k.name),
-                });
-            }
             let layout = pipe.get_bind_group_layout(0);
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = k
-                .bindings
-                .iter()
-                .map(|b| wgpu::BindGroupEntry {
-                    binding: b.binding,
-                    resource: match b.role {
-                        BindingRole::Sizes => size_buf.as_entire_binding(),
-                        BindingRole::Buffer(id) => bufs[id.0 as usize].as_entire_binding(),
-                        BindingRole::Spill => spill.as_ref().expect("spill buffer").as_entire_binding(),
-                    },
-                })
-                .collect();
-            let group =
-                dev.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout: &layout, entries: &entries });
             let timestamp_writes = queries.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
                 query_set: q,
                 beginning_of_pass_write_index: Some(2 * ki as u32),
@@ -626,8 +667,33 @@ impl WgpuExecutable {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&k.name), timestamp_writes });
             pass.set_pipeline(pipe);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(x as u32, y as u32, 1);
+            for &(_, count) in kw {
+                let entries: Vec<wgpu::BindGroupEntry<'_>> = k
+                    .bindings
+                    .iter()
+                    .map(|b| wgpu::BindGroupEntry {
+                        binding: b.binding,
+                        resource: match b.role {
+                            BindingRole::Sizes => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &size_buf,
+                                offset: (slot * stride) as u64,
+                                size: std::num::NonZeroU64::new((SIZE_SLOTS * 4) as u64),
+                            }),
+                            BindingRole::Buffer(id) => bufs[id.0 as usize].as_entire_binding(),
+                            BindingRole::Spill => spill.as_ref().expect("spill buffer").as_entire_binding(),
+                        },
+                    })
+                    .collect();
+                let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(&k.name),
+                    layout: &layout,
+                    entries: &entries,
+                });
+                let x = count.min(65_535);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(x as u32, count.div_ceil(x) as u32, 1);
+                slot += 1;
+            }
         }
         let resolved = match &queries {
             Some(q) => {

@@ -114,3 +114,27 @@ fn llvmpipe_loop_limit_is_refused_not_miscomputed() {
     let e = relative_error(&got, &run(&v, &short, Form::Naive).unwrap());
     assert!(e <= f32_tolerance(&v), "rel err {e:e}");
 }
+
+/// A grid run as several dispatches (waves, each with its own grid offset, reusing one spill region per
+/// program of the wave) computes what one dispatch does: forced here with a wave limit of 3 programs on a
+/// shape whose tiles spill (K = V = 64 at chunk 16 needs more than 32 KiB of tiles per program).
+#[test]
+fn grids_in_waves_match_the_oracle() {
+    let t = WgpuTarget::new().with_wave_limit(3);
+    if let Err(why) = t.availability() {
+        eprintln!("skip: {why}");
+        return;
+    }
+    let mut rt = Runtime::empty();
+    rt.register(Arc::new(t));
+    let b = rt.get("wgsl").unwrap();
+    let v = builtins::by_name("loglinear_mamba2").unwrap();
+    let x = random_inputs(&v, (2, 37, 2, 64, 64), 0, 11);
+    let want = run(&v, &x, Form::Naive).unwrap();
+    for form in [ScanForm::PerLevel, ScanForm::Fused] {
+        let opts = RunOptions::with_config(ScheduleConfig { form, ..ScheduleConfig::with_chunk(16) });
+        let got = b.run_f64(&v, &x, &opts).unwrap_or_else(|e| panic!("{form:?}: {e}"));
+        let e = relative_error(&got, &want);
+        assert!(e <= f32_tolerance(&v), "{form:?}: rel err {e:e}");
+    }
+}

@@ -393,3 +393,50 @@ fn a_second_prefill_from_the_state_equals_one_run_on_every_backend() {
         }
     }
 }
+
+/// A target that wants `fill_programs` grid programs (a GPU) gets a decode step with `V` split into column
+/// blocks when `N·H` is below it, and the split step computes the same outputs and state.
+#[test]
+fn small_decode_grids_split_v_on_targets_that_want_many_programs() {
+    use loglinear::kernel::{Capabilities, Executable, InterpreterTarget, Program, Target, TargetError};
+    use loglinear::ScheduleConfig;
+    use std::sync::Arc;
+    struct Wide;
+    impl Target for Wide {
+        fn name(&self) -> &'static str {
+            "wide"
+        }
+        fn description(&self) -> &'static str {
+            "the f32 interpreter, declaring a GPU's fill"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities { fill_programs: Some(128), ..InterpreterTarget::f32().capabilities() }
+        }
+        fn compile(&self, p: &Program, c: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {
+            InterpreterTarget::f32().compile(p, c)
+        }
+    }
+    let mut r = Runtime::with_defaults();
+    r.register(Arc::new(Wide));
+    let wide = r.get("wide").unwrap();
+    let plain = r.get("interpreter-f32").unwrap();
+    let v = builtins::by_name("loglinear_mamba2").unwrap();
+    let opts = RunOptions::default();
+    let dims = |n: usize, vd: usize| loglinear::ir::Dims { b: n, t: 1, h: 16, k: 8, v: vd, l: 4 };
+    assert_eq!(wide.decode_config(&v, &dims(1, 64), &opts).unwrap().v_block, Some(16), "16 programs: 4 blocks");
+    assert_eq!(wide.decode_config(&v, &dims(4, 64), &opts).unwrap().v_block, Some(32), "64 programs: 2 reach 128");
+    assert_eq!(wide.decode_config(&v, &dims(8, 64), &opts).unwrap().v_block, None, "128 programs fill it");
+    assert_eq!(wide.decode_config(&v, &dims(1, 16), &opts).unwrap().v_block, None, "nothing narrower than 16");
+    assert_eq!(plain.decode_config(&v, &dims(1, 64), &opts).unwrap().v_block, None, "a CPU target");
+    let fixed = RunOptions { overrides: "v_block=64".parse().unwrap(), ..RunOptions::default() };
+    assert_eq!(wide.decode_config(&v, &dims(1, 64), &fixed).unwrap().v_block, Some(64), "the caller's choice");
+    // The split step computes what the whole one does.
+    let x = random_inputs(&v, (1, 6, 2, 8, 32), 0, 4);
+    let (_, s0) = plain.prefill(&v, &loglinear::runtime::views(&stored(&slice(&x, 0, 5), DType::F32)), &opts).unwrap();
+    let tok = stored(&slice(&x, 5, 6), DType::F32);
+    let (mut a, mut b) = (s0.clone(), s0);
+    let oa = plain.decode_step(&v, &mut a, &loglinear::runtime::views(&tok), &opts).unwrap().to_f64();
+    let ob = wide.decode_step(&v, &mut b, &loglinear::runtime::views(&tok), &opts).unwrap().to_f64();
+    assert!(err(&ob, &oa) <= 1e-6, "{:e}", err(&ob, &oa));
+    assert!(err(&b.state.to_f64(), &a.state.to_f64()) <= 1e-6);
+}

@@ -1,5 +1,5 @@
 // kernel `chunk` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
 // buffer `q` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b0: array<f32>;
 // buffer `k` f32 ["B", "T", "H", "16"]
@@ -23,7 +23,8 @@ var<workgroup> wg: array<f32, 2609>;
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
-    var p: i32 = i32(wid.x + wid.y * nwg.x);
+    let wp: i32 = i32(wid.x + wid.y * nwg.x);
+    var p: i32 = wp + sizes[12];
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -469,7 +470,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `level_scan` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
 // buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(1) var<storage, read_write> b7: array<f32>;
 // buffer `dec` f32 ["B", "H", "NT"]
@@ -481,7 +482,8 @@ var<workgroup> wg: array<f32, 257>;
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
-    var p: i32 = i32(wid.x + wid.y * nwg.x);
+    let wp: i32 = i32(wid.x + wid.y * nwg.x);
+    var p: i32 = wp + sizes[12];
     if (p >= sizes[0] * sizes[2] * sizes[8]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -582,7 +584,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `level_read` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
 // buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(1) var<storage, read> b4: array<f32>;
 // buffer `o` f32 ["B", "T", "H", "8"]
@@ -596,7 +598,8 @@ var<workgroup> wg: array<f32, 1680>;
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
-    var p: i32 = i32(wid.x + wid.y * nwg.x);
+    let wp: i32 = i32(wid.x + wid.y * nwg.x);
+    var p: i32 = wp + sizes[12];
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -751,7 +754,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `final_state` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
 // buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
 // buffer `v` f32 ["B", "T", "H", "8"]
@@ -769,7 +772,8 @@ var<workgroup> wg: array<f32, 1056>;
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
-    var p: i32 = i32(wid.x + wid.y * nwg.x);
+    let wp: i32 = i32(wid.x + wid.y * nwg.x);
+    var p: i32 = wp + sizes[12];
     if (p >= sizes[0] * sizes[2] * sizes[10]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
