@@ -28,7 +28,7 @@ use loglinear_kernel::{
     ScheduleConfig, SizeEnv, States, Target, TargetError, Tensor, TensorRef,
 };
 use loglinear_wgsl::{
-    device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions, SIZE_SLOTS, WAVE_BASE_SLOT,
+    device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions, WAVE_BASE,
 };
 
 const NAME: &str = "wgsl";
@@ -272,22 +272,13 @@ impl Target for WgpuTarget {
         }
         let mut stats = CompileStats::default();
         let mut pipelines = Vec::new();
+        let mut layouts = Vec::new();
         for k in &kernels {
             let t = Instant::now();
-            let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&k.name),
-                source: wgpu::ShaderSource::Wgsl(k.source.as_str().into()),
-            });
-            let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&k.name),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+            let layout = KernelLayout::new(&gpu.device, k);
+            pipelines.push(layout.pipeline(&gpu.device, k, 0));
+            layouts.push(layout);
             stats.kernels.push(KernelStats { name: k.name.clone(), time: t.elapsed(), code_bytes: k.source.len() });
-            pipelines.push(pipeline);
         }
         stats.total = start.elapsed();
         let zero = needs_zeroing(program);
@@ -296,9 +287,11 @@ impl Target for WgpuTarget {
             gpu,
             kernels,
             pipelines,
+            layouts,
             stats,
             zero,
             pool: Mutex::new(HashMap::new()),
+            wave_pipelines: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -419,16 +412,73 @@ fn read_back(gpu: &Gpu, bufs: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<u8>>,
         .collect()
 }
 
+/// A kernel's explicit bind group and pipeline layouts (from its bindings), shared by the pipelines of all
+/// its waves so that one bind group serves them all.
+struct KernelLayout {
+    group: wgpu::BindGroupLayout,
+    pipeline: wgpu::PipelineLayout,
+}
+
+impl KernelLayout {
+    fn new(device: &wgpu::Device, k: &WgslKernel) -> Self {
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = k
+            .bindings
+            .iter()
+            .map(|b| wgpu::BindGroupLayoutEntry {
+                binding: b.binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: !b.writable },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let group =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&k.name), entries: &entries });
+        let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&k.name),
+            bind_group_layouts: &[Some(&group)],
+            immediate_size: 0,
+        });
+        KernelLayout { group, pipeline }
+    }
+
+    /// The kernel's pipeline with `wave_base` = `base`.
+    fn pipeline(&self, device: &wgpu::Device, k: &WgslKernel, base: usize) -> wgpu::ComputePipeline {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&k.name),
+            source: wgpu::ShaderSource::Wgsl(k.source.as_str().into()),
+        });
+        let constants = [(WAVE_BASE, base as f64)];
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&k.name),
+            layout: Some(&self.pipeline),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: if base == 0 { &[] } else { &constants },
+                ..Default::default()
+            },
+            cache: None,
+        })
+    }
+}
+
 struct WgpuExecutable {
     program: Program,
     gpu: Arc<Gpu>,
     kernels: Vec<WgslKernel>,
     pipelines: Vec<wgpu::ComputePipeline>,
+    layouts: Vec<KernelLayout>,
     stats: CompileStats,
     /// Per program buffer: whether a run must zero it first.
     zero: Vec<bool>,
     /// Buffers kept between runs, by program buffer index (`usize::MAX`: the spill buffer).
     pool: Mutex<HashMap<usize, Arc<wgpu::Buffer>>>,
+    /// Pipelines of waves after the first, by (kernel, first program).
+    wave_pipelines: Mutex<HashMap<(usize, usize), Arc<wgpu::ComputePipeline>>>,
 }
 
 /// Where a run's input comes from.
@@ -590,7 +640,7 @@ impl WgpuExecutable {
             };
             bufs.push(buf);
         }
-        let mut sz = [0i32; SIZE_SLOTS];
+        let mut sz = [0i32; 12];
         for (i, s) in [
             sizes.b, sizes.t, sizes.h, sizes.k, sizes.v, sizes.l, sizes.nt, sizes.c, sizes.m, sizes.ms, sizes.lc,
             sizes.step,
@@ -626,22 +676,8 @@ impl WgpuExecutable {
             }
             waves.push((0..total).step_by(cap).map(|base| (base, cap.min(total - base))).collect());
         }
-        // One sizes slice per wave, each at a storage-offset-aligned position of one buffer.
-        let stride = (SIZE_SLOTS * 4).next_multiple_of(self.gpu.limits.min_storage_buffer_offset_alignment as usize);
-        let n_waves: usize = waves.iter().map(Vec::len).sum::<usize>().max(1);
-        let size_buf = self.pooled(SPILL - 1, stride * n_waves, "sizes")?;
-        let mut size_bytes = vec![0u8; stride * n_waves];
-        let mut slot = 0;
-        for kw in &waves {
-            for &(base, _) in kw {
-                sz[WAVE_BASE_SLOT] = i32::try_from(base).map_err(|_| fail(format!("grid offset {base} over 32 bits")))?;
-                for (j, x) in sz.iter().enumerate() {
-                    size_bytes[slot * stride + 4 * j..slot * stride + 4 * j + 4].copy_from_slice(&x.to_le_bytes());
-                }
-                slot += 1;
-            }
-        }
-        self.gpu.queue.write_buffer(&size_buf, 0, &size_bytes);
+        let size_buf = self.pooled(SPILL - 1, 48, "sizes")?;
+        self.gpu.queue.write_buffer(&size_buf, 0, &sz.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
         // One spill buffer for the largest wave of any kernel.
         let spill_bytes =
             self.kernels.iter().zip(&waves).map(|(k, w)| k.spill * 4 * w.first().map_or(0, |x| x.1)).max().unwrap_or(0);
@@ -653,12 +689,16 @@ impl WgpuExecutable {
                 count: 2 * self.kernels.len() as u32,
             })
         });
-        let mut slot = 0;
         for (ki, ((k, pipe), kw)) in self.kernels.iter().zip(&self.pipelines).zip(&waves).enumerate() {
             if kw.is_empty() {
                 continue;
             }
-            let layout = pipe.get_bind_group_layout(0);
+            let group = self.bind_group(k, &self.layouts[ki].group, &bufs, &size_buf, spill.as_deref());
+            // Waves after the first run pipelines with their first program as the `wave_base` constant.
+            let mut wave_pipes = Vec::with_capacity(kw.len());
+            for &(base, _) in kw {
+                wave_pipes.push(if base == 0 { None } else { Some(self.wave_pipeline(ki, base)?) });
+            }
             let timestamp_writes = queries.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
                 query_set: q,
                 beginning_of_pass_write_index: Some(2 * ki as u32),
@@ -666,33 +706,11 @@ impl WgpuExecutable {
             });
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&k.name), timestamp_writes });
-            pass.set_pipeline(pipe);
-            for &(_, count) in kw {
-                let entries: Vec<wgpu::BindGroupEntry<'_>> = k
-                    .bindings
-                    .iter()
-                    .map(|b| wgpu::BindGroupEntry {
-                        binding: b.binding,
-                        resource: match b.role {
-                            BindingRole::Sizes => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &size_buf,
-                                offset: (slot * stride) as u64,
-                                size: std::num::NonZeroU64::new((SIZE_SLOTS * 4) as u64),
-                            }),
-                            BindingRole::Buffer(id) => bufs[id.0 as usize].as_entire_binding(),
-                            BindingRole::Spill => spill.as_ref().expect("spill buffer").as_entire_binding(),
-                        },
-                    })
-                    .collect();
-                let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&k.name),
-                    layout: &layout,
-                    entries: &entries,
-                });
+            pass.set_bind_group(0, &group, &[]);
+            for (&(_, count), wp) in kw.iter().zip(&wave_pipes) {
+                pass.set_pipeline(wp.as_deref().unwrap_or(pipe));
                 let x = count.min(65_535);
-                pass.set_bind_group(0, &group, &[]);
                 pass.dispatch_workgroups(x as u32, count.div_ceil(x) as u32, 1);
-                slot += 1;
             }
         }
         let resolved = match &queries {
@@ -716,6 +734,41 @@ impl WgpuExecutable {
             self.log_kernel_times(&r, &totals)?;
         }
         Ok((bufs[p.output.0 as usize].clone(), state_bufs))
+    }
+
+    /// The bind group of kernel `k`: sizes, its buffers, the spill buffer.
+    fn bind_group(
+        &self,
+        k: &WgslKernel,
+        layout: &wgpu::BindGroupLayout,
+        bufs: &[Arc<wgpu::Buffer>],
+        sizes: &wgpu::Buffer,
+        spill: Option<&wgpu::Buffer>,
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = k
+            .bindings
+            .iter()
+            .map(|b| wgpu::BindGroupEntry {
+                binding: b.binding,
+                resource: match b.role {
+                    BindingRole::Sizes => sizes.as_entire_binding(),
+                    BindingRole::Buffer(id) => bufs[id.0 as usize].as_entire_binding(),
+                    BindingRole::Spill => spill.expect("spill buffer").as_entire_binding(),
+                },
+            })
+            .collect();
+        self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout, entries: &entries })
+    }
+
+    /// Kernel `ki`'s pipeline for the wave starting at grid program `base` (compiled once, then cached).
+    fn wave_pipeline(&self, ki: usize, base: usize) -> Result<Arc<wgpu::ComputePipeline>, TargetError> {
+        let mut cache = self.wave_pipelines.lock().map_err(|_| fail("pipeline cache poisoned"))?;
+        if let Some(p) = cache.get(&(ki, base)) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(self.layouts[ki].pipeline(&self.gpu.device, &self.kernels[ki], base));
+        cache.insert((ki, base), p.clone());
+        Ok(p)
     }
 
     /// Reads the resolved timestamps back (waiting for the GPU) and logs each kernel's time.

@@ -19,14 +19,16 @@
 //!   an op whose result overwrites one of its operands (a matmul or reduction) keeps its results in private
 //!   memory until every invocation has read its operands (barrier), then writes them.
 //! * **Buffers** are storage bindings in the program's buffer order (only those the kernel touches); binding 0
-//!   is `sizes: array<i32, 13>`, the run-time sizes in `SizeEnv` order (B, T, H, K, V, L, NT, C, M, MS, LC, t),
-//!   then the index of the dispatch's first grid program ([`SIZE_SLOTS`]): a grid too large for one dispatch —
-//!   more than 65,535² workgroups, or a spill buffer over the binding limit — runs as several dispatches
-//!   (waves) that each bind their own slice of sizes and reuse one spill region per program of the wave; the
-//!   spill buffer, when a kernel has one, comes last. Inputs stored in f16 or bf16 are `array<u32>` with two
+//!   is `sizes: array<i32, 12>`, the run-time sizes in `SizeEnv` order (B, T, H, K, V, L, NT, C, M, MS, LC, t);
+//!   the spill buffer, when a kernel has one, comes last. Inputs stored in f16 or bf16 are `array<u32>` with two
 //!   elements per word, unpacked on load (`unpack2x16float`; bf16 is the high half of an f32), so no shader-f16
 //!   feature is needed; every other buffer is `array<f32>` ([`device_elem`]). Offsets are `i32`: a target
 //!   without 64-bit indices needs `verify::check_offsets_32` to hold.
+//! * A grid too large for one dispatch — more than 65,535² workgroups, or a spill buffer over the binding
+//!   limit — runs as several dispatches (waves) that reuse one spill region per program of the wave; the index
+//!   of a wave's first program is the pipeline-overridable constant [`WAVE_BASE`] (0 by default), a constant
+//!   to the driver's compiler, so the grid variables stay workgroup-uniform (read from a buffer, they made the
+//!   H200's decode step 3× slower).
 //! * Loads past the end of a dimension read zero and stores past it are dropped (kernel-IR invariant 6),
 //!   checked per element.
 //! * Conditions and index expressions are `i32` arithmetic (`tz` is `countTrailingZeros`, `bitlen(x)` is
@@ -105,7 +107,7 @@ pub enum WgslError {
 /// What a binding of a generated shader holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingRole {
-    /// `sizes: array<i32, 13>` (read-only): the run-time sizes, then the wave's first grid program.
+    /// `sizes: array<i32, 12>` (read-only).
     Sizes,
     /// A program buffer.
     Buffer(BufId),
@@ -215,12 +217,8 @@ pub fn validate(source: &str) -> Result<(), String> {
     v.validate(&module).map(|_| ()).map_err(|e| e.emit_to_string(source))
 }
 
-/// Words of the `sizes` binding: the twelve run-time sizes, then the index of the dispatch's first grid
-/// program (slot [`WAVE_BASE_SLOT`]).
-pub const SIZE_SLOTS: usize = 13;
-
-/// The `sizes` slot holding the index of the dispatch's first grid program.
-pub const WAVE_BASE_SLOT: usize = 12;
+/// The pipeline-overridable constant holding the index of a dispatch's first grid program (waves).
+pub const WAVE_BASE: &str = "wave_base";
 
 fn sym_slot(s: Sym) -> usize {
     match s {
@@ -406,7 +404,8 @@ impl<'a> Gen<'a> {
         }
         let mut bindings = vec![Binding { binding: 0, role: BindingRole::Sizes, writable: false }];
         self.line(format!("// kernel `{}` of `{}` (loglinear-wgsl)", self.k.name, self.p.name));
-        self.line(format!("@group(0) @binding(0) var<storage, read> sizes: array<i32, {SIZE_SLOTS}>;"));
+        self.line("@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;");
+        self.line(format!("override {WAVE_BASE}: i32 = 0;"));
         let mut binding = 1;
         for bi in self.used_buffers() {
             let b = &self.p.buffers[bi];
@@ -444,7 +443,7 @@ impl<'a> Gen<'a> {
         self.line("let li: i32 = i32(lidx);");
         // The program index and the grid variables (last fastest).
         self.line("let wp: i32 = i32(wid.x + wid.y * nwg.x);");
-        self.line(format!("var p: i32 = wp + sizes[{WAVE_BASE_SLOT}];"));
+        self.line(format!("var p: i32 = wp + {WAVE_BASE};"));
         let extents: Vec<String> = self.k.grid.iter().map(|g| self.dim(self.k.vars[g.0 as usize].extent)).collect();
         let total = if extents.is_empty() { "1".to_string() } else { extents.join(" * ") };
         self.line(format!("if (p >= {total}) {{ return; }}"));

@@ -1,5 +1,6 @@
 // kernel `chunk` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `q` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b0: array<f32>;
 // buffer `k` f32 ["B", "T", "H", "16"]
@@ -30,7 +31,7 @@ var<workgroup> wg: array<f32, 3361>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -944,7 +945,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `level_scan` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(1) var<storage, read_write> b8: array<f32>;
 // buffer `dec` f32 ["B", "H", "NT"]
@@ -961,7 +963,7 @@ var<workgroup> wg: array<f32, 897>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[8]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -1144,7 +1146,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `level_read` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(1) var<storage, read> b5: array<f32>;
 // buffer `o` f32 ["B", "T", "H", "8"]
@@ -1159,7 +1162,7 @@ var<workgroup> wg: array<f32, 1680>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -1314,7 +1317,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `final_state` of `loglinear_gated_deltanet.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
 // buffer `v` f32 ["B", "T", "H", "8"]
@@ -1339,7 +1343,7 @@ var<workgroup> wg: array<f32, 1696>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[10]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;

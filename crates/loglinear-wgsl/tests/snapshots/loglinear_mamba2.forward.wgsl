@@ -1,5 +1,6 @@
 // kernel `chunk` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `q` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b0: array<f32>;
 // buffer `k` f32 ["B", "T", "H", "16"]
@@ -24,7 +25,7 @@ var<workgroup> wg: array<f32, 2609>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -470,7 +471,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `level_scan` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `cw` f32 ["B", "H", "NT", "16", "8"]
 @group(0) @binding(1) var<storage, read_write> b7: array<f32>;
 // buffer `dec` f32 ["B", "H", "NT"]
@@ -483,7 +485,7 @@ var<workgroup> wg: array<f32, 257>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[8]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -584,7 +586,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `level_read` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `lam` f32 ["B", "T", "H", "L"]
 @group(0) @binding(1) var<storage, read> b4: array<f32>;
 // buffer `o` f32 ["B", "T", "H", "8"]
@@ -599,7 +602,7 @@ var<workgroup> wg: array<f32, 1680>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[6]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
@@ -754,7 +757,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // kernel `final_state` of `loglinear_mamba2.forward` (loglinear-wgsl)
-@group(0) @binding(0) var<storage, read> sizes: array<i32, 13>;
+@group(0) @binding(0) var<storage, read> sizes: array<i32, 12>;
+override wave_base: i32 = 0;
 // buffer `k` f32 ["B", "T", "H", "16"]
 @group(0) @binding(1) var<storage, read> b1: array<f32>;
 // buffer `v` f32 ["B", "T", "H", "8"]
@@ -773,7 +777,7 @@ var<workgroup> wg: array<f32, 1056>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
     let li: i32 = i32(lidx);
     let wp: i32 = i32(wid.x + wid.y * nwg.x);
-    var p: i32 = wp + sizes[12];
+    var p: i32 = wp + wave_base;
     if (p >= sizes[0] * sizes[2] * sizes[10]) { return; }
     var v0: i32 = 0;
     var v1: i32 = 0;
