@@ -736,6 +736,19 @@ impl WgpuExecutable {
         Ok((bufs[p.output.0 as usize].clone(), state_bufs))
     }
 
+    /// Host inputs by program buffer index.
+    fn host_sources<'a>(&self, inputs: &Bindings<'a>) -> HashMap<usize, Source<'a>> {
+        let mut sources = HashMap::new();
+        for (i, b) in self.program.buffers.iter().enumerate() {
+            if let BufKind::Input(name) = &b.kind {
+                if let Some(t) = inputs.get(name) {
+                    sources.insert(i, Source::Host(*t));
+                }
+            }
+        }
+        sources
+    }
+
     /// The bind group of kernel `k`: sizes, its buffers, the spill buffer.
     fn bind_group(
         &self,
@@ -809,14 +822,7 @@ impl Executable for WgpuExecutable {
         states: &mut States,
     ) -> Result<Tensor, TargetError> {
         let p = &self.program;
-        let mut sources = HashMap::new();
-        for (i, b) in p.buffers.iter().enumerate() {
-            if let BufKind::Input(name) = &b.kind {
-                if let Some(t) = inputs.get(name) {
-                    sources.insert(i, Source::Host(*t));
-                }
-            }
-        }
+        let sources = self.host_sources(inputs);
         let bound: BTreeMap<String, StateSource<'_>> =
             states.iter().map(|(n, t)| (n.clone(), StateSource::Host(t))).collect();
         let (out, state_bufs) = self.execute(sizes, &sources, &bound)?;
@@ -843,14 +849,7 @@ impl Executable for WgpuExecutable {
         states: &mut DeviceStates,
     ) -> Result<Tensor, TargetError> {
         let p = &self.program;
-        let mut sources = HashMap::new();
-        for (i, b) in p.buffers.iter().enumerate() {
-            if let BufKind::Input(name) = &b.kind {
-                if let Some(t) = inputs.get(name) {
-                    sources.insert(i, Source::Host(*t));
-                }
-            }
-        }
+        let sources = self.host_sources(inputs);
         let mut bound = BTreeMap::new();
         for b in p.buffers.iter().filter(|b| b.kind == BufKind::State) {
             let t = states
