@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # mesa-vulkan-drivers + libvulkan1: lavapipe, the Vulkan CPU driver the wgsl backend is tested on.
-packages=(build-essential pkg-config mesa-vulkan-drivers libvulkan1)
+# LLVM/MLIR 22: the loglinear-mlir crate (its paths are set in .cargo/config.toml).
+packages=(build-essential pkg-config mesa-vulkan-drivers libvulkan1
+    llvm-22-dev libmlir-22-dev libpolly-22-dev libclang-common-22-dev libclang1-22 libzstd-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

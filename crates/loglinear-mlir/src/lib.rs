@@ -1,0 +1,41 @@
+//! MLIR backends of loglinear (issue 12), behind the facade's `mlir` feature.
+//!
+//! The plan, in the order it is built:
+//! * [`MlirContext`]: one MLIR context with every upstream dialect, the LLVM translations and the passes
+//!   registered; modules are built through melior's builder API (func, scf, arith, math, memref, vector; gpu and
+//!   nvvm for NVIDIA) — never from string templates — and verified before and after lowering.
+//! * [`lower`]: the named pass pipelines from the built module to the LLVM dialect (CPU) and to PTX (NVIDIA,
+//!   `sm_90`, `+ptx80`, PTX text since `ptxas` is not on the build machine).
+//! * [`Jit`]: MLIR's ExecutionEngine over a lowered module; entry points use the C interface
+//!   (`llvm.emit_c_interface`: one [`MemRef1`] descriptor per buffer).
+//! * Next: the `mlir-cpu` target translating specialised, decomposed kernel IR (the WGSL backend's input) with
+//!   vectorised tiles and register-blocked matmul micro-kernels, run over the grid on all cores; then `ptx`.
+
+mod context;
+pub mod jit;
+pub mod lower;
+
+pub use context::MlirContext;
+pub use jit::{Jit, MemRef1};
+
+/// Why MLIR could not build, lower or run a module.
+#[derive(Debug, thiserror::Error)]
+pub enum MlirError {
+    /// A module failed verification (the printed operation is given).
+    #[error("MLIR verification failed: {0}")]
+    Verify(String),
+    /// A pass pipeline could not be parsed or failed.
+    #[error("MLIR pass pipeline `{pipeline}` failed: {message}")]
+    Pipeline {
+        /// The pipeline.
+        pipeline: String,
+        /// melior's error.
+        message: String,
+    },
+    /// The JIT could not find or run an entry point.
+    #[error("MLIR JIT: {0}")]
+    Jit(String),
+    /// Code generation found something it cannot express.
+    #[error("MLIR code generation: {0}")]
+    Codegen(String),
+}
