@@ -40,6 +40,18 @@ impl Jit {
         Jit { engine: ExecutionEngine::new(module, opt, &[], false, false) }
     }
 
+    /// The address of function `name` (a function with scalar and pointer arguments has the C ABI as is).
+    ///
+    /// # Errors
+    /// [`MlirError::Jit`] when the module has no such function.
+    pub fn lookup(&self, name: &str) -> Result<*mut (), MlirError> {
+        let p = self.engine.lookup(name);
+        if p.is_null() {
+            return Err(MlirError::Jit(format!("no function `{name}` in the module")));
+        }
+        Ok(p)
+    }
+
     /// The address of `_mlir_ciface_<name>`, the C-interface wrapper of a function marked
     /// `llvm.emit_c_interface`.
     ///

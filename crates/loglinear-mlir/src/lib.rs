@@ -12,10 +12,13 @@
 //!   vectorised tiles and register-blocked matmul micro-kernels, run over the grid on all cores; then `ptx`.
 
 mod context;
+pub mod cpu;
+pub mod exec;
 pub mod jit;
 pub mod lower;
 
 pub use context::MlirContext;
+pub use exec::CpuProgram;
 pub use jit::{Jit, MemRef1};
 
 /// Why MLIR could not build, lower or run a module.

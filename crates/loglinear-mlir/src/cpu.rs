@@ -1,0 +1,691 @@
+//! Kernel IR (specialised, decomposed: the ten primitive ops) → MLIR functions for the CPU, built through
+//! melior's builder API: `arith`, `math` and `scf` for the computation, `llvm` pointers for memory.
+//!
+//! **ABI** (the Cranelift backend's, so that one host executor can drive both): every kernel is
+//! `func @<kernel>(bufs: !llvm.ptr, sizes: !llvm.ptr, lo: i64, hi: i64, scratch: !llvm.ptr)`, running grid
+//! programs `lo..hi` (the last grid variable fastest). `bufs` holds one `f32*` per program buffer (inputs
+//! already converted to f32), `sizes` the run-time sizes as `i64` in [`SIZE_ORDER`], `scratch` at least
+//! [`CpuKernel::scratch_floats`] f32 of the calling thread's own memory, where the tiles live (one region per
+//! tile, plus one for results that overwrite an operand).
+//!
+//! Semantics follow the kernel IR: loads past a dimension's end read zero, stores past it are dropped (checked
+//! per element); a matmul, row sum or column sum accumulates in f32 from zero in index order. The loops are
+//! scalar with literal trip counts: LLVM's optimiser (the ExecutionEngine at `-O3`, tuned for the host CPU)
+//! vectorises them at the host's width. Register-blocked matmul micro-kernels come next.
+
+use loglinear_kernel::kernel::{
+    BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp,
+};
+use loglinear_kernel::passes::decompose::is_primitive;
+use melior::dialect::arith::{self, CmpfPredicate, CmpiPredicate};
+use melior::dialect::{func, llvm, scf};
+use melior::ir::attribute::{FloatAttribute, IntegerAttribute, StringAttribute, TypeAttribute};
+use melior::ir::operation::OperationBuilder;
+use melior::ir::r#type::{FunctionType, IntegerType};
+use melior::ir::{Block, BlockLike, Location, Module, Region, RegionLike, Type, Value, ValueLike};
+use melior::Context;
+use mlir_sys::MlirValue;
+
+use crate::{MlirContext, MlirError};
+
+/// The order of the run-time sizes in the `sizes` argument.
+pub const SIZE_ORDER: [Sym; 12] =
+    [Sym::B, Sym::T, Sym::H, Sym::K, Sym::V, Sym::L, Sym::NT, Sym::C, Sym::M, Sym::MS, Sym::LC, Sym::Step];
+
+/// What the executor needs to know of a translated kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuKernel {
+    /// The function's name (the kernel's name, made unique in the module).
+    pub symbol: String,
+    /// f32 elements of scratch one calling thread must provide.
+    pub scratch_floats: usize,
+}
+
+/// Adds one function per kernel of `p` to `module`.
+///
+/// # Errors
+/// [`MlirError::Codegen`] for a program that is not specialised or not decomposed.
+pub fn translate_program(ctx: &MlirContext, module: &Module<'_>, p: &Program) -> Result<Vec<CpuKernel>, MlirError> {
+    p.kernels.iter().enumerate().map(|(i, k)| translate_kernel(ctx, module, p, k, &format!("k{i}_{}", k.name))).collect()
+}
+
+fn lit(d: Dim) -> Option<usize> {
+    match d {
+        Dim::Lit(n) => Some(n),
+        Dim::Sym(_) => None,
+    }
+}
+
+fn slot(s: Sym) -> usize {
+    SIZE_ORDER.iter().position(|x| *x == s).expect("every symbol has a slot")
+}
+
+/// Translates one kernel into function `symbol` of `module`.
+///
+/// # Errors
+/// As [`translate_program`].
+pub fn translate_kernel(
+    ctx: &MlirContext,
+    module: &Module<'_>,
+    p: &Program,
+    k: &Kernel,
+    symbol: &str,
+) -> Result<CpuKernel, MlirError> {
+    let bad = |m: String| MlirError::Codegen(format!("kernel `{}`: {m}", k.name));
+    let mut compound = None;
+    loglinear_kernel::kernel::visit(&k.body, &mut |s| {
+        if let Stmt::Assign { op, .. } = s {
+            if !is_primitive(op) && compound.is_none() {
+                compound = Some(format!("{op:?}").split([' ', '(', '{']).next().unwrap_or("").to_string());
+            }
+        }
+    });
+    if let Some(op) = compound {
+        return Err(bad(format!("compound op `{op}`: compile with `decompose`")));
+    }
+    let mut shapes = Vec::with_capacity(k.tiles.len());
+    let mut offsets = Vec::with_capacity(k.tiles.len());
+    let mut total = 0usize;
+    for t in &k.tiles {
+        let (Some(r), Some(c)) = (lit(t.shape[0]), lit(t.shape[1])) else {
+            return Err(bad(format!("tile `{}` has a symbolic shape: specialise the program first", t.name)));
+        };
+        shapes.push((r, c));
+        offsets.push(total);
+        total += r * c;
+    }
+    let temp = total;
+    let largest = shapes.iter().map(|(r, c)| r * c).max().unwrap_or(0);
+    let scratch_floats = total + largest;
+
+    let c = ctx.get();
+    let loc = Location::unknown(c);
+    let ptr = llvm::r#type::pointer(c, 0);
+    let i64t: Type = IntegerType::new(c, 64).into();
+    let f32t = Type::float32(c);
+    let entry = Block::new(&[(ptr, loc), (ptr, loc), (i64t, loc), (i64t, loc), (ptr, loc)]);
+    let mut g = Gen {
+        c,
+        loc,
+        ptr,
+        i64t,
+        f32t,
+        p,
+        k,
+        shapes,
+        offsets,
+        temp,
+        vars: vec![None; k.vars.len()],
+        bufs: vec![None; p.buffers.len()],
+        sizes: [None; 12],
+        scratch: entry.argument(4).expect("arg").to_raw(),
+    };
+    let bufs_arg = entry.argument(0).expect("arg").to_raw();
+    let sizes_arg = entry.argument(1).expect("arg").to_raw();
+    // Buffer pointers and sizes, loaded once.
+    for (i, slot_v) in g.bufs.clone().iter().enumerate() {
+        let _ = slot_v;
+        let idx = g.const_i64(&entry, i as i64);
+        let a = g.gep(&entry, bufs_arg, idx, g.ptr);
+        let v = entry
+            .append_operation(llvm::load(c, val(a), g.ptr, loc, Default::default()))
+            .result(0)
+            .expect("result")
+            .to_raw();
+        g.bufs[i] = Some(v);
+    }
+    for (i, _) in SIZE_ORDER.iter().enumerate() {
+        let idx = g.const_i64(&entry, i as i64);
+        let a = g.gep(&entry, sizes_arg, idx, g.i64t);
+        let v = entry
+            .append_operation(llvm::load(c, val(a), g.i64t, loc, Default::default()))
+            .result(0)
+            .expect("result")
+            .to_raw();
+        g.sizes[i] = Some(v);
+    }
+    // for p in lo..hi: grid variables (last fastest), then the body.
+    let lo = entry.argument(2).expect("arg").to_raw();
+    let hi = entry.argument(3).expect("arg").to_raw();
+    let one = g.const_i64(&entry, 1);
+    let body = Block::new(&[(i64t, loc)]);
+    let mut pv = body.argument(0).expect("arg").to_raw();
+    for gv in k.grid.iter().rev() {
+        let e = g.dim(&body, k.vars[gv.0 as usize].extent);
+        let r = g.arith2(&body, "arith.remsi", pv, e);
+        g.vars[gv.0 as usize] = Some(r);
+        pv = g.arith2(&body, "arith.divsi", pv, e);
+    }
+    g.stmts(&body, &k.body)?;
+    body.append_operation(scf::r#yield(&[], loc));
+    let region = Region::new();
+    region.append_block(body);
+    entry.append_operation(scf::r#for(val(lo), val(hi), val(one), region, loc));
+    entry.append_operation(func::r#return(&[], loc));
+    let fregion = Region::new();
+    fregion.append_block(entry);
+    module.body().append_operation(func::func(
+        c,
+        StringAttribute::new(c, symbol),
+        TypeAttribute::new(FunctionType::new(c, &[ptr, ptr, i64t, i64t, ptr], &[]).into()),
+        fregion,
+        &[],
+        loc,
+    ));
+    Ok(CpuKernel { symbol: symbol.to_string(), scratch_floats })
+}
+
+/// A value handle back from its raw form (handles stay valid while the module lives).
+fn val<'c, 'a>(v: MlirValue) -> Value<'c, 'a> {
+    // SAFETY: every raw value here was taken from an operation or block of the module under construction,
+    // which outlives the translation.
+    unsafe { Value::from_raw(v) }
+}
+
+struct Gen<'c, 'p> {
+    c: &'c Context,
+    loc: Location<'c>,
+    ptr: Type<'c>,
+    i64t: Type<'c>,
+    f32t: Type<'c>,
+    p: &'p Program,
+    k: &'p Kernel,
+    shapes: Vec<(usize, usize)>,
+    offsets: Vec<usize>,
+    /// Scratch offset of the region for results that overwrite an operand.
+    temp: usize,
+    vars: Vec<Option<MlirValue>>,
+    bufs: Vec<Option<MlirValue>>,
+    sizes: [Option<MlirValue>; 12],
+    scratch: MlirValue,
+}
+
+impl<'c> Gen<'c, '_> {
+    fn one(&self, b: &Block<'c>, op: melior::ir::Operation<'c>) -> MlirValue {
+        b.append_operation(op).result(0).expect("one result").to_raw()
+    }
+
+    fn const_i64(&self, b: &Block<'c>, n: i64) -> MlirValue {
+        self.one(b, arith::constant(self.c, IntegerAttribute::new(self.i64t, n).into(), self.loc))
+    }
+
+    fn const_f32(&self, b: &Block<'c>, x: f64) -> MlirValue {
+        self.one(b, arith::constant(self.c, FloatAttribute::new(self.c, self.f32t, x).into(), self.loc))
+    }
+
+    fn arith2(&self, b: &Block<'c>, name: &str, x: MlirValue, y: MlirValue) -> MlirValue {
+        self.one(
+            b,
+            OperationBuilder::new(name, self.loc)
+                .add_operands(&[val(x), val(y)])
+                .enable_result_type_inference()
+                .build()
+                .expect("valid operation"),
+        )
+    }
+
+    fn arith1(&self, b: &Block<'c>, name: &str, x: MlirValue) -> MlirValue {
+        self.one(
+            b,
+            OperationBuilder::new(name, self.loc)
+                .add_operands(&[val(x)])
+                .enable_result_type_inference()
+                .build()
+                .expect("valid operation"),
+        )
+    }
+
+    fn cmpi(&self, b: &Block<'c>, p: CmpiPredicate, x: MlirValue, y: MlirValue) -> MlirValue {
+        self.one(b, arith::cmpi(self.c, p, val(x), val(y), self.loc))
+    }
+
+    fn select(&self, b: &Block<'c>, cond: MlirValue, x: MlirValue, y: MlirValue) -> MlirValue {
+        self.one(b, arith::select(val(cond), val(x), val(y), self.loc))
+    }
+
+    /// `&base[idx]` for elements of type `elem`.
+    fn gep(&self, b: &Block<'c>, base: MlirValue, idx: MlirValue, elem: Type<'c>) -> MlirValue {
+        self.one(b, llvm::get_element_ptr_dynamic(self.c, val(base), &[val(idx)], elem, self.ptr, self.loc))
+    }
+
+    fn load_f32(&self, b: &Block<'c>, base: MlirValue, idx: MlirValue) -> MlirValue {
+        let a = self.gep(b, base, idx, self.f32t);
+        self.one(b, llvm::load(self.c, val(a), self.f32t, self.loc, Default::default()))
+    }
+
+    fn store_f32(&self, b: &Block<'c>, x: MlirValue, base: MlirValue, idx: MlirValue) {
+        let a = self.gep(b, base, idx, self.f32t);
+        b.append_operation(llvm::store(self.c, val(x), val(a), self.loc, Default::default()));
+    }
+
+    fn dim(&self, b: &Block<'c>, d: Dim) -> MlirValue {
+        match d {
+            Dim::Lit(n) => self.const_i64(b, n as i64),
+            Dim::Sym(s) => self.sizes[slot(s)].expect("sizes loaded"),
+        }
+    }
+
+    fn iexpr(&self, b: &Block<'c>, e: &IExpr) -> MlirValue {
+        match e {
+            IExpr::Lit(n) => self.const_i64(b, *n),
+            IExpr::Sym(s) => self.sizes[slot(*s)].expect("sizes loaded"),
+            IExpr::Var(v) => self.vars[v.0 as usize].expect("variable in scope"),
+            IExpr::Add(x, y) => {
+                let (x, y) = (self.iexpr(b, x), self.iexpr(b, y));
+                self.arith2(b, "arith.addi", x, y)
+            }
+            IExpr::Mul(x, y) => {
+                let (x, y) = (self.iexpr(b, x), self.iexpr(b, y));
+                self.arith2(b, "arith.muli", x, y)
+            }
+            IExpr::Tz(x) => {
+                let x = self.iexpr(b, x);
+                self.arith1(b, "math.cttz", x)
+            }
+        }
+    }
+
+    /// `(1 << bits) - 1`.
+    fn low_mask(&self, b: &Block<'c>, bits: &IExpr) -> MlirValue {
+        let bits = self.iexpr(b, bits);
+        let one = self.const_i64(b, 1);
+        let sh = self.arith2(b, "arith.shli", one, bits);
+        self.arith2(b, "arith.subi", sh, one)
+    }
+
+    fn cond(&self, b: &Block<'c>, c: &Cond) -> MlirValue {
+        match c {
+            Cond::Bit { x, bit } => {
+                let (x, bit) = (self.iexpr(b, x), self.iexpr(b, bit));
+                let s = self.arith2(b, "arith.shrsi", x, bit);
+                let one = self.const_i64(b, 1);
+                let a = self.arith2(b, "arith.andi", s, one);
+                self.cmpi(b, CmpiPredicate::Eq, a, one)
+            }
+            Cond::LowOnes { x, bits } => {
+                let m = self.low_mask(b, bits);
+                let x = self.iexpr(b, x);
+                let a = self.arith2(b, "arith.andi", x, m);
+                self.cmpi(b, CmpiPredicate::Eq, a, m)
+            }
+            Cond::LowZeros { x, bits } => {
+                let m = self.low_mask(b, bits);
+                let x = self.iexpr(b, x);
+                let a = self.arith2(b, "arith.andi", x, m);
+                let z = self.const_i64(b, 0);
+                self.cmpi(b, CmpiPredicate::Eq, a, z)
+            }
+            Cond::Ge(x, y) => {
+                let (x, y) = (self.iexpr(b, x), self.iexpr(b, y));
+                self.cmpi(b, CmpiPredicate::Sge, x, y)
+            }
+            Cond::Not(a) => {
+                let a = self.cond(b, a);
+                let t = self.one(b, arith::constant(self.c, IntegerAttribute::new(IntegerType::new(self.c, 1).into(), 1).into(), self.loc));
+                self.arith2(b, "arith.xori", a, t)
+            }
+            Cond::And(x, y) => {
+                let (x, y) = (self.cond(b, x), self.cond(b, y));
+                self.arith2(b, "arith.andi", x, y)
+            }
+        }
+    }
+
+    fn pred(&self, b: &Block<'c>, p: &Pred, r: MlirValue, s: MlirValue) -> MlirValue {
+        match p {
+            Pred::All => self.cmpi(b, CmpiPredicate::Eq, r, r),
+            Pred::Lower => self.cmpi(b, CmpiPredicate::Sle, s, r),
+            Pred::StrictLower => self.cmpi(b, CmpiPredicate::Slt, s, r),
+            Pred::Diag => self.cmpi(b, CmpiPredicate::Eq, s, r),
+            Pred::Level(l) => {
+                let low = self.cmpi(b, CmpiPredicate::Sle, s, r);
+                let x = self.arith2(b, "arith.xori", r, s);
+                let lz = self.arith1(b, "math.ctlz", x);
+                let w = self.const_i64(b, 64);
+                let bitlen = self.arith2(b, "arith.subi", w, lz);
+                let l = self.iexpr(b, l);
+                let eq = self.cmpi(b, CmpiPredicate::Eq, bitlen, l);
+                self.arith2(b, "arith.andi", low, eq)
+            }
+            Pred::RowBelow { start, limit } => {
+                let st = self.iexpr(b, start);
+                let row = self.arith2(b, "arith.addi", st, r);
+                let lim = self.dim(b, *limit);
+                self.cmpi(b, CmpiPredicate::Slt, row, lim)
+            }
+            Pred::RowIs(e) => {
+                let e = self.iexpr(b, e);
+                self.cmpi(b, CmpiPredicate::Eq, r, e)
+            }
+            Pred::ColIs(e) => {
+                let e = self.iexpr(b, e);
+                self.cmpi(b, CmpiPredicate::Eq, s, e)
+            }
+        }
+    }
+
+    /// `for v in 0..n { f(body, v) }` with an i64 counter.
+    fn for_n(&self, b: &Block<'c>, n: MlirValue, f: &mut dyn FnMut(&Block<'c>, MlirValue) -> Result<(), MlirError>) -> Result<(), MlirError> {
+        let zero = self.const_i64(b, 0);
+        let one = self.const_i64(b, 1);
+        let body = Block::new(&[(self.i64t, self.loc)]);
+        let iv = body.argument(0).expect("iv").to_raw();
+        f(&body, iv)?;
+        body.append_operation(scf::r#yield(&[], self.loc));
+        let region = Region::new();
+        region.append_block(body);
+        b.append_operation(scf::r#for(val(zero), val(n), val(one), region, self.loc));
+        Ok(())
+    }
+
+    /// `for (r, s) in rows × cols { f(body, r, s) }`.
+    fn each(&self, b: &Block<'c>, rows: usize, cols: usize, f: &mut dyn FnMut(&Block<'c>, MlirValue, MlirValue)) {
+        let nr = self.const_i64(b, rows as i64);
+        let _ = self.for_n(b, nr, &mut |br, r| {
+            let nc = self.const_i64(br, cols as i64);
+            self.for_n(br, nc, &mut |bs, s| {
+                f(bs, r, s);
+                Ok(())
+            })
+        });
+    }
+
+    /// Scratch index of element `(r, s)` of tile `t`, size-1 dimensions broadcast.
+    fn tile_index(&self, b: &Block<'c>, t: TileId, r: MlirValue, s: MlirValue) -> MlirValue {
+        let (rows, cols) = self.shapes[t.0 as usize];
+        let base = self.offsets[t.0 as usize] as i64;
+        let at = |v: MlirValue, n: usize| if n == 1 { None } else { Some(v) };
+        match (at(r, rows), at(s, cols)) {
+            (None, None) => self.const_i64(b, base),
+            (None, Some(s)) => {
+                let o = self.const_i64(b, base);
+                self.arith2(b, "arith.addi", o, s)
+            }
+            (Some(r), None) => {
+                let o = self.const_i64(b, base);
+                self.arith2(b, "arith.addi", o, r)
+            }
+            (Some(r), Some(s)) => {
+                let nc = self.const_i64(b, cols as i64);
+                let rc = self.arith2(b, "arith.muli", r, nc);
+                let o = self.const_i64(b, base);
+                let x = self.arith2(b, "arith.addi", rc, o);
+                self.arith2(b, "arith.addi", x, s)
+            }
+        }
+    }
+
+    fn read(&self, b: &Block<'c>, t: TileId, r: MlirValue, s: MlirValue) -> MlirValue {
+        let i = self.tile_index(b, t, r, s);
+        self.load_f32(b, self.scratch, i)
+    }
+
+    /// `dst[r, s] = f(r, s)` for every element (each element reads only its own position of its operands, so
+    /// `dst` may be one of them).
+    fn elementwise(&self, b: &Block<'c>, dst: TileId, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        self.each(b, rows, cols, &mut |bb, r, s| {
+            let x = f(bb, r, s);
+            let i = self.tile_index(bb, dst, r, s);
+            self.store_f32(bb, x, self.scratch, i);
+        });
+    }
+
+    /// `scf.for` from 0 to `n` carrying one f32 from `init`: `f(body, iv, acc)` gives the next value.
+    fn reduce(&self, b: &Block<'c>, n: usize, init: MlirValue, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) -> MlirValue {
+        let zero = self.const_i64(b, 0);
+        let one = self.const_i64(b, 1);
+        let nv = self.const_i64(b, n as i64);
+        let body = Block::new(&[(self.i64t, self.loc), (self.f32t, self.loc)]);
+        let iv = body.argument(0).expect("iv").to_raw();
+        let acc = body.argument(1).expect("acc").to_raw();
+        let next = f(&body, iv, acc);
+        body.append_operation(scf::r#yield(&[val(next)], self.loc));
+        let region = Region::new();
+        region.append_block(body);
+        self.one(
+            b,
+            OperationBuilder::new("scf.for", self.loc)
+                .add_operands(&[val(zero), val(nv), val(one), val(init)])
+                .add_results(&[self.f32t])
+                .add_regions([region])
+                .build()
+                .expect("valid scf.for"),
+        )
+    }
+
+    /// Buffer access of tile `t` (a load into it, or a store from it), element by element with bounds checks.
+    fn access(&self, b: &Block<'c>, buf: BufId, index: &[Index], t: TileId, store: bool) {
+        let bd = &self.p.buffers[buf.0 as usize];
+        let (rows, cols) = self.shapes[t.0 as usize];
+        let free: Vec<usize> =
+            index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0).collect();
+        let rdim = match free.len() {
+            0 => None,
+            1 if cols == 1 => Some(free[0]),
+            1 => None,
+            _ => Some(free[0]),
+        };
+        let base = self.bufs[buf.0 as usize].expect("buffer loaded");
+        self.each(b, rows, cols, &mut |bb, r, s| {
+            let mut off = None;
+            let mut ok = None;
+            for (d, ix) in index.iter().enumerate() {
+                let w = if Some(d) == rdim { r } else { s };
+                let coord = match ix {
+                    Index::At(e) => self.iexpr(bb, e),
+                    Index::Block { start, .. } => {
+                        let st = self.iexpr(bb, start);
+                        self.arith2(bb, "arith.addi", st, w)
+                    }
+                    Index::Full => w,
+                };
+                let size = self.dim(bb, bd.shape[d]);
+                let z = self.const_i64(bb, 0);
+                let ge = self.cmpi(bb, CmpiPredicate::Sge, coord, z);
+                let lt = self.cmpi(bb, CmpiPredicate::Slt, coord, size);
+                let inb = self.arith2(bb, "arith.andi", ge, lt);
+                ok = Some(match ok {
+                    None => inb,
+                    Some(o) => self.arith2(bb, "arith.andi", o, inb),
+                });
+                off = Some(match off {
+                    None => coord,
+                    Some(o) => {
+                        let m = self.arith2(bb, "arith.muli", o, size);
+                        self.arith2(bb, "arith.addi", m, coord)
+                    }
+                });
+            }
+            let off = off.unwrap_or_else(|| self.const_i64(bb, 0));
+            let ok = ok.unwrap_or_else(|| self.cmpi(bb, CmpiPredicate::Eq, off, off));
+            let ti = self.tile_index(bb, t, r, s);
+            // Out-of-range elements: a load reads zero (and never touches memory), a store is dropped.
+            let then = Block::new(&[]);
+            if store {
+                let x = self.load_f32(&then, self.scratch, ti);
+                self.store_f32(&then, x, base, off);
+                then.append_operation(scf::r#yield(&[], self.loc));
+                let tr = Region::new();
+                tr.append_block(then);
+                bb.append_operation(scf::r#if(val(ok), &[], tr, Region::new(), self.loc));
+            } else {
+                let x = self.load_f32(&then, base, off);
+                then.append_operation(scf::r#yield(&[val(x)], self.loc));
+                let els = Block::new(&[]);
+                let z = self.const_f32(&els, 0.0);
+                els.append_operation(scf::r#yield(&[val(z)], self.loc));
+                let (tr, er) = (Region::new(), Region::new());
+                tr.append_block(then);
+                er.append_block(els);
+                let x = self.one(bb, scf::r#if(val(ok), &[self.f32t], tr, er, self.loc));
+                self.store_f32(bb, x, self.scratch, ti);
+            }
+        });
+    }
+
+    fn stmts(&mut self, b: &Block<'c>, body: &[Stmt]) -> Result<(), MlirError> {
+        for s in body {
+            match s {
+                Stmt::Assign { dst, op } => self.assign(b, *dst, op)?,
+                Stmt::Store { buf, index, src } => self.access(b, *buf, index, *src, true),
+                Stmt::For { var, body } => {
+                    let n = self.dim(b, self.k.vars[var.0 as usize].extent);
+                    let var = *var;
+                    let inner = Block::new(&[(self.i64t, self.loc)]);
+                    self.vars[var.0 as usize] = Some(inner.argument(0).expect("iv").to_raw());
+                    self.stmts(&inner, body)?;
+                    inner.append_operation(scf::r#yield(&[], self.loc));
+                    let zero = self.const_i64(b, 0);
+                    let one = self.const_i64(b, 1);
+                    let region = Region::new();
+                    region.append_block(inner);
+                    b.append_operation(scf::r#for(val(zero), val(n), val(one), region, self.loc));
+                    self.vars[var.0 as usize] = None;
+                }
+                Stmt::If { cond, then, els } => {
+                    let cv = self.cond(b, cond);
+                    let tb = Block::new(&[]);
+                    self.stmts(&tb, then)?;
+                    tb.append_operation(scf::r#yield(&[], self.loc));
+                    let tr = Region::new();
+                    tr.append_block(tb);
+                    let er = Region::new();
+                    if !els.is_empty() {
+                        let eb = Block::new(&[]);
+                        self.stmts(&eb, els)?;
+                        eb.append_operation(scf::r#yield(&[], self.loc));
+                        er.append_block(eb);
+                    }
+                    b.append_operation(scf::r#if(val(cv), &[], tr, er, self.loc));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unary(&self, b: &Block<'c>, u: UnOp, x: MlirValue) -> MlirValue {
+        match u {
+            UnOp::Neg => self.arith1(b, "arith.negf", x),
+            UnOp::Exp => self.arith1(b, "math.exp", x),
+            UnOp::ExpNonpos => {
+                // exp(min(x, 0)), exactly 0 below −87 (no denormals).
+                let z = self.const_f32(b, 0.0);
+                let m = self.arith2(b, "arith.minimumf", x, z);
+                let e = self.arith1(b, "math.exp", m);
+                let lim = self.const_f32(b, -87.0);
+                let small = self.one(b, arith::cmpf(self.c, CmpfPredicate::Olt, val(x), val(lim), self.loc));
+                self.select(b, small, z, e)
+            }
+            UnOp::Softplus => {
+                let e = self.arith1(b, "math.exp", x);
+                let l = self.arith1(b, "math.log1p", e);
+                let lim = self.const_f32(b, 20.0);
+                let big = self.one(b, arith::cmpf(self.c, CmpfPredicate::Ogt, val(x), val(lim), self.loc));
+                self.select(b, big, x, l)
+            }
+            UnOp::Sigmoid => {
+                let n = self.arith1(b, "arith.negf", x);
+                let e = self.arith1(b, "math.exp", n);
+                let one = self.const_f32(b, 1.0);
+                let d = self.arith2(b, "arith.addf", one, e);
+                self.arith2(b, "arith.divf", one, d)
+            }
+            UnOp::Rsqrt => self.arith1(b, "math.rsqrt", x),
+        }
+    }
+
+    fn assign(&self, b: &Block<'c>, dst: TileId, op: &Op) -> Result<(), MlirError> {
+        match op {
+            Op::Load { buf, index } => self.access(b, *buf, index, dst, false),
+            Op::Zeros(_) => self.elementwise(b, dst, &|bb, _, _| self.const_f32(bb, 0.0)),
+            Op::Const(x) => self.elementwise(b, dst, &|bb, _, _| self.const_f32(bb, *x)),
+            Op::Unary(u, a) => self.elementwise(b, dst, &|bb, r, s| {
+                let x = self.read(bb, *a, r, s);
+                self.unary(bb, *u, x)
+            }),
+            Op::Binary(o, a, c) => self.elementwise(b, dst, &|bb, r, s| {
+                let (x, y) = (self.read(bb, *a, r, s), self.read(bb, *c, r, s));
+                let name = match o {
+                    BinOp::Add => "arith.addf",
+                    BinOp::Sub => "arith.subf",
+                    BinOp::Mul => "arith.mulf",
+                };
+                self.arith2(bb, name, x, y)
+            }),
+            Op::Mask { pred, on, off, .. } => self.elementwise(b, dst, &|bb, r, s| {
+                let p = self.pred(bb, pred, r, s);
+                let (on, off) = (self.const_f32(bb, *on), self.const_f32(bb, *off));
+                self.select(bb, p, on, off)
+            }),
+            Op::Select { pred, a, fill, .. } => self.elementwise(b, dst, &|bb, r, s| {
+                let p = self.pred(bb, pred, r, s);
+                let x = self.read(bb, *a, r, s);
+                let f = self.const_f32(bb, *fill);
+                self.select(bb, p, x, f)
+            }),
+            Op::RowSum(a) | Op::ColSum(a) => {
+                let rowsum = matches!(op, Op::RowSum(_));
+                let (ar, ac) = self.shapes[a.0 as usize];
+                let n = if rowsum { ac } else { ar };
+                self.reduced(b, dst, *a == dst, &|bb, r, s| {
+                    let z = self.const_f32(bb, 0.0);
+                    self.reduce(bb, n, z, &|bi, q, acc| {
+                        let x = if rowsum { self.read(bi, *a, r, q) } else { self.read(bi, *a, q, s) };
+                        self.arith2(bi, "arith.addf", acc, x)
+                    })
+                });
+            }
+            Op::Matmul { a, b: bt, ta, tb } => {
+                let (ar, ac) = self.shapes[a.0 as usize];
+                let n = if *ta { ar } else { ac };
+                let (a, bt, ta, tb) = (*a, *bt, *ta, *tb);
+                self.reduced(b, dst, a == dst || bt == dst, &|bb, r, s| {
+                    let z = self.const_f32(bb, 0.0);
+                    self.reduce(bb, n, z, &|bi, q, acc| {
+                        let x = if ta { self.read(bi, a, q, r) } else { self.read(bi, a, r, q) };
+                        let y = if tb { self.read(bi, bt, s, q) } else { self.read(bi, bt, q, s) };
+                        self.one(bi, OperationBuilder::new("math.fma", self.loc)
+                            .add_operands(&[val(x), val(y), val(acc)])
+                            .enable_result_type_inference()
+                            .build()
+                            .expect("valid math.fma"))
+                    })
+                });
+            }
+            other => {
+                return Err(MlirError::Codegen(format!("kernel `{}`: op {other:?} is not a primitive", self.k.name)))
+            }
+        }
+        Ok(())
+    }
+
+    /// `dst[r, s] = f(r, s)` where `f` reads other elements of operands that may include `dst` (`aliased`):
+    /// then the results go to the temporary region first.
+    fn reduced(&self, b: &Block<'c>, dst: TileId, aliased: bool, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        if !aliased {
+            self.elementwise(b, dst, f);
+            return;
+        }
+        self.each(b, rows, cols, &mut |bb, r, s| {
+            let x = f(bb, r, s);
+            let nc = self.const_i64(bb, cols as i64);
+            let rc = self.arith2(bb, "arith.muli", r, nc);
+            let o = self.const_i64(bb, self.temp as i64);
+            let i = self.arith2(bb, "arith.addi", rc, o);
+            let i = self.arith2(bb, "arith.addi", i, s);
+            self.store_f32(bb, x, self.scratch, i);
+        });
+        self.each(b, rows, cols, &mut |bb, r, s| {
+            let nc = self.const_i64(bb, cols as i64);
+            let rc = self.arith2(bb, "arith.muli", r, nc);
+            let o = self.const_i64(bb, self.temp as i64);
+            let i = self.arith2(bb, "arith.addi", rc, o);
+            let i = self.arith2(bb, "arith.addi", i, s);
+            let x = self.load_f32(bb, self.scratch, i);
+            let di = self.tile_index(bb, dst, r, s);
+            self.store_f32(bb, x, self.scratch, di);
+        });
+    }
+}
