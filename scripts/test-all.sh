@@ -30,6 +30,9 @@ export LOGLINEAR_REQUIRE_GPU=1
 # The external test vectors are committed in tests/vectors; LOGLINEAR_VECTORS may point elsewhere (an override).
 
 cargo test --workspace --locked
+# The mlir-cpu backend through the shared conformance suite and the inference tests (the `mlir` feature links
+# MLIR statically into these two test binaries).
+cargo test --locked -p loglinear --features mlir --test conformance --test inference
 # The user crate has its own lock file (as a user's would); it follows the workspace's pinned versions.
 cargo test --manifest-path tests/user-crate/Cargo.toml --target-dir target
 cargo run --locked -q -p loglinear-cli -- demo

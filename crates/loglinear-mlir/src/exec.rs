@@ -1,11 +1,14 @@
-//! A translated program JIT-compiled and run on the host (one thread for now; the shared host executor with the
-//! Cranelift backend's threading, in-place inputs and states comes with the `mlir-cpu` target).
+//! A translated program JIT-compiled and run on the host: buffers in f32 (inputs converted), states bound, each
+//! kernel's grid split over worker threads with a scratch each, the output in the storage type.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::{check_bounds, dim_value};
-use loglinear_kernel::{Bindings, SizeEnv, Tensor};
+use loglinear_kernel::{Bindings, DType, SizeEnv, States, Tensor};
 
-use crate::cpu::{translate_program, CpuKernel, SIZE_ORDER};
+use crate::cpu::{CpuKernel, SIZE_ORDER};
 use crate::lower::{run_pipeline, CPU_TO_LLVM};
 use crate::{Jit, MlirContext, MlirError};
 
@@ -18,6 +21,10 @@ pub struct CpuProgram {
     kernels: Vec<(CpuKernel, KernelFn)>,
     /// The LLVM-dialect module as text (for dumps).
     pub llvm_text: String,
+    /// Time to translate each kernel.
+    pub translate_times: Vec<Duration>,
+    /// Time to lower the module and JIT-compile it.
+    pub jit_time: Duration,
     _jit: Jit,
     _ctx: MlirContext,
 }
@@ -31,7 +38,14 @@ impl CpuProgram {
         let ctx = MlirContext::new();
         let loc = melior::ir::Location::unknown(ctx.get());
         let mut module = melior::ir::Module::new(loc);
-        let kernels = translate_program(&ctx, &module, p)?;
+        let mut kernels = Vec::with_capacity(p.kernels.len());
+        let mut translate_times = Vec::with_capacity(p.kernels.len());
+        for (i, k) in p.kernels.iter().enumerate() {
+            let t = Instant::now();
+            kernels.push(crate::cpu::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?);
+            translate_times.push(t.elapsed());
+        }
+        let t = Instant::now();
         run_pipeline(&ctx, &mut module, CPU_TO_LLVM)?;
         let llvm_text = module.as_operation().to_string();
         let jit = Jit::new(&module, 3);
@@ -42,26 +56,65 @@ impl CpuProgram {
             let f: KernelFn = unsafe { std::mem::transmute::<*mut (), KernelFn>(f) };
             entries.push((k, f));
         }
-        Ok(CpuProgram { program: p.clone(), kernels: entries, llvm_text, _jit: jit, _ctx: ctx })
+        let jit_time = t.elapsed();
+        Ok(CpuProgram {
+            program: p.clone(),
+            kernels: entries,
+            llvm_text,
+            translate_times,
+            jit_time,
+            _jit: jit,
+            _ctx: ctx,
+        })
     }
 
-    /// Runs the program for sizes `env` on `inputs` (any float dtype) and returns the output in f32.
+    /// The program it runs.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Runs the program for sizes `env` on `inputs` (any float dtype) with no bound states; returns the output in
+    /// f32.
     ///
     /// # Errors
-    /// [`MlirError::Codegen`] for a missing or mis-shaped input or an access out of bounds for these sizes.
+    /// As [`CpuProgram::run_with_states`].
     pub fn run(&self, env: &SizeEnv, inputs: &Bindings<'_>) -> Result<Tensor, MlirError> {
+        self.run_with_states(env, inputs, &mut States::new(), DType::F32, 1)
+    }
+
+    /// Runs the program for sizes `env` on `inputs` (any float dtype) with its state buffers bound to `states`
+    /// (read, then overwritten with the final contents in f32) on `threads` workers; returns the output in
+    /// `storage`.
+    ///
+    /// # Errors
+    /// [`MlirError::Codegen`] for a missing or mis-shaped input or state, or an access out of bounds for these
+    /// sizes.
+    pub fn run_with_states(
+        &self,
+        env: &SizeEnv,
+        inputs: &Bindings<'_>,
+        states: &mut States,
+        storage: DType,
+        threads: usize,
+    ) -> Result<Tensor, MlirError> {
         check_bounds(&self.program, env)
             .map_err(|e| MlirError::Codegen(format!("kernel IR out of bounds for {env}: {} errors", e.len())))?;
         let shapes: Vec<Vec<usize>> =
             self.program.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, env)).collect()).collect();
         let mut data: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0f32; s.iter().product::<usize>().max(1)]).collect();
         for (i, b) in self.program.buffers.iter().enumerate() {
-            if let BufKind::Input(name) = &b.kind {
-                let t = inputs.get(name).ok_or_else(|| MlirError::Codegen(format!("input `{name}` is missing")))?;
+            let t = match &b.kind {
+                BufKind::Input(name) => Some(
+                    *inputs.get(name).ok_or_else(|| MlirError::Codegen(format!("input `{name}` is missing")))?,
+                ),
+                BufKind::State => states.get(&b.name).map(|t| t.view()),
+                _ => None,
+            };
+            if let Some(t) = t {
                 if t.shape != shapes[i].as_slice() {
                     return Err(MlirError::Codegen(format!(
-                        "input `{name}` has shape {:?}; the program reads {:?}",
-                        t.shape, shapes[i]
+                        "`{}` has shape {:?}; the program holds {:?}",
+                        b.name, t.shape, shapes[i]
                     )));
                 }
                 t.read_f32_into(0, &mut data[i][..t.numel()]);
@@ -70,15 +123,64 @@ impl CpuProgram {
         let sizes: Vec<i64> = SIZE_ORDER.iter().map(|s| env.get(*s) as i64).collect();
         let ptrs: Vec<*mut f32> = data.iter_mut().map(|v| v.as_mut_ptr()).collect();
         let scratch_len = self.kernels.iter().map(|(k, _)| k.scratch_floats).max().unwrap_or(0) + 1;
-        let mut scratch = vec![0f32; scratch_len];
-        for (kern, (_, f)) in self.program.kernels.iter().zip(&self.kernels) {
+        let threads = threads.max(1);
+        let mut scratches: Vec<Vec<f32>> = (0..threads).map(|_| vec![0f32; scratch_len]).collect();
+        let shared = Shared { bufs: ptrs.as_ptr(), sizes: sizes.as_ptr() };
+        for (kern, (code, f)) in self.program.kernels.iter().zip(&self.kernels) {
             let total: usize = kern.grid.iter().map(|g| dim_value(kern.vars[g.0 as usize].extent, env)).product();
-            // SAFETY: buffers sized from `env` as the kernels index them (bounds checked above); the scratch
-            // holds every tile of the kernel.
-            unsafe { f(ptrs.as_ptr(), sizes.as_ptr(), 0, total as i64, scratch.as_mut_ptr()) };
+            if total == 0 {
+                continue;
+            }
+            let work = total.saturating_mul(code.scratch_floats).saturating_mul(4);
+            let workers = if work < 1 << 20 { 1 } else { threads.min(total) };
+            if workers == 1 {
+                // SAFETY: buffers sized from `env` as the kernels index them (bounds checked above); the scratch
+                // holds every tile of the kernel.
+                unsafe { f(shared.bufs, shared.sizes, 0, total as i64, scratches[0].as_mut_ptr()) };
+                continue;
+            }
+            let next = AtomicUsize::new(0);
+            let batch = (total / (workers * 8)).max(1);
+            let f = *f;
+            std::thread::scope(|scope| {
+                for scratch in scratches.iter_mut().take(workers) {
+                    let next = &next;
+                    let sp = scratch.as_mut_ptr() as usize;
+                    scope.spawn(move || {
+                        let sh = shared;
+                        loop {
+                            let lo = next.fetch_add(batch, Ordering::Relaxed);
+                            if lo >= total {
+                                break;
+                            }
+                            let hi = (lo + batch).min(total);
+                            // SAFETY: as above; grid programs of one kernel write disjoint regions (verified), and
+                            // each worker has its own scratch.
+                            unsafe { f(sh.bufs, sh.sizes, lo as i64, hi as i64, sp as *mut f32) };
+                        }
+                    });
+                }
+            });
+        }
+        for (i, b) in self.program.buffers.iter().enumerate() {
+            if b.kind == BufKind::State {
+                let n: usize = shapes[i].iter().product();
+                states.insert(b.name.clone(), Tensor::from_f32(shapes[i].clone(), &data[i][..n]));
+            }
         }
         let o = self.program.output.0 as usize;
         let n: usize = shapes[o].iter().product();
-        Ok(Tensor::from_f32(shapes[o].clone(), &data[o][..n]))
+        Ok(Tensor::from_f32_as(storage, shapes[o].clone(), &data[o][..n]))
     }
 }
+
+/// The buffer and size pointers, shared by the workers of one kernel.
+#[derive(Clone, Copy)]
+struct Shared {
+    bufs: *const *mut f32,
+    sizes: *const i64,
+}
+
+// SAFETY: the pointers stay valid for the whole `std::thread::scope` (the vectors outlive it), and the workers
+// write disjoint regions of the buffers.
+unsafe impl Send for Shared {}

@@ -8,17 +8,22 @@
 //!   `sm_90`, `+ptx80`, PTX text since `ptxas` is not on the build machine).
 //! * [`Jit`]: MLIR's ExecutionEngine over a lowered module; entry points use the C interface
 //!   (`llvm.emit_c_interface`: one [`MemRef1`] descriptor per buffer).
-//! * Next: the `mlir-cpu` target translating specialised, decomposed kernel IR (the WGSL backend's input) with
-//!   vectorised tiles and register-blocked matmul micro-kernels, run over the grid on all cores; then `ptx`.
+//! * [`cpu`]: specialised, decomposed kernel IR (the WGSL backend's input) → one MLIR function per kernel;
+//!   [`CpuProgram`] lowers and JIT-compiles them and runs the grids on all cores; [`MlirCpuTarget`] is the
+//!   `mlir-cpu` backend (registered by the facade's `mlir` feature).
+//! * Next: register-blocked matmul micro-kernels and explicit vectors; then PTX for NVIDIA from the same
+//!   translation under `gpu.module`.
 
 mod context;
 pub mod cpu;
 pub mod exec;
 pub mod jit;
 pub mod lower;
+mod target;
 
 pub use context::MlirContext;
 pub use exec::CpuProgram;
+pub use target::{MlirCpuTarget, NAME};
 pub use jit::{Jit, MemRef1};
 
 /// Why MLIR could not build, lower or run a module.

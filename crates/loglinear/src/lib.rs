@@ -49,6 +49,8 @@ pub fn backends() -> Runtime {
     runtime.register(std::sync::Arc::new(loglinear_cranelift::CraneliftTarget::shared()));
     // Registered even without a GPU: `--backend wgsl` then says how to get an adapter (`availability`).
     runtime.register(std::sync::Arc::new(loglinear_wgpu::WgpuTarget::from_env()));
+    #[cfg(feature = "mlir")]
+    runtime.register(std::sync::Arc::new(loglinear_mlir::MlirCpuTarget));
     runtime
 }
 

@@ -317,10 +317,11 @@ fn run_cases(variant_name: &str) -> (usize, usize, Vec<String>) {
         let x = inputs(&v, case, 1000 + i as u64);
         let mut wants: Vec<(DType, TensorMap, HostTensor)> = Vec::new();
         for backend in runtime.available() {
-            // A backend that compiles every kernel through a GPU driver (lavapipe: about a second a program) runs
-            // each case at the smallest and largest of its chunk sizes in its default configuration, and each
-            // other configuration on every fifth case (rotating) at the largest: every case, chunk extreme and
-            // configuration is covered, not every product.
+            // A backend that compiles decomposed programs through a heavy code generator (a GPU driver: lavapipe
+            // takes about a second a program; MLIR and LLVM at -O3) runs each case at the smallest and largest of
+            // its chunk sizes in its default configuration, and each other configuration on every fifth case
+            // (rotating) at the largest: every case, chunk extreme and configuration is covered, not every
+            // product.
             let driver_compiled = backend.capabilities().primitives_only;
             let (lo, hi) = (case.chunks[0], *case.chunks.last().expect("a chunk"));
             for &c in &case.chunks {
