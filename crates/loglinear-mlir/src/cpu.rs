@@ -28,6 +28,9 @@ use mlir_sys::MlirValue;
 
 use crate::{MlirContext, MlirError};
 
+/// f32 lanes of the vector code (AVX2 width; LLVM splits or joins them for the host).
+const LANES: usize = 8;
+
 /// The order of the run-time sizes in the `sizes` argument.
 pub const SIZE_ORDER: [Sym; 12] =
     [Sym::B, Sym::T, Sym::H, Sym::K, Sym::V, Sym::L, Sym::NT, Sym::C, Sym::M, Sym::MS, Sym::LC, Sym::Step];
@@ -640,6 +643,16 @@ impl<'c> Gen<'c, '_> {
                 let (ar, ac) = self.shapes[a.0 as usize];
                 let n = if *ta { ar } else { ac };
                 let (a, bt, ta, tb) = (*a, *bt, *ta, *tb);
+                let (rows, cols) = self.shapes[dst.0 as usize];
+                let aliased = a == dst || bt == dst;
+                if !tb && cols % LANES == 0 {
+                    self.matmul_rows(b, dst, a, bt, ta, n, aliased);
+                    return Ok(());
+                }
+                if tb && !ta && n % LANES == 0 {
+                    self.matmul_dots(b, dst, a, bt, n, aliased);
+                    return Ok(());
+                }
                 self.reduced(b, dst, a == dst || bt == dst, &|bb, r, s| {
                     let z = self.const_f32(bb, 0.0);
                     self.reduce(bb, n, z, &|bi, q, acc| {
@@ -658,6 +671,169 @@ impl<'c> Gen<'c, '_> {
             }
         }
         Ok(())
+    }
+
+    fn vec_type(&self) -> Type<'c> {
+        Type::vector(&[LANES as u64], self.f32t)
+    }
+
+    fn opts(&self) -> llvm::LoadStoreOptions<'c> {
+        llvm::LoadStoreOptions::new().align(Some(IntegerAttribute::new(self.i64t, 4)))
+    }
+
+    /// Loads `LANES` consecutive f32 of the scratch from element `idx`.
+    fn load_vec(&self, b: &Block<'c>, idx: MlirValue) -> MlirValue {
+        let a = self.gep(b, self.scratch, idx, self.f32t);
+        self.one(b, llvm::load(self.c, val(a), self.vec_type(), self.loc, self.opts()))
+    }
+
+    fn store_vec(&self, b: &Block<'c>, x: MlirValue, idx: MlirValue) {
+        let a = self.gep(b, self.scratch, idx, self.f32t);
+        b.append_operation(llvm::store(self.c, val(x), val(a), self.loc, self.opts()));
+    }
+
+    /// Scratch index `base + r * cols + s` (no broadcast).
+    fn flat(&self, b: &Block<'c>, base: usize, cols: usize, r: MlirValue, s: MlirValue) -> MlirValue {
+        let nc = self.const_i64(b, cols as i64);
+        let rc = self.arith2(b, "arith.muli", r, nc);
+        let o = self.const_i64(b, base as i64);
+        let x = self.arith2(b, "arith.addi", rc, o);
+        self.arith2(b, "arith.addi", x, s)
+    }
+
+    /// `scf.for q in 0..n` carrying one vector from `init`.
+    fn reduce_vec(&self, b: &Block<'c>, n: usize, step: usize, init: MlirValue, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) -> MlirValue {
+        let zero = self.const_i64(b, 0);
+        let st = self.const_i64(b, step as i64);
+        let nv = self.const_i64(b, n as i64);
+        let vt = self.vec_type();
+        let body = Block::new(&[(self.i64t, self.loc), (vt, self.loc)]);
+        let iv = body.argument(0).expect("iv").to_raw();
+        let acc = body.argument(1).expect("acc").to_raw();
+        let next = f(&body, iv, acc);
+        body.append_operation(scf::r#yield(&[val(next)], self.loc));
+        let region = Region::new();
+        region.append_block(body);
+        self.one(
+            b,
+            OperationBuilder::new("scf.for", self.loc)
+                .add_operands(&[val(zero), val(nv), val(st), val(init)])
+                .add_results(&[vt])
+                .add_regions([region])
+                .build()
+                .expect("valid scf.for"),
+        )
+    }
+
+    fn zero_vec(&self, b: &Block<'c>) -> MlirValue {
+        let z = self.const_f32(b, 0.0);
+        self.broadcast(b, z)
+    }
+
+    fn broadcast(&self, b: &Block<'c>, x: MlirValue) -> MlirValue {
+        self.one(
+            b,
+            OperationBuilder::new("vector.broadcast", self.loc)
+                .add_operands(&[val(x)])
+                .add_results(&[self.vec_type()])
+                .build()
+                .expect("valid vector.broadcast"),
+        )
+    }
+
+    fn fma(&self, b: &Block<'c>, x: MlirValue, y: MlirValue, z: MlirValue) -> MlirValue {
+        self.one(
+            b,
+            OperationBuilder::new("math.fma", self.loc)
+                .add_operands(&[val(x), val(y), val(z)])
+                .enable_result_type_inference()
+                .build()
+                .expect("valid math.fma"),
+        )
+    }
+
+    /// Where a matmul's results go: `dst`'s region, or the temporary one when `dst` is an operand.
+    fn result_base(&self, dst: TileId, aliased: bool) -> usize {
+        if aliased { self.temp } else { self.offsets[dst.0 as usize] }
+    }
+
+    /// Copies the temporary region over `dst` (after an aliased matmul).
+    fn copy_from_temp(&self, b: &Block<'c>, dst: TileId) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        self.each(b, rows, cols, &mut |bb, r, s| {
+            let i = self.flat(bb, self.temp, cols, r, s);
+            let x = self.load_f32(bb, self.scratch, i);
+            let di = self.tile_index(bb, dst, r, s);
+            self.store_f32(bb, x, self.scratch, di);
+        });
+    }
+
+    /// `dst = op(a) · b` with `b` not transposed: each row of `dst` in `LANES`-wide column blocks, a vector
+    /// accumulator per block (`acc += a(i, q) · b[q, j0..j0+LANES]`), in `q` order.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_rows(&self, b: &Block<'c>, dst: TileId, a: TileId, bt: TileId, ta: bool, n: usize, aliased: bool) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        let (_, bc) = self.shapes[bt.0 as usize];
+        let base = self.result_base(dst, aliased);
+        let bbase = self.offsets[bt.0 as usize];
+        let nr = self.const_i64(b, rows as i64);
+        let _ = self.for_n(b, nr, &mut |br, i| {
+            let nb = self.const_i64(br, (cols / LANES) as i64);
+            self.for_n(br, nb, &mut |bj, jb| {
+                let lanes = self.const_i64(bj, LANES as i64);
+                let j0 = self.arith2(bj, "arith.muli", jb, lanes);
+                let init = self.zero_vec(bj);
+                let acc = self.reduce_vec(bj, n, 1, init, &|bq, q, acc| {
+                    let x = if ta { self.read(bq, a, q, i) } else { self.read(bq, a, i, q) };
+                    let xv = self.broadcast(bq, x);
+                    let bi = self.flat(bq, bbase, bc, q, j0);
+                    let yv = self.load_vec(bq, bi);
+                    self.fma(bq, xv, yv, acc)
+                });
+                let di = self.flat(bj, base, cols, i, j0);
+                self.store_vec(bj, acc, di);
+                Ok(())
+            })
+        });
+        if aliased {
+            self.copy_from_temp(b, dst);
+        }
+    }
+
+    /// `dst = a · bᵀ` (rows of `a` and `b` contiguous along the reduction): each element a dot product of
+    /// `LANES`-wide pieces, reduced at the end.
+    fn matmul_dots(&self, b: &Block<'c>, dst: TileId, a: TileId, bt: TileId, n: usize, aliased: bool) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        let base = self.result_base(dst, aliased);
+        let (abase, bbase) = (self.offsets[a.0 as usize], self.offsets[bt.0 as usize]);
+        let (_, ac) = self.shapes[a.0 as usize];
+        let (_, bc) = self.shapes[bt.0 as usize];
+        self.each(b, rows, cols, &mut |bb, i, j| {
+            let init = self.zero_vec(bb);
+            let acc = self.reduce_vec(bb, n, LANES, init, &|bq, q, acc| {
+                let ai = self.flat(bq, abase, ac, i, q);
+                let bi = self.flat(bq, bbase, bc, j, q);
+                let (x, y) = (self.load_vec(bq, ai), self.load_vec(bq, bi));
+                self.fma(bq, x, y, acc)
+            });
+            let sum = self.one(
+                bb,
+                OperationBuilder::new("vector.reduction", self.loc)
+                    .add_attributes(&[(
+                        melior::ir::Identifier::new(self.c, "kind"),
+                        melior::ir::Attribute::parse(self.c, "#vector.kind<add>").expect("#vector.kind parses"),
+                    )])
+                    .add_operands(&[val(acc)])
+                    .add_results(&[self.f32t])
+                    .build()
+                    .expect("valid vector.reduction"),
+            );
+            let di = self.flat(bb, base, cols, i, j);
+            self.store_f32(bb, sum, self.scratch, di);
+        });
+        if aliased {
+            self.copy_from_temp(b, dst);
+        }
     }
 
     /// `dst[r, s] = f(r, s)` where `f` reads other elements of operands that may include `dst` (`aliased`):
