@@ -457,8 +457,133 @@ impl<'c> Gen<'c, '_> {
         )
     }
 
-    /// Buffer access of tile `t` (a load into it, or a store from it), element by element with bounds checks.
+    /// Buffer access of tile `t` (a load into it, or a store from it): when the whole region lies inside the
+    /// buffer (checked once), rows of strided — or, along the buffer's last dimension, contiguous and
+    /// vectorised — copies; otherwise element by element with bounds checks.
     fn access(&self, b: &Block<'c>, buf: BufId, index: &[Index], t: TileId, store: bool) {
+        let bd = &self.p.buffers[buf.0 as usize];
+        let (rows, cols) = self.shapes[t.0 as usize];
+        let free: Vec<usize> =
+            index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0).collect();
+        let rdim = match free.len() {
+            0 => None,
+            1 if cols == 1 => Some(free[0]),
+            1 => None,
+            _ => Some(free[0]),
+        };
+        let sdim = free.iter().copied().find(|d| Some(*d) != rdim);
+        // Whole region inside, base offset at (0, 0), and the strides of the row and column dimensions.
+        let mut inside: Option<MlirValue> = None;
+        let mut base: Option<MlirValue> = None;
+        let (mut rstride, mut sstride): (Option<MlirValue>, Option<MlirValue>) = (None, None);
+        let z = self.const_i64(b, 0);
+        for (d, ix) in index.iter().enumerate() {
+            let size = self.dim(b, bd.shape[d]);
+            let (lo, ok) = match ix {
+                Index::At(e) => {
+                    let e = self.iexpr(b, e);
+                    let ge = self.cmpi(b, CmpiPredicate::Sge, e, z);
+                    let lt = self.cmpi(b, CmpiPredicate::Slt, e, size);
+                    (e, self.arith2(b, "arith.andi", ge, lt))
+                }
+                Index::Block { start, .. } => {
+                    let st = self.iexpr(b, start);
+                    let n = self.const_i64(b, if Some(d) == rdim { rows } else { cols } as i64);
+                    let end = self.arith2(b, "arith.addi", st, n);
+                    let ge = self.cmpi(b, CmpiPredicate::Sge, st, z);
+                    let le = self.cmpi(b, CmpiPredicate::Sle, end, size);
+                    (st, self.arith2(b, "arith.andi", ge, le))
+                }
+                Index::Full => (z, self.cmpi(b, CmpiPredicate::Eq, z, z)),
+            };
+            inside = Some(match inside {
+                None => ok,
+                Some(o) => self.arith2(b, "arith.andi", o, ok),
+            });
+            // Horner: base = base * size + lo; strides scale by every later size.
+            base = Some(match base {
+                None => lo,
+                Some(x) => {
+                    let m = self.arith2(b, "arith.muli", x, size);
+                    self.arith2(b, "arith.addi", m, lo)
+                }
+            });
+            for st in [&mut rstride, &mut sstride] {
+                if let Some(v) = *st {
+                    *st = Some(self.arith2(b, "arith.muli", v, size));
+                }
+            }
+            if Some(d) == rdim {
+                rstride = Some(self.const_i64(b, 1));
+            }
+            if Some(d) == sdim {
+                sstride = Some(self.const_i64(b, 1));
+            }
+        }
+        let (Some(inside), Some(base)) = (inside, base) else {
+            self.access_checked(b, buf, index, t, store);
+            return;
+        };
+        let contiguous = sdim == Some(index.len() - 1) && cols % LANES == 0;
+        let fast = Block::new(&[]);
+        let bufp = self.bufs[buf.0 as usize].expect("buffer loaded");
+        let nr = self.const_i64(&fast, rows as i64);
+        let _ = self.for_n(&fast, nr, &mut |br, r| {
+            let roff = match rstride {
+                Some(st) => {
+                    let x = self.arith2(br, "arith.muli", r, st);
+                    self.arith2(br, "arith.addi", base, x)
+                }
+                None => base,
+            };
+            if contiguous {
+                let nb = self.const_i64(br, (cols / LANES) as i64);
+                return self.for_n(br, nb, &mut |bs, sb| {
+                    let lanes = self.const_i64(bs, LANES as i64);
+                    let s0 = self.arith2(bs, "arith.muli", sb, lanes);
+                    let o = self.arith2(bs, "arith.addi", roff, s0);
+                    let ti = self.flat(bs, self.offsets[t.0 as usize], cols, r, s0);
+                    let bp = self.gep(bs, bufp, o, self.f32t);
+                    let tp = self.gep(bs, self.scratch, ti, self.f32t);
+                    let (from, to) = if store { (tp, bp) } else { (bp, tp) };
+                    let v = self.one(bs, llvm::load(self.c, val(from), self.vec_type(), self.loc, self.opts()));
+                    bs.append_operation(llvm::store(self.c, val(v), val(to), self.loc, self.opts()));
+                    Ok(())
+                });
+            }
+            let nc = self.const_i64(br, cols as i64);
+            self.for_n(br, nc, &mut |bs, s| {
+                let o = match sstride {
+                    Some(st) => {
+                        let x = self.arith2(bs, "arith.muli", s, st);
+                        self.arith2(bs, "arith.addi", roff, x)
+                    }
+                    None => roff,
+                };
+                let ti = self.tile_index(bs, t, r, s);
+                if store {
+                    let x = self.load_f32(bs, self.scratch, ti);
+                    self.store_f32(bs, x, bufp, o);
+                } else {
+                    let x = self.load_f32(bs, bufp, o);
+                    self.store_f32(bs, x, self.scratch, ti);
+                }
+                Ok(())
+            })
+        });
+        fast.append_operation(scf::r#yield(&[], self.loc));
+        let slow = Block::new(&[]);
+        self.access_checked(&slow, buf, index, t, store);
+        slow.append_operation(scf::r#yield(&[], self.loc));
+        let (fr, sr) = (Region::new(), Region::new());
+        fr.append_block(fast);
+        sr.append_block(slow);
+        b.append_operation(scf::r#if(val(inside), &[], fr, sr, self.loc));
+    }
+
+    /// [`Gen::access`] element by element with bounds checks: loads past a dimension's end read zero, stores
+    /// past it are dropped.
+    fn access_checked(&self, b: &Block<'c>, buf: BufId, index: &[Index], t: TileId, store: bool) {
         let bd = &self.p.buffers[buf.0 as usize];
         let (rows, cols) = self.shapes[t.0 as usize];
         let free: Vec<usize> =
@@ -643,7 +768,7 @@ impl<'c> Gen<'c, '_> {
                 let (ar, ac) = self.shapes[a.0 as usize];
                 let n = if *ta { ar } else { ac };
                 let (a, bt, ta, tb) = (*a, *bt, *ta, *tb);
-                let (rows, cols) = self.shapes[dst.0 as usize];
+                let cols = self.shapes[dst.0 as usize].1;
                 let aliased = a == dst || bt == dst;
                 if !tb && cols % LANES == 0 {
                     self.matmul_rows(b, dst, a, bt, ta, n, aliased);
@@ -658,11 +783,7 @@ impl<'c> Gen<'c, '_> {
                     self.reduce(bb, n, z, &|bi, q, acc| {
                         let x = if ta { self.read(bi, a, q, r) } else { self.read(bi, a, r, q) };
                         let y = if tb { self.read(bi, bt, s, q) } else { self.read(bi, bt, q, s) };
-                        self.one(bi, OperationBuilder::new("math.fma", self.loc)
-                            .add_operands(&[val(x), val(y), val(acc)])
-                            .enable_result_type_inference()
-                            .build()
-                            .expect("valid math.fma"))
+                        self.fma(bi, x, y, acc)
                     })
                 });
             }
@@ -741,15 +862,20 @@ impl<'c> Gen<'c, '_> {
         )
     }
 
+    /// `x · y + z`, contracted to an FMA where the CPU has one (`fastmath<contract>`; `math.fma` would become a
+    /// library call on a CPU without).
     fn fma(&self, b: &Block<'c>, x: MlirValue, y: MlirValue, z: MlirValue) -> MlirValue {
-        self.one(
-            b,
-            OperationBuilder::new("math.fma", self.loc)
-                .add_operands(&[val(x), val(y), val(z)])
+        let contract = melior::ir::Attribute::parse(self.c, "#arith.fastmath<contract>").expect("fastmath parses");
+        let fm = |name: &str, ops: [MlirValue; 2]| {
+            OperationBuilder::new(name, self.loc)
+                .add_operands(&[val(ops[0]), val(ops[1])])
+                .add_attributes(&[(melior::ir::Identifier::new(self.c, "fastmath"), contract)])
                 .enable_result_type_inference()
                 .build()
-                .expect("valid math.fma"),
-        )
+                .expect("valid arith op")
+        };
+        let m = self.one(b, fm("arith.mulf", [x, y]));
+        self.one(b, fm("arith.addf", [m, z]))
     }
 
     /// Where a matmul's results go: `dst`'s region, or the temporary one when `dst` is an operand.
@@ -768,30 +894,91 @@ impl<'c> Gen<'c, '_> {
         });
     }
 
-    /// `dst = op(a) · b` with `b` not transposed: each row of `dst` in `LANES`-wide column blocks, a vector
-    /// accumulator per block (`acc += a(i, q) · b[q, j0..j0+LANES]`), in `q` order.
+    /// `scf.for q in 0..n` carrying `inits.len()` vectors.
+    fn reduce_vecs(
+        &self,
+        b: &Block<'c>,
+        n: usize,
+        inits: &[MlirValue],
+        f: &dyn Fn(&Block<'c>, MlirValue, &[MlirValue]) -> Vec<MlirValue>,
+    ) -> Vec<MlirValue> {
+        let zero = self.const_i64(b, 0);
+        let one = self.const_i64(b, 1);
+        let nv = self.const_i64(b, n as i64);
+        let vt = self.vec_type();
+        let mut args = vec![(self.i64t, self.loc)];
+        args.extend(inits.iter().map(|_| (vt, self.loc)));
+        let body = Block::new(&args);
+        let iv = body.argument(0).expect("iv").to_raw();
+        let accs: Vec<MlirValue> = (0..inits.len()).map(|i| body.argument(i + 1).expect("acc").to_raw()).collect();
+        let next = f(&body, iv, &accs);
+        let next_vals: Vec<Value> = next.iter().map(|x| val(*x)).collect();
+        body.append_operation(scf::r#yield(&next_vals, self.loc));
+        let region = Region::new();
+        region.append_block(body);
+        let mut operands = vec![val(zero), val(nv), val(one)];
+        operands.extend(inits.iter().map(|x| val(*x)));
+        let op = b.append_operation(
+            OperationBuilder::new("scf.for", self.loc)
+                .add_operands(&operands)
+                .add_results(&vec![vt; inits.len()])
+                .add_regions([region])
+                .build()
+                .expect("valid scf.for"),
+        );
+        (0..inits.len()).map(|i| op.result(i).expect("result").to_raw()).collect()
+    }
+
+    /// `dst = op(a) · b` with `b` not transposed: register blocks of `rb` rows × `cb` vectors of `LANES` columns,
+    /// one vector accumulator each (independent FMA chains), `acc += a(i, q) · b[q, j0..j0+LANES]` in `q` order.
     #[allow(clippy::too_many_arguments)]
     fn matmul_rows(&self, b: &Block<'c>, dst: TileId, a: TileId, bt: TileId, ta: bool, n: usize, aliased: bool) {
         let (rows, cols) = self.shapes[dst.0 as usize];
         let (_, bc) = self.shapes[bt.0 as usize];
         let base = self.result_base(dst, aliased);
         let bbase = self.offsets[bt.0 as usize];
-        let nr = self.const_i64(b, rows as i64);
-        let _ = self.for_n(b, nr, &mut |br, i| {
-            let nb = self.const_i64(br, (cols / LANES) as i64);
+        let rb = [4, 2, 1].into_iter().find(|r| rows % r == 0).unwrap_or(1);
+        let cb = [2, 1].into_iter().find(|c| cols % (c * LANES) == 0).unwrap_or(1);
+        let nr = self.const_i64(b, (rows / rb) as i64);
+        let _ = self.for_n(b, nr, &mut |br, ib| {
+            let rbv = self.const_i64(br, rb as i64);
+            let i0 = self.arith2(br, "arith.muli", ib, rbv);
+            let nb = self.const_i64(br, (cols / (cb * LANES)) as i64);
             self.for_n(br, nb, &mut |bj, jb| {
-                let lanes = self.const_i64(bj, LANES as i64);
-                let j0 = self.arith2(bj, "arith.muli", jb, lanes);
-                let init = self.zero_vec(bj);
-                let acc = self.reduce_vec(bj, n, 1, init, &|bq, q, acc| {
-                    let x = if ta { self.read(bq, a, q, i) } else { self.read(bq, a, i, q) };
-                    let xv = self.broadcast(bq, x);
-                    let bi = self.flat(bq, bbase, bc, q, j0);
-                    let yv = self.load_vec(bq, bi);
-                    self.fma(bq, xv, yv, acc)
+                let w = self.const_i64(bj, (cb * LANES) as i64);
+                let j0 = self.arith2(bj, "arith.muli", jb, w);
+                let inits: Vec<MlirValue> = (0..rb * cb).map(|_| self.zero_vec(bj)).collect();
+                let accs = self.reduce_vecs(bj, n, &inits, &|bq, q, acc| {
+                    let bv: Vec<MlirValue> = (0..cb)
+                        .map(|c| {
+                            let off = self.const_i64(bq, (c * LANES) as i64);
+                            let j = self.arith2(bq, "arith.addi", j0, off);
+                            let bi = self.flat(bq, bbase, bc, q, j);
+                            self.load_vec(bq, bi)
+                        })
+                        .collect();
+                    let mut out = Vec::with_capacity(rb * cb);
+                    for r in 0..rb {
+                        let off = self.const_i64(bq, r as i64);
+                        let i = self.arith2(bq, "arith.addi", i0, off);
+                        let x = if ta { self.read(bq, a, q, i) } else { self.read(bq, a, i, q) };
+                        let xv = self.broadcast(bq, x);
+                        for (c, y) in bv.iter().enumerate() {
+                            out.push(self.fma(bq, xv, *y, acc[r * cb + c]));
+                        }
+                    }
+                    out
                 });
-                let di = self.flat(bj, base, cols, i, j0);
-                self.store_vec(bj, acc, di);
+                for r in 0..rb {
+                    let off = self.const_i64(bj, r as i64);
+                    let i = self.arith2(bj, "arith.addi", i0, off);
+                    for c in 0..cb {
+                        let coff = self.const_i64(bj, (c * LANES) as i64);
+                        let j = self.arith2(bj, "arith.addi", j0, coff);
+                        let di = self.flat(bj, base, cols, i, j);
+                        self.store_vec(bj, accs[r * cb + c], di);
+                    }
+                }
                 Ok(())
             })
         });

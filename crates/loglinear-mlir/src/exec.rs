@@ -131,6 +131,7 @@ impl CpuProgram {
             if total == 0 {
                 continue;
             }
+            let _t = KernelTimer { name: &kern.name, programs: total, start: Instant::now() };
             let work = total.saturating_mul(code.scratch_floats).saturating_mul(4);
             let workers = if work < 1 << 20 { 1 } else { threads.min(total) };
             if workers == 1 {
@@ -171,6 +172,19 @@ impl CpuProgram {
         let o = self.program.output.0 as usize;
         let n: usize = shapes[o].iter().product();
         Ok(Tensor::from_f32_as(storage, shapes[o].clone(), &data[o][..n]))
+    }
+}
+
+/// Logs a kernel's wall time (debug level) when dropped.
+struct KernelTimer<'a> {
+    name: &'a str,
+    programs: usize,
+    start: Instant,
+}
+
+impl Drop for KernelTimer<'_> {
+    fn drop(&mut self) {
+        tracing::debug!(kernel = self.name, programs = self.programs, ms = self.start.elapsed().as_secs_f64() * 1e3, "mlir-cpu kernel");
     }
 }
 

@@ -37,7 +37,13 @@ pub struct Jit {
 impl Jit {
     /// Compiles a module in the LLVM dialect at optimisation level `opt` (0–3).
     pub fn new(module: &Module<'_>, opt: usize) -> Self {
-        Jit { engine: ExecutionEngine::new(module, opt, &[], false, false) }
+        // LOGLINEAR_MLIR_OBJECT (a file path): the compiled object is written there, for `objdump -d`.
+        let dump = std::env::var("LOGLINEAR_MLIR_OBJECT").ok();
+        let engine = ExecutionEngine::new(module, opt, &[], dump.is_some(), false);
+        if let Some(path) = dump {
+            engine.dump_to_object_file(&path);
+        }
+        Jit { engine }
     }
 
     /// The address of function `name` (a function with scalar and pointer arguments has the C ABI as is).
