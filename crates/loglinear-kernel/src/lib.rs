@@ -35,6 +35,7 @@ pub mod analysis;
 pub mod config;
 pub mod cost;
 pub mod filecheck;
+pub mod host;
 pub mod interp;
 pub mod kernel;
 pub mod parse;

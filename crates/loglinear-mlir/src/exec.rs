@@ -2,8 +2,11 @@
 //! kernel's grid split over worker threads with a scratch each, the output in the storage type.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use loglinear_kernel::analysis::needs_zeroing;
+use loglinear_kernel::host::FlushDenormals;
 use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::{check_bounds, dim_value};
 use loglinear_kernel::{Bindings, DType, SizeEnv, States, Tensor};
@@ -18,6 +21,10 @@ type KernelFn = unsafe extern "C" fn(*const *mut f32, *const i64, i64, i64, *mut
 /// A specialised, decomposed program compiled through MLIR for this CPU.
 pub struct CpuProgram {
     program: Program,
+    /// Per buffer: whether a run must zero it first ([`needs_zeroing`]).
+    zero: Vec<bool>,
+    /// Buffers of the last run, reused by the next run of the same sizes.
+    pool: Mutex<Option<(Vec<Vec<usize>>, Vec<Vec<f32>>)>>,
     kernels: Vec<(CpuKernel, KernelFn)>,
     /// The LLVM-dialect module as text (for dumps).
     pub llvm_text: String,
@@ -59,6 +66,8 @@ impl CpuProgram {
         let jit_time = t.elapsed();
         Ok(CpuProgram {
             program: p.clone(),
+            zero: needs_zeroing(p),
+            pool: Mutex::new(None),
             kernels: entries,
             llvm_text,
             translate_times,
@@ -101,7 +110,21 @@ impl CpuProgram {
             .map_err(|e| MlirError::Codegen(format!("kernel IR out of bounds for {env}: {} errors", e.len())))?;
         let shapes: Vec<Vec<usize>> =
             self.program.buffers.iter().map(|b| b.shape.iter().map(|d| dim_value(*d, env)).collect()).collect();
-        let mut data: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0f32; s.iter().product::<usize>().max(1)]).collect();
+        // Buffers of the previous run of these sizes are reused: only those a kernel may read before writing
+        // are zeroed again (inputs and bound states are overwritten below).
+        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut data: Vec<Vec<f32>> = match pooled {
+            Some((sh, mut d)) if sh == shapes => {
+                for (i, v) in d.iter_mut().enumerate() {
+                    let b = &self.program.buffers[i];
+                    if self.zero[i] || b.kind == BufKind::State || i == self.program.output.0 as usize {
+                        v.fill(0.0);
+                    }
+                }
+                d
+            }
+            _ => shapes.iter().map(|s| vec![0f32; s.iter().product::<usize>().max(1)]).collect(),
+        };
         for (i, b) in self.program.buffers.iter().enumerate() {
             let t = match &b.kind {
                 BufKind::Input(name) => Some(
@@ -135,6 +158,7 @@ impl CpuProgram {
             let work = total.saturating_mul(code.scratch_floats).saturating_mul(4);
             let workers = if work < 1 << 20 { 1 } else { threads.min(total) };
             if workers == 1 {
+                let _ftz = FlushDenormals::new();
                 // SAFETY: buffers sized from `env` as the kernels index them (bounds checked above); the scratch
                 // holds every tile of the kernel.
                 unsafe { f(shared.bufs, shared.sizes, 0, total as i64, scratches[0].as_mut_ptr()) };
@@ -149,6 +173,7 @@ impl CpuProgram {
                     let sp = scratch.as_mut_ptr() as usize;
                     scope.spawn(move || {
                         let sh = shared;
+                        let _ftz = FlushDenormals::new();
                         loop {
                             let lo = next.fetch_add(batch, Ordering::Relaxed);
                             if lo >= total {
@@ -171,7 +196,9 @@ impl CpuProgram {
         }
         let o = self.program.output.0 as usize;
         let n: usize = shapes[o].iter().product();
-        Ok(Tensor::from_f32_as(storage, shapes[o].clone(), &data[o][..n]))
+        let out = Tensor::from_f32_as(storage, shapes[o].clone(), &data[o][..n]);
+        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some((shapes, data));
+        Ok(out)
     }
 }
 
