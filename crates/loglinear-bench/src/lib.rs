@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{HostTensor, TensorMap, VariantIr};
 use loglinear_runtime::{
-    check_chunk_size, Backend, DType, ResidentInputs, RunOptions, Runtime, RuntimeError, ConfigOverrides, Tensor,
+    check_chunk_size, Backend, ConfigOverrides, DType, ResidentInputs, RunOptions, Runtime, RuntimeError, Tensor,
 };
 
 use crate::baseline::{BaselineError, BaselineProblem};
@@ -131,14 +131,7 @@ impl Workload {
     /// [`RuntimeError::InvalidArgument`] for a zero size.
     pub fn new(variant: &VariantIr, shape: Shape, chunk: usize, seed: u64) -> Result<Self, RuntimeError> {
         check_chunk_size(chunk)?;
-        let (b, t, h, k, v) = shape;
-        if [b, t, h, k, v].contains(&0) {
-            return Err(RuntimeError::InvalidArgument {
-                argument: "--shape".into(),
-                value: format!("{b},{t},{h},{k},{v}"),
-                expected: "five positive integers B,T,H,K,V".into(),
-            });
-        }
+        check_shape(shape)?;
         let inputs = random_inputs(variant, shape, 0, seed);
         let linear = variant.is_log_linear().then(|| variant.linear_base());
         let linear_inputs = match &linear {
@@ -567,6 +560,18 @@ pub fn run_bench(
     Ok(report(spec, &w, rows))
 }
 
+/// Refuses a shape with a zero size, naming `--shape`.
+fn check_shape((b, t, h, k, v): Shape) -> Result<(), RuntimeError> {
+    if [b, t, h, k, v].contains(&0) {
+        return Err(RuntimeError::InvalidArgument {
+            argument: "--shape".into(),
+            value: format!("{b},{t},{h},{k},{v}"),
+            expected: "five positive integers B,T,H,K,V".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The main row alone on device-resident inputs, built lean: each random input is rounded to the input dtype
 /// (and to the storage type) and its f64 copy dropped before the next is made, so the host holds about one
 /// f64 tensor plus the 16-bit ones — what T = 2^20 at H = 16 needs (a [`Workload`] keeps several f64 and f32
@@ -577,14 +582,7 @@ fn run_resident_lean(
     on_step: &mut dyn FnMut(Step<'_>),
 ) -> Result<BenchReport, RuntimeError> {
     check_chunk_size(spec.chunk())?;
-    let (b, t, h, k, v) = spec.shape;
-    if [b, t, h, k, v].contains(&0) {
-        return Err(RuntimeError::InvalidArgument {
-            argument: "--shape".into(),
-            value: format!("{b},{t},{h},{k},{v}"),
-            expected: "five positive integers B,T,H,K,V".into(),
-        });
-    }
+    check_shape(spec.shape)?;
     let opts = spec.options();
     let storage = backend.config(&spec.variant, &opts)?.storage;
     let mut inputs = random_inputs(&spec.variant, spec.shape, 0, spec.seed);

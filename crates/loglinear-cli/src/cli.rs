@@ -792,13 +792,19 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
         let b = backends.get(&args.backend)?;
         let overrides =
             args.config.as_deref().map(str::parse::<loglinear::ConfigOverrides>).transpose()?.unwrap_or_default();
-        let spec =
-            loglinear_bench::DecodeSpec { variant: variant.clone(), shape, steps: args.reps, seed: args.seed, overrides };
+        let spec = loglinear_bench::DecodeSpec {
+            variant: variant.clone(),
+            shape,
+            steps: args.reps,
+            seed: args.seed,
+            overrides,
+        };
         let report = loglinear_bench::run_decode_bench(&b, &spec)?;
         print!("{}", loglinear_bench::format_decode_report(&report));
         return Ok(());
     }
-    let overrides = args.config.as_deref().map(str::parse::<loglinear::ConfigOverrides>).transpose()?.unwrap_or_default();
+    let overrides =
+        args.config.as_deref().map(str::parse::<loglinear::ConfigOverrides>).transpose()?.unwrap_or_default();
     if let Some(c) = overrides.chunk {
         check_chunk_size(c)?;
     }

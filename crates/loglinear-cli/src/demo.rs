@@ -301,14 +301,13 @@ pub fn scaling_tables(
     out.push_str("  tokens seen   levels   state KB   log-linear µs/token   linear µs/token\n");
     for e in [4, 8, 12, 16] {
         let t0 = 1usize << e;
-        let spec =
-            loglinear_bench::DecodeSpec {
-                variant: variant.clone(),
-                shape: (1, t0, h, k, v),
-                steps: 30,
-                seed: 3,
-                overrides: Default::default(),
-            };
+        let spec = loglinear_bench::DecodeSpec {
+            variant: variant.clone(),
+            shape: (1, t0, h, k, v),
+            steps: 30,
+            seed: 3,
+            overrides: Default::default(),
+        };
         let r = loglinear_bench::run_decode_bench(&b, &spec)?;
         out.push_str(&format!(
             "{t0:>13} {:>8} {:>10.1} {:>21.1} {:>17.1}\n",

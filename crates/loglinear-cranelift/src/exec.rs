@@ -5,7 +5,6 @@
 //! variable), so workers share the buffers without locks; kernels run one after the other, each seeing all writes
 //! of the previous ones (the scope joins its threads).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use std::time::Instant;
@@ -18,7 +17,7 @@ use loglinear_kernel::{
     TensorRef,
 };
 
-use loglinear_kernel::host::FlushDenormals;
+use loglinear_kernel::host::run_grid;
 
 use crate::error::JitError;
 use crate::jit::JitModule;
@@ -45,19 +44,6 @@ type Pooled = (Vec<Vec<usize>>, Vec<Vec<f32>>);
 type InputSrc<'a> = Option<(&'a TensorRef<'a>, &'a [usize])>;
 /// A piece of a buffer to fill: the destination, its first element's index in the buffer, its source.
 type Piece<'a> = (&'a mut [f32], usize, InputSrc<'a>);
-
-/// Raw buffer pointers shared by the workers of one kernel.
-#[derive(Clone, Copy)]
-struct Shared {
-    bufs: *const *mut f32,
-    sizes: *const i64,
-}
-
-// SAFETY: the pointers stay valid for the whole `thread::scope`; workers write disjoint regions (kernel-IR
-// invariant 4), and reads of other kernels' results happen after the scope that wrote them has joined.
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
 
 impl CompiledProgram {
     /// Translates and compiles every kernel of the specialised `program`; runs store in `storage` (inputs are
@@ -216,7 +202,6 @@ impl CompiledProgram {
         }
         let scratch_len = self.kernels.iter().map(|k| k.scratch_floats).max().unwrap_or(0) + 4;
         let mut scratches: Vec<Vec<f32>> = (0..threads).map(|_| vec![0.0f32; scratch_len]).collect();
-        let shared = Shared { bufs: ptrs.as_ptr(), sizes: sizes.as_ptr() };
         let mut phases = vec![("setup", t_start.elapsed())];
         for (kern, code) in self.program.kernels.iter().zip(&self.kernels) {
             let total: usize = kern.grid.iter().map(|g| dim_value(kern.vars[g.0 as usize].extent, env)).product();
@@ -225,40 +210,9 @@ impl CompiledProgram {
             }
             // SAFETY: `code` outlives this call; arguments follow the translator's contract.
             let entry = unsafe { code.entry() };
-            // Spawning workers costs tens of µs: a kernel whose programs together touch under 1 MiB of tiles
-            // (a decode step of a few heads, a tiny problem) runs on this thread.
-            let work = total.saturating_mul(code.scratch_floats).saturating_mul(4);
-            let workers = if work < 1 << 20 { 1 } else { threads.min(total) };
-            if workers == 1 {
-                let _ftz = FlushDenormals::new();
-                // SAFETY: buffers sized from `env` as the kernel indexes them (bounds verified by the pipeline);
-                // the scratch holds the kernel's tiles.
-                unsafe { entry(shared.bufs, shared.sizes, 0, total as i64, scratches[0].as_mut_ptr()) };
-                phases.push(("kernel", t_start.elapsed()));
-                continue;
-            }
-            let next = AtomicUsize::new(0);
-            let batch = (total / (workers * 8)).max(1);
-            std::thread::scope(|scope| {
-                for scratch in scratches.iter_mut().take(workers) {
-                    let next = &next;
-                    let sp = scratch.as_mut_ptr() as usize;
-                    scope.spawn(move || {
-                        let sh = shared;
-                        let _ftz = FlushDenormals::new();
-                        loop {
-                            let lo = next.fetch_add(batch, Ordering::Relaxed);
-                            if lo >= total {
-                                break;
-                            }
-                            let hi = (lo + batch).min(total);
-                            // SAFETY: see the single-worker call; grid points of one kernel write disjoint
-                            // regions, and each worker has its own scratch.
-                            unsafe { entry(sh.bufs, sh.sizes, lo as i64, hi as i64, sp as *mut f32) };
-                        }
-                    });
-                }
-            });
+            // SAFETY: buffers sized from `env` as the kernel indexes them (bounds verified by the pipeline); each
+            // scratch holds the kernel's tiles; grid points of one kernel write disjoint regions.
+            unsafe { run_grid(entry, ptrs.as_ptr(), sizes.as_ptr(), total, code.scratch_floats, &mut scratches) };
             phases.push(("kernel", t_start.elapsed()));
         }
         tracing::debug!(?phases, "cranelift run: elapsed after setup and each kernel");

@@ -66,8 +66,8 @@ pub fn static_dim(d: Dim) -> Option<usize> {
     }
 }
 
-/// Entry point of a generated kernel (see the module docs).
-pub type KernelEntry = unsafe extern "C" fn(*const *mut f32, *const i64, i64, i64, *mut f32);
+/// Entry point of a generated kernel (see the module docs): the host ABI shared with the MLIR CPU target.
+pub use loglinear_kernel::host::KernelEntry;
 
 /// One translated kernel.
 #[derive(Clone)]

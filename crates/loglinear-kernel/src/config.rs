@@ -215,8 +215,7 @@ impl FromStr for ConfigOverrides {
             match k {
                 "chunk" => c.chunk = Some(num("chunk")?),
                 "form" => {
-                    c.form =
-                        Some(ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level, fused or streaming"))?)
+                    c.form = Some(ScanForm::from_name(v).ok_or_else(|| bad("form", "per_level, fused or streaming"))?)
                 }
                 "storage" => {
                     c.storage = Some(DType::from_name(v).ok_or_else(|| bad("storage", "f64, f32, f16, bf16"))?)

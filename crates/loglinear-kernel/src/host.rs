@@ -43,3 +43,68 @@ impl Drop for FlushDenormals {
     }
 }
 
+/// The entry point of a kernel JIT-compiled for the host (the Cranelift and MLIR CPU targets):
+/// `(bufs, sizes, lo, hi, scratch)` runs grid programs `lo..hi` with one `f32*` per program buffer in `bufs`, the
+/// run-time sizes in `sizes`, and `scratch` the calling thread's tile memory.
+pub type KernelEntry = unsafe extern "C" fn(*const *mut f32, *const i64, i64, i64, *mut f32);
+
+/// Buffer and size pointers shared by the workers of one kernel.
+#[derive(Clone, Copy)]
+struct Shared {
+    bufs: *const *mut f32,
+    sizes: *const i64,
+}
+
+// SAFETY: the pointers stay valid for the whole `thread::scope` of `run_grid`; workers write disjoint regions
+// (kernel-IR invariant 4).
+unsafe impl Send for Shared {}
+
+/// Runs grid programs `0..total` of `entry` with denormals flushed: on this thread when the programs together
+/// touch under 1 MiB of tiles (spawning workers costs tens of µs), else on up to `scratches.len()` workers that
+/// take batches of programs, each with its own scratch.
+///
+/// # Safety
+/// `bufs` and `sizes` must hold what `entry` indexes for these sizes (buffers sized and accesses checked), every
+/// scratch must hold at least `scratch_floats` f32, and the kernel's grid programs must write disjoint regions.
+pub unsafe fn run_grid(
+    entry: KernelEntry,
+    bufs: *const *mut f32,
+    sizes: *const i64,
+    total: usize,
+    scratch_floats: usize,
+    scratches: &mut [Vec<f32>],
+) {
+    if total == 0 || scratches.is_empty() {
+        return;
+    }
+    let shared = Shared { bufs, sizes };
+    let work = total.saturating_mul(scratch_floats).saturating_mul(4);
+    let workers = if work < 1 << 20 { 1 } else { scratches.len().min(total) };
+    if workers == 1 {
+        let _ftz = FlushDenormals::new();
+        // SAFETY: the caller's contract.
+        unsafe { entry(shared.bufs, shared.sizes, 0, total as i64, scratches[0].as_mut_ptr()) };
+        return;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let batch = (total / (workers * 8)).max(1);
+    std::thread::scope(|scope| {
+        for scratch in scratches.iter_mut().take(workers) {
+            let next = &next;
+            let sp = scratch.as_mut_ptr() as usize;
+            scope.spawn(move || {
+                let sh = shared;
+                let _ftz = FlushDenormals::new();
+                loop {
+                    let lo = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                    if lo >= total {
+                        break;
+                    }
+                    let hi = (lo + batch).min(total);
+                    // SAFETY: the caller's contract; each worker has its own scratch.
+                    unsafe { entry(sh.bufs, sh.sizes, lo as i64, hi as i64, sp as *mut f32) };
+                }
+            });
+        }
+    });
+}

@@ -610,6 +610,20 @@ impl Program {
     }
 }
 
+/// The buffer dimensions a tile access (`Op::Load`, `Stmt::Store`) walks: `(rows, cols)`, the dimension along the
+/// tile's rows and the one along its columns (`None`: the tile is 1 wide there). The non-`At` indices are the
+/// walked dimensions in order; a single one walks the rows of a column tile (`cols == 1`) and the columns
+/// otherwise.
+pub fn access_dims(index: &[Index], cols: usize) -> (Option<usize>, Option<usize>) {
+    let mut free = index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0);
+    match (free.next(), free.next()) {
+        (None, _) => (None, None),
+        (Some(d), None) if cols == 1 => (Some(d), None),
+        (Some(d), None) => (None, Some(d)),
+        (Some(r), Some(s)) => (Some(r), Some(s)),
+    }
+}
+
 /// Calls `f` on every statement, depth first.
 pub fn visit<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
     for s in body {

@@ -53,8 +53,8 @@ pub use kernel::Program;
 pub use parse::{parse_program, ParseError};
 pub use passes::specialise::{specialise, Specialisation};
 pub use target::{
-    host_views, Bindings, Capabilities, CompileStats, DeviceBindings, DeviceStates, DeviceTensor, Executable, KernelStats, States,
-    Target, TargetError, HOST_MEMORY,
+    host_views, Bindings, Capabilities, CompileStats, DeviceBindings, DeviceStates, DeviceTensor, Executable,
+    KernelStats, States, Target, TargetError, HOST_MEMORY,
 };
 pub use tensor::{DType, Tensor, TensorRef};
 pub use verify::VerifyError;

@@ -117,9 +117,7 @@ pub fn kernel_resources(k: &Kernel, env: &SizeEnv, elem_bytes: usize) -> KernelR
     let iv = live_intervals(k, env);
     let ends = iv.iter().filter_map(|x| x.0.map(|(_, z)| z)).max().unwrap_or(0);
     let peak = (0..=ends)
-        .map(|p| {
-            iv.iter().filter(|(i, _)| i.is_some_and(|(a, z)| a <= p && p <= z)).map(|x| x.1 * elem_bytes).sum()
-        })
+        .map(|p| iv.iter().filter(|(i, _)| i.is_some_and(|(a, z)| a <= p && p <= z)).map(|x| x.1 * elem_bytes).sum())
         .max()
         .unwrap_or(0);
     KernelResources {

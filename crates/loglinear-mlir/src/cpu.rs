@@ -14,7 +14,7 @@
 //! vectorises them at the host's width. Register-blocked matmul micro-kernels come next.
 
 use loglinear_kernel::kernel::{
-    BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp,
+    access_dims, BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp,
 };
 use loglinear_kernel::passes::decompose::is_primitive;
 use melior::dialect::arith::{self, CmpfPredicate, CmpiPredicate};
@@ -44,14 +44,6 @@ pub struct CpuKernel {
     pub scratch_floats: usize,
 }
 
-/// Adds one function per kernel of `p` to `module`.
-///
-/// # Errors
-/// [`MlirError::Codegen`] for a program that is not specialised or not decomposed.
-pub fn translate_program(ctx: &MlirContext, module: &Module<'_>, p: &Program) -> Result<Vec<CpuKernel>, MlirError> {
-    p.kernels.iter().enumerate().map(|(i, k)| translate_kernel(ctx, module, p, k, &format!("k{i}_{}", k.name))).collect()
-}
-
 fn lit(d: Dim) -> Option<usize> {
     match d {
         Dim::Lit(n) => Some(n),
@@ -63,10 +55,10 @@ fn slot(s: Sym) -> usize {
     SIZE_ORDER.iter().position(|x| *x == s).expect("every symbol has a slot")
 }
 
-/// Translates one kernel into function `symbol` of `module`.
+/// Translates one kernel of `p` into function `symbol` of `module`.
 ///
 /// # Errors
-/// As [`translate_program`].
+/// [`MlirError::Codegen`] for a program that is not specialised or not decomposed.
 pub fn translate_kernel(
     ctx: &MlirContext,
     module: &Module<'_>,
@@ -126,8 +118,7 @@ pub fn translate_kernel(
     let bufs_arg = entry.argument(0).expect("arg").to_raw();
     let sizes_arg = entry.argument(1).expect("arg").to_raw();
     // Buffer pointers and sizes, loaded once.
-    for (i, slot_v) in g.bufs.clone().iter().enumerate() {
-        let _ = slot_v;
+    for i in 0..p.buffers.len() {
         let idx = g.const_i64(&entry, i as i64);
         let a = g.gep(&entry, bufs_arg, idx, g.ptr);
         let v = entry
@@ -324,7 +315,14 @@ impl<'c> Gen<'c, '_> {
             }
             Cond::Not(a) => {
                 let a = self.cond(b, a);
-                let t = self.one(b, arith::constant(self.c, IntegerAttribute::new(IntegerType::new(self.c, 1).into(), 1).into(), self.loc));
+                let t = self.one(
+                    b,
+                    arith::constant(
+                        self.c,
+                        IntegerAttribute::new(IntegerType::new(self.c, 1).into(), 1).into(),
+                        self.loc,
+                    ),
+                );
                 self.arith2(b, "arith.xori", a, t)
             }
             Cond::And(x, y) => {
@@ -367,29 +365,74 @@ impl<'c> Gen<'c, '_> {
         }
     }
 
-    /// `for v in 0..n { f(body, v) }` with an i64 counter.
-    fn for_n(&self, b: &Block<'c>, n: MlirValue, f: &mut dyn FnMut(&Block<'c>, MlirValue) -> Result<(), MlirError>) -> Result<(), MlirError> {
+    /// The body block of a loop carrying values of `types`: the i64 counter, then one argument per carried value.
+    fn loop_body(&self, types: &[Type<'c>]) -> Block<'c> {
+        let mut args = vec![(self.i64t, self.loc)];
+        args.extend(types.iter().map(|t| (*t, self.loc)));
+        Block::new(&args)
+    }
+
+    /// `scf.for iv = 0 to n step step` over `body` (made by [`Gen::loop_body`] and ended with its `scf.yield`),
+    /// carrying `inits`; returns the final carried values.
+    fn emit_for(
+        &self,
+        b: &Block<'c>,
+        n: MlirValue,
+        step: usize,
+        inits: &[MlirValue],
+        body: Block<'c>,
+    ) -> Vec<MlirValue> {
         let zero = self.const_i64(b, 0);
-        let one = self.const_i64(b, 1);
-        let body = Block::new(&[(self.i64t, self.loc)]);
-        let iv = body.argument(0).expect("iv").to_raw();
-        f(&body, iv)?;
-        body.append_operation(scf::r#yield(&[], self.loc));
+        let st = self.const_i64(b, step as i64);
         let region = Region::new();
         region.append_block(body);
-        b.append_operation(scf::r#for(val(zero), val(n), val(one), region, self.loc));
-        Ok(())
+        let mut operands = vec![val(zero), val(n), val(st)];
+        operands.extend(inits.iter().map(|x| val(*x)));
+        let types: Vec<Type> = inits.iter().map(|x| val(*x).r#type()).collect();
+        let op = b.append_operation(
+            OperationBuilder::new("scf.for", self.loc)
+                .add_operands(&operands)
+                .add_results(&types)
+                .add_regions([region])
+                .build()
+                .expect("valid scf.for"),
+        );
+        (0..inits.len()).map(|i| op.result(i).expect("carried value").to_raw()).collect()
+    }
+
+    /// `for iv in (0..n).step_by(step)` carrying `inits`: `f(body, iv, carried)` gives the next carried values.
+    fn carried(
+        &self,
+        b: &Block<'c>,
+        n: usize,
+        step: usize,
+        inits: &[MlirValue],
+        f: &dyn Fn(&Block<'c>, MlirValue, &[MlirValue]) -> Vec<MlirValue>,
+    ) -> Vec<MlirValue> {
+        let types: Vec<Type> = inits.iter().map(|x| val(*x).r#type()).collect();
+        let body = self.loop_body(&types);
+        let iv = body.argument(0).expect("iv").to_raw();
+        let acc: Vec<MlirValue> = (0..inits.len()).map(|i| body.argument(i + 1).expect("carried").to_raw()).collect();
+        let next: Vec<Value> = f(&body, iv, &acc).into_iter().map(val).collect();
+        body.append_operation(scf::r#yield(&next, self.loc));
+        let nv = self.const_i64(b, n as i64);
+        self.emit_for(b, nv, step, inits, body)
+    }
+
+    /// `for v in 0..n { f(body, v) }` with an i64 counter.
+    fn for_n(&self, b: &Block<'c>, n: MlirValue, f: &mut dyn FnMut(&Block<'c>, MlirValue)) {
+        let body = self.loop_body(&[]);
+        f(&body, body.argument(0).expect("iv").to_raw());
+        body.append_operation(scf::r#yield(&[], self.loc));
+        self.emit_for(b, n, 1, &[], body);
     }
 
     /// `for (r, s) in rows × cols { f(body, r, s) }`.
     fn each(&self, b: &Block<'c>, rows: usize, cols: usize, f: &mut dyn FnMut(&Block<'c>, MlirValue, MlirValue)) {
         let nr = self.const_i64(b, rows as i64);
-        let _ = self.for_n(b, nr, &mut |br, r| {
+        self.for_n(b, nr, &mut |br, r| {
             let nc = self.const_i64(br, cols as i64);
-            self.for_n(br, nc, &mut |bs, s| {
-                f(bs, r, s);
-                Ok(())
-            })
+            self.for_n(br, nc, &mut |bs, s| f(bs, r, s));
         });
     }
 
@@ -434,44 +477,13 @@ impl<'c> Gen<'c, '_> {
         });
     }
 
-    /// `scf.for` from 0 to `n` carrying one f32 from `init`: `f(body, iv, acc)` gives the next value.
-    fn reduce(&self, b: &Block<'c>, n: usize, init: MlirValue, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) -> MlirValue {
-        let zero = self.const_i64(b, 0);
-        let one = self.const_i64(b, 1);
-        let nv = self.const_i64(b, n as i64);
-        let body = Block::new(&[(self.i64t, self.loc), (self.f32t, self.loc)]);
-        let iv = body.argument(0).expect("iv").to_raw();
-        let acc = body.argument(1).expect("acc").to_raw();
-        let next = f(&body, iv, acc);
-        body.append_operation(scf::r#yield(&[val(next)], self.loc));
-        let region = Region::new();
-        region.append_block(body);
-        self.one(
-            b,
-            OperationBuilder::new("scf.for", self.loc)
-                .add_operands(&[val(zero), val(nv), val(one), val(init)])
-                .add_results(&[self.f32t])
-                .add_regions([region])
-                .build()
-                .expect("valid scf.for"),
-        )
-    }
-
     /// Buffer access of tile `t` (a load into it, or a store from it): when the whole region lies inside the
     /// buffer (checked once), rows of strided — or, along the buffer's last dimension, contiguous and
     /// vectorised — copies; otherwise element by element with bounds checks.
     fn access(&self, b: &Block<'c>, buf: BufId, index: &[Index], t: TileId, store: bool) {
         let bd = &self.p.buffers[buf.0 as usize];
         let (rows, cols) = self.shapes[t.0 as usize];
-        let free: Vec<usize> =
-            index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0).collect();
-        let rdim = match free.len() {
-            0 => None,
-            1 if cols == 1 => Some(free[0]),
-            1 => None,
-            _ => Some(free[0]),
-        };
-        let sdim = free.iter().copied().find(|d| Some(*d) != rdim);
+        let (rdim, sdim) = access_dims(index, cols);
         // Whole region inside, base offset at (0, 0), and the strides of the row and column dimensions.
         let mut inside: Option<MlirValue> = None;
         let mut base: Option<MlirValue> = None;
@@ -528,7 +540,7 @@ impl<'c> Gen<'c, '_> {
         let fast = Block::new(&[]);
         let bufp = self.bufs[buf.0 as usize].expect("buffer loaded");
         let nr = self.const_i64(&fast, rows as i64);
-        let _ = self.for_n(&fast, nr, &mut |br, r| {
+        self.for_n(&fast, nr, &mut |br, r| {
             let roff = match rstride {
                 Some(st) => {
                     let x = self.arith2(br, "arith.muli", r, st);
@@ -538,7 +550,7 @@ impl<'c> Gen<'c, '_> {
             };
             if contiguous {
                 let nb = self.const_i64(br, (cols / LANES) as i64);
-                return self.for_n(br, nb, &mut |bs, sb| {
+                self.for_n(br, nb, &mut |bs, sb| {
                     let lanes = self.const_i64(bs, LANES as i64);
                     let s0 = self.arith2(bs, "arith.muli", sb, lanes);
                     let o = self.arith2(bs, "arith.addi", roff, s0);
@@ -548,8 +560,8 @@ impl<'c> Gen<'c, '_> {
                     let (from, to) = if store { (tp, bp) } else { (bp, tp) };
                     let v = self.one(bs, llvm::load(self.c, val(from), self.vec_type(), self.loc, self.opts()));
                     bs.append_operation(llvm::store(self.c, val(v), val(to), self.loc, self.opts()));
-                    Ok(())
                 });
+                return;
             }
             let nc = self.const_i64(br, cols as i64);
             self.for_n(br, nc, &mut |bs, s| {
@@ -568,7 +580,6 @@ impl<'c> Gen<'c, '_> {
                     let x = self.load_f32(bs, bufp, o);
                     self.store_f32(bs, x, self.scratch, ti);
                 }
-                Ok(())
             })
         });
         fast.append_operation(scf::r#yield(&[], self.loc));
@@ -586,14 +597,7 @@ impl<'c> Gen<'c, '_> {
     fn access_checked(&self, b: &Block<'c>, buf: BufId, index: &[Index], t: TileId, store: bool) {
         let bd = &self.p.buffers[buf.0 as usize];
         let (rows, cols) = self.shapes[t.0 as usize];
-        let free: Vec<usize> =
-            index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0).collect();
-        let rdim = match free.len() {
-            0 => None,
-            1 if cols == 1 => Some(free[0]),
-            1 => None,
-            _ => Some(free[0]),
-        };
+        let (rdim, _) = access_dims(index, cols);
         let base = self.bufs[buf.0 as usize].expect("buffer loaded");
         self.each(b, rows, cols, &mut |bb, r, s| {
             let mut off = None;
@@ -659,16 +663,11 @@ impl<'c> Gen<'c, '_> {
                 Stmt::Store { buf, index, src } => self.access(b, *buf, index, *src, true),
                 Stmt::For { var, body } => {
                     let n = self.dim(b, self.k.vars[var.0 as usize].extent);
-                    let var = *var;
-                    let inner = Block::new(&[(self.i64t, self.loc)]);
+                    let inner = self.loop_body(&[]);
                     self.vars[var.0 as usize] = Some(inner.argument(0).expect("iv").to_raw());
                     self.stmts(&inner, body)?;
                     inner.append_operation(scf::r#yield(&[], self.loc));
-                    let zero = self.const_i64(b, 0);
-                    let one = self.const_i64(b, 1);
-                    let region = Region::new();
-                    region.append_block(inner);
-                    b.append_operation(scf::r#for(val(zero), val(n), val(one), region, self.loc));
+                    self.emit_for(b, n, 1, &[], inner);
                     self.vars[var.0 as usize] = None;
                 }
                 Stmt::If { cond, then, els } => {
@@ -758,10 +757,10 @@ impl<'c> Gen<'c, '_> {
                 let n = if rowsum { ac } else { ar };
                 self.reduced(b, dst, *a == dst, &|bb, r, s| {
                     let z = self.const_f32(bb, 0.0);
-                    self.reduce(bb, n, z, &|bi, q, acc| {
+                    self.carried(bb, n, 1, &[z], &|bi, q, acc| {
                         let x = if rowsum { self.read(bi, *a, r, q) } else { self.read(bi, *a, q, s) };
-                        self.arith2(bi, "arith.addf", acc, x)
-                    })
+                        vec![self.arith2(bi, "arith.addf", acc[0], x)]
+                    })[0]
                 });
             }
             Op::Matmul { a, b: bt, ta, tb } => {
@@ -780,11 +779,11 @@ impl<'c> Gen<'c, '_> {
                 }
                 self.reduced(b, dst, a == dst || bt == dst, &|bb, r, s| {
                     let z = self.const_f32(bb, 0.0);
-                    self.reduce(bb, n, z, &|bi, q, acc| {
+                    self.carried(bb, n, 1, &[z], &|bi, q, acc| {
                         let x = if ta { self.read(bi, a, q, r) } else { self.read(bi, a, r, q) };
                         let y = if tb { self.read(bi, bt, s, q) } else { self.read(bi, bt, q, s) };
-                        self.fma(bi, x, y, acc)
-                    })
+                        vec![self.fma(bi, x, y, acc[0])]
+                    })[0]
                 });
             }
             other => {
@@ -822,30 +821,6 @@ impl<'c> Gen<'c, '_> {
         self.arith2(b, "arith.addi", x, s)
     }
 
-    /// `scf.for q in 0..n` carrying one vector from `init`.
-    fn reduce_vec(&self, b: &Block<'c>, n: usize, step: usize, init: MlirValue, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) -> MlirValue {
-        let zero = self.const_i64(b, 0);
-        let st = self.const_i64(b, step as i64);
-        let nv = self.const_i64(b, n as i64);
-        let vt = self.vec_type();
-        let body = Block::new(&[(self.i64t, self.loc), (vt, self.loc)]);
-        let iv = body.argument(0).expect("iv").to_raw();
-        let acc = body.argument(1).expect("acc").to_raw();
-        let next = f(&body, iv, acc);
-        body.append_operation(scf::r#yield(&[val(next)], self.loc));
-        let region = Region::new();
-        region.append_block(body);
-        self.one(
-            b,
-            OperationBuilder::new("scf.for", self.loc)
-                .add_operands(&[val(zero), val(nv), val(st), val(init)])
-                .add_results(&[vt])
-                .add_regions([region])
-                .build()
-                .expect("valid scf.for"),
-        )
-    }
-
     fn zero_vec(&self, b: &Block<'c>) -> MlirValue {
         let z = self.const_f32(b, 0.0);
         self.broadcast(b, z)
@@ -880,7 +855,11 @@ impl<'c> Gen<'c, '_> {
 
     /// Where a matmul's results go: `dst`'s region, or the temporary one when `dst` is an operand.
     fn result_base(&self, dst: TileId, aliased: bool) -> usize {
-        if aliased { self.temp } else { self.offsets[dst.0 as usize] }
+        if aliased {
+            self.temp
+        } else {
+            self.offsets[dst.0 as usize]
+        }
     }
 
     /// Copies the temporary region over `dst` (after an aliased matmul).
@@ -894,41 +873,6 @@ impl<'c> Gen<'c, '_> {
         });
     }
 
-    /// `scf.for q in 0..n` carrying `inits.len()` vectors.
-    fn reduce_vecs(
-        &self,
-        b: &Block<'c>,
-        n: usize,
-        inits: &[MlirValue],
-        f: &dyn Fn(&Block<'c>, MlirValue, &[MlirValue]) -> Vec<MlirValue>,
-    ) -> Vec<MlirValue> {
-        let zero = self.const_i64(b, 0);
-        let one = self.const_i64(b, 1);
-        let nv = self.const_i64(b, n as i64);
-        let vt = self.vec_type();
-        let mut args = vec![(self.i64t, self.loc)];
-        args.extend(inits.iter().map(|_| (vt, self.loc)));
-        let body = Block::new(&args);
-        let iv = body.argument(0).expect("iv").to_raw();
-        let accs: Vec<MlirValue> = (0..inits.len()).map(|i| body.argument(i + 1).expect("acc").to_raw()).collect();
-        let next = f(&body, iv, &accs);
-        let next_vals: Vec<Value> = next.iter().map(|x| val(*x)).collect();
-        body.append_operation(scf::r#yield(&next_vals, self.loc));
-        let region = Region::new();
-        region.append_block(body);
-        let mut operands = vec![val(zero), val(nv), val(one)];
-        operands.extend(inits.iter().map(|x| val(*x)));
-        let op = b.append_operation(
-            OperationBuilder::new("scf.for", self.loc)
-                .add_operands(&operands)
-                .add_results(&vec![vt; inits.len()])
-                .add_regions([region])
-                .build()
-                .expect("valid scf.for"),
-        );
-        (0..inits.len()).map(|i| op.result(i).expect("result").to_raw()).collect()
-    }
-
     /// `dst = op(a) · b` with `b` not transposed: register blocks of `rb` rows × `cb` vectors of `LANES` columns,
     /// one vector accumulator each (independent FMA chains), `acc += a(i, q) · b[q, j0..j0+LANES]` in `q` order.
     #[allow(clippy::too_many_arguments)]
@@ -940,7 +884,7 @@ impl<'c> Gen<'c, '_> {
         let rb = [4, 2, 1].into_iter().find(|r| rows % r == 0).unwrap_or(1);
         let cb = [2, 1].into_iter().find(|c| cols % (c * LANES) == 0).unwrap_or(1);
         let nr = self.const_i64(b, (rows / rb) as i64);
-        let _ = self.for_n(b, nr, &mut |br, ib| {
+        self.for_n(b, nr, &mut |br, ib| {
             let rbv = self.const_i64(br, rb as i64);
             let i0 = self.arith2(br, "arith.muli", ib, rbv);
             let nb = self.const_i64(br, (cols / (cb * LANES)) as i64);
@@ -948,7 +892,7 @@ impl<'c> Gen<'c, '_> {
                 let w = self.const_i64(bj, (cb * LANES) as i64);
                 let j0 = self.arith2(bj, "arith.muli", jb, w);
                 let inits: Vec<MlirValue> = (0..rb * cb).map(|_| self.zero_vec(bj)).collect();
-                let accs = self.reduce_vecs(bj, n, &inits, &|bq, q, acc| {
+                let accs = self.carried(bj, n, 1, &inits, &|bq, q, acc| {
                     let bv: Vec<MlirValue> = (0..cb)
                         .map(|c| {
                             let off = self.const_i64(bq, (c * LANES) as i64);
@@ -979,7 +923,6 @@ impl<'c> Gen<'c, '_> {
                         self.store_vec(bj, accs[r * cb + c], di);
                     }
                 }
-                Ok(())
             })
         });
         if aliased {
@@ -997,12 +940,12 @@ impl<'c> Gen<'c, '_> {
         let (_, bc) = self.shapes[bt.0 as usize];
         self.each(b, rows, cols, &mut |bb, i, j| {
             let init = self.zero_vec(bb);
-            let acc = self.reduce_vec(bb, n, LANES, init, &|bq, q, acc| {
+            let acc = self.carried(bb, n, LANES, &[init], &|bq, q, acc| {
                 let ai = self.flat(bq, abase, ac, i, q);
                 let bi = self.flat(bq, bbase, bc, j, q);
                 let (x, y) = (self.load_vec(bq, ai), self.load_vec(bq, bi));
-                self.fma(bq, x, y, acc)
-            });
+                vec![self.fma(bq, x, y, acc[0])]
+            })[0];
             let sum = self.one(
                 bb,
                 OperationBuilder::new("vector.reduction", self.loc)
@@ -1025,7 +968,13 @@ impl<'c> Gen<'c, '_> {
 
     /// `dst[r, s] = f(r, s)` where `f` reads other elements of operands that may include `dst` (`aliased`):
     /// then the results go to the temporary region first.
-    fn reduced(&self, b: &Block<'c>, dst: TileId, aliased: bool, f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue) {
+    fn reduced(
+        &self,
+        b: &Block<'c>,
+        dst: TileId,
+        aliased: bool,
+        f: &dyn Fn(&Block<'c>, MlirValue, MlirValue) -> MlirValue,
+    ) {
         let (rows, cols) = self.shapes[dst.0 as usize];
         if !aliased {
             self.elementwise(b, dst, f);

@@ -1,12 +1,11 @@
 //! A translated program JIT-compiled and run on the host: buffers in f32 (inputs converted), states bound, each
 //! kernel's grid split over worker threads with a scratch each, the output in the storage type.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use loglinear_kernel::analysis::needs_zeroing;
-use loglinear_kernel::host::FlushDenormals;
+use loglinear_kernel::host::{run_grid, KernelEntry};
 use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::{check_bounds, dim_value};
 use loglinear_kernel::{Bindings, DType, SizeEnv, States, Tensor};
@@ -15,8 +14,8 @@ use crate::cpu::{CpuKernel, SIZE_ORDER};
 use crate::lower::{run_pipeline, CPU_TO_LLVM};
 use crate::{Jit, MlirContext, MlirError};
 
-/// The entry point of a translated kernel (see [`crate::cpu`]).
-type KernelFn = unsafe extern "C" fn(*const *mut f32, *const i64, i64, i64, *mut f32);
+/// The entry point of a translated kernel (see [`crate::cpu`]): the host ABI shared with Cranelift.
+type KernelFn = KernelEntry;
 
 /// A specialised, decomposed program compiled through MLIR for this CPU.
 pub struct CpuProgram {
@@ -127,9 +126,9 @@ impl CpuProgram {
         };
         for (i, b) in self.program.buffers.iter().enumerate() {
             let t = match &b.kind {
-                BufKind::Input(name) => Some(
-                    *inputs.get(name).ok_or_else(|| MlirError::Codegen(format!("input `{name}` is missing")))?,
-                ),
+                BufKind::Input(name) => {
+                    Some(*inputs.get(name).ok_or_else(|| MlirError::Codegen(format!("input `{name}` is missing")))?)
+                }
                 BufKind::State => states.get(&b.name).map(|t| t.view()),
                 _ => None,
             };
@@ -148,45 +147,15 @@ impl CpuProgram {
         let scratch_len = self.kernels.iter().map(|(k, _)| k.scratch_floats).max().unwrap_or(0) + 1;
         let threads = threads.max(1);
         let mut scratches: Vec<Vec<f32>> = (0..threads).map(|_| vec![0f32; scratch_len]).collect();
-        let shared = Shared { bufs: ptrs.as_ptr(), sizes: sizes.as_ptr() };
         for (kern, (code, f)) in self.program.kernels.iter().zip(&self.kernels) {
             let total: usize = kern.grid.iter().map(|g| dim_value(kern.vars[g.0 as usize].extent, env)).product();
             if total == 0 {
                 continue;
             }
             let _t = KernelTimer { name: &kern.name, programs: total, start: Instant::now() };
-            let work = total.saturating_mul(code.scratch_floats).saturating_mul(4);
-            let workers = if work < 1 << 20 { 1 } else { threads.min(total) };
-            if workers == 1 {
-                let _ftz = FlushDenormals::new();
-                // SAFETY: buffers sized from `env` as the kernels index them (bounds checked above); the scratch
-                // holds every tile of the kernel.
-                unsafe { f(shared.bufs, shared.sizes, 0, total as i64, scratches[0].as_mut_ptr()) };
-                continue;
-            }
-            let next = AtomicUsize::new(0);
-            let batch = (total / (workers * 8)).max(1);
-            let f = *f;
-            std::thread::scope(|scope| {
-                for scratch in scratches.iter_mut().take(workers) {
-                    let next = &next;
-                    let sp = scratch.as_mut_ptr() as usize;
-                    scope.spawn(move || {
-                        let sh = shared;
-                        let _ftz = FlushDenormals::new();
-                        loop {
-                            let lo = next.fetch_add(batch, Ordering::Relaxed);
-                            if lo >= total {
-                                break;
-                            }
-                            let hi = (lo + batch).min(total);
-                            // SAFETY: as above; grid programs of one kernel write disjoint regions (verified), and
-                            // each worker has its own scratch.
-                            unsafe { f(sh.bufs, sh.sizes, lo as i64, hi as i64, sp as *mut f32) };
-                        }
-                    });
-                }
-            });
+            // SAFETY: buffers sized from `env` as the kernels index them (bounds checked above); each scratch
+            // holds the kernel's tiles; grid programs of one kernel write disjoint regions (verified).
+            unsafe { run_grid(*f, ptrs.as_ptr(), sizes.as_ptr(), total, code.scratch_floats, &mut scratches) };
         }
         for (i, b) in self.program.buffers.iter().enumerate() {
             if b.kind == BufKind::State {
@@ -211,17 +180,11 @@ struct KernelTimer<'a> {
 
 impl Drop for KernelTimer<'_> {
     fn drop(&mut self) {
-        tracing::debug!(kernel = self.name, programs = self.programs, ms = self.start.elapsed().as_secs_f64() * 1e3, "mlir-cpu kernel");
+        tracing::debug!(
+            kernel = self.name,
+            programs = self.programs,
+            ms = self.start.elapsed().as_secs_f64() * 1e3,
+            "mlir-cpu kernel"
+        );
     }
 }
-
-/// The buffer and size pointers, shared by the workers of one kernel.
-#[derive(Clone, Copy)]
-struct Shared {
-    bufs: *const *mut f32,
-    sizes: *const i64,
-}
-
-// SAFETY: the pointers stay valid for the whole `std::thread::scope` (the vectors outlive it), and the workers
-// write disjoint regions of the buffers.
-unsafe impl Send for Shared {}

@@ -23,8 +23,8 @@ mod target;
 
 pub use context::MlirContext;
 pub use exec::CpuProgram;
-pub use target::{MlirCpuTarget, NAME};
 pub use jit::{Jit, MemRef1};
+pub use target::{MlirCpuTarget, NAME};
 
 /// Why MLIR could not build, lower or run a module.
 #[derive(Debug, thiserror::Error)]

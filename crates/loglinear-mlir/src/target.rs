@@ -41,9 +41,7 @@ impl Target for MlirCpuTarget {
     }
 
     fn compile(&self, program: &Program, config: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {
-        self.capabilities()
-            .supports(config)
-            .map_err(|what| TargetError::Unsupported { target: NAME.into(), what })?;
+        self.capabilities().supports(config).map_err(|what| TargetError::Unsupported { target: NAME.into(), what })?;
         let start = Instant::now();
         let inner = CpuProgram::compile(program).map_err(failed)?;
         let n = inner.translate_times.len().max(1) as u32;

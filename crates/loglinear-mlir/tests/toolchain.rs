@@ -30,21 +30,31 @@ fn saxpy_body<'c>(ctx: &'c MlirContext, block: &Block<'c>, x: Value<'c, '_>, y: 
     block.append_operation(scf::r#for(zero.into(), n.into(), one.into(), region, loc));
 }
 
+/// The body of `saxpy(x: memref<?xf32>, y: memref<?xf32>, a: f32)` ended by the zero-operand op `ret`
+/// (`func.return` or `gpu.return`), and the memref type.
+fn saxpy_region<'c>(ctx: &'c MlirContext, ret: &str) -> (Region<'c>, Type<'c>) {
+    let c = ctx.get();
+    let loc = Location::unknown(c);
+    let f32t = Type::float32(c);
+    let mt: Type = MemRefType::new(f32t, &[i64::MIN], None, None).into();
+    let block = Block::new(&[(mt, loc), (mt, loc), (f32t, loc)]);
+    let (x, y, a) =
+        (block.argument(0).unwrap().into(), block.argument(1).unwrap().into(), block.argument(2).unwrap().into());
+    saxpy_body(&ctx, &block, x, y, a);
+    block.append_operation(OperationBuilder::new(ret, loc).build().unwrap());
+    let region = Region::new();
+    region.append_block(block);
+    (region, mt)
+}
+
 #[test]
 fn a_cpu_function_is_lowered_jit_compiled_and_run() {
     let ctx = MlirContext::new();
     let c = ctx.get();
     let loc = Location::unknown(c);
     let f32t = Type::float32(c);
-    let mt: Type = MemRefType::new(f32t, &[i64::MIN], None, None).into();
     let mut module = Module::new(loc);
-    let block = Block::new(&[(mt, loc), (mt, loc), (f32t, loc)]);
-    let (x, y, a) =
-        (block.argument(0).unwrap().into(), block.argument(1).unwrap().into(), block.argument(2).unwrap().into());
-    saxpy_body(&ctx, &block, x, y, a);
-    block.append_operation(func::r#return(&[], loc));
-    let region = Region::new();
-    region.append_block(block);
+    let (region, mt) = saxpy_region(&ctx, "func.return");
     module.body().append_operation(func::func(
         c,
         StringAttribute::new(c, "saxpy"),
@@ -71,16 +81,9 @@ fn a_gpu_kernel_is_lowered_to_ptx_for_sm_90() {
     let c = ctx.get();
     let loc = Location::unknown(c);
     let f32t = Type::float32(c);
-    let mt: Type = MemRefType::new(f32t, &[i64::MIN], None, None).into();
     let mut module = Module::new(loc);
     // gpu.module @kernels [#nvvm.target<…>] { gpu.func @saxpy(x, y, a) kernel { … } }
-    let block = Block::new(&[(mt, loc), (mt, loc), (f32t, loc)]);
-    let (x, y, a) =
-        (block.argument(0).unwrap().into(), block.argument(1).unwrap().into(), block.argument(2).unwrap().into());
-    saxpy_body(&ctx, &block, x, y, a);
-    block.append_operation(OperationBuilder::new("gpu.return", loc).build().unwrap());
-    let region = Region::new();
-    region.append_block(block);
+    let (region, mt) = saxpy_region(&ctx, "gpu.return");
     let gfunc = OperationBuilder::new("gpu.func", loc)
         .add_attributes(&[
             (Identifier::new(c, "sym_name"), StringAttribute::new(c, "saxpy").into()),

@@ -92,11 +92,6 @@ impl DecodeState {
         position: &Tensor,
         (h, k, v): (usize, usize, usize),
     ) -> Result<DecodeState, RuntimeError> {
-        let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
-            argument: argument.into(),
-            value,
-            expected,
-        };
         let s = state.shape();
         if !state.dtype().is_float() || s.len() != 5 || s[1] != h || s[3] != k || s[4] != v {
             return Err(bad(
@@ -170,6 +165,11 @@ impl ResidentState {
     }
 }
 
+/// An invalid state, position or decode input: the argument, its value and what was expected.
+fn bad(argument: &str, value: String, expected: String) -> RuntimeError {
+    RuntimeError::InvalidArgument { argument: argument.into(), value, expected }
+}
+
 /// Rows `n` of a tensor's leading dimension, as a tensor with leading size 1.
 fn row(t: &Tensor, n: usize) -> Tensor {
     let per = t.bytes().len() / t.shape()[0].max(1);
@@ -197,11 +197,6 @@ fn check_step(
 ) -> Result<(Dims, usize), RuntimeError> {
     let dims = check_inputs(variant, inputs)?;
     let n = position.len();
-    let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
-        argument: argument.into(),
-        value,
-        expected,
-    };
     if dims.t != 1 || dims.b != n {
         return Err(bad(
             "decode inputs",
@@ -296,11 +291,6 @@ impl Backend<'_> {
     ) -> Result<Ran, RuntimeError> {
         let dims = check_inputs(variant, inputs)?;
         let n = state.sequences();
-        let bad = |argument: &str, value: String, expected: String| RuntimeError::InvalidArgument {
-            argument: argument.into(),
-            value,
-            expected,
-        };
         let s = state.state.shape().to_vec();
         if dims.b != n || s[1] != dims.h || s[3] != dims.k || s[4] != dims.v {
             return Err(bad(
@@ -587,8 +577,7 @@ impl Backend<'_> {
         if programs >= fill {
             return Ok(config);
         }
-        let blocks: Vec<usize> =
-            (MIN_DECODE_V_BLOCK..dims.v).rev().filter(|vb| dims.v % vb == 0).collect();
+        let blocks: Vec<usize> = (MIN_DECODE_V_BLOCK..dims.v).rev().filter(|vb| dims.v % vb == 0).collect();
         config.v_block = blocks.iter().copied().find(|vb| programs * (dims.v / vb) >= fill).or(blocks.last().copied());
         Ok(config)
     }

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, TensorMap, VariantIr};
 use loglinear_kernel::{
-    host_views, Bindings, Capabilities, ConfigOverrides, DType, DeviceBindings, DeviceTensor, Executable, ScanForm, ScheduleConfig,
-    SizeEnv, Target, TargetError, Tensor,
+    host_views, Bindings, Capabilities, ConfigOverrides, DType, DeviceBindings, DeviceTensor, Executable, ScanForm,
+    ScheduleConfig, SizeEnv, Target, TargetError, Tensor,
 };
 use loglinear_oracle::Form;
 

@@ -33,5 +33,7 @@ pub use io::{
     encode_safetensors, encode_tensors, parse_safetensors, read_safetensors, remove_partial_files, safetensors_header,
     write_safetensors_atomic, LoadedTensor, LoadedTensors, OutputFile, SafetensorsFile,
 };
-pub use loglinear_kernel::{Bindings, ConfigOverrides, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef};
+pub use loglinear_kernel::{
+    Bindings, ConfigOverrides, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef,
+};
 pub use varlen::{check_cu_seqlens, CU_SEQLENS};

@@ -57,8 +57,8 @@ pub mod schedule;
 
 use loglinear_ir::{check_inputs, Dims, HostTensor, InputError, TensorMap, ValidationError, VariantIr};
 pub use loglinear_kernel::{
-    filecheck, interp, kernel, passes, verify, Capabilities, ConfigOverrides, DType, Float, Precision, Program, ScanForm,
-    ScheduleConfig, SizeEnv, Specialisation, VerifyError,
+    filecheck, interp, kernel, passes, verify, Capabilities, ConfigOverrides, DType, Float, Precision, Program,
+    ScanForm, ScheduleConfig, SizeEnv, Specialisation, VerifyError,
 };
 
 pub use classify::{Classified, Gate, Root};

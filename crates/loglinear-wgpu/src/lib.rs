@@ -27,9 +27,7 @@ use loglinear_kernel::{
     Bindings, Capabilities, CompileStats, DType, DeviceBindings, DeviceStates, DeviceTensor, Executable, KernelStats,
     ScheduleConfig, SizeEnv, States, Target, TargetError, Tensor, TensorRef,
 };
-use loglinear_wgsl::{
-    device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions, WAVE_BASE,
-};
+use loglinear_wgsl::{device_elem, translate_program, BindingRole, DeviceElem, WgslKernel, WgslOptions, WAVE_BASE};
 
 const NAME: &str = "wgsl";
 
@@ -146,7 +144,9 @@ fn open(index: Option<usize>, wave_limit: Option<usize>) -> Result<Gpu, String> 
         Some(i) => {
             let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
             let n = all.len();
-            all.into_iter().nth(i).ok_or_else(|| format!("no adapter {i} ({n} found; `loglinear backends` lists them)"))?
+            all.into_iter()
+                .nth(i)
+                .ok_or_else(|| format!("no adapter {i} ({n} found; `loglinear backends` lists them)"))?
         }
         None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -224,9 +224,7 @@ impl Target for WgpuTarget {
     }
 
     fn compile(&self, program: &Program, config: &ScheduleConfig) -> Result<Arc<dyn Executable>, TargetError> {
-        self.capabilities()
-            .supports(config)
-            .map_err(|what| TargetError::Unsupported { target: NAME.into(), what })?;
+        self.capabilities().supports(config).map_err(|what| TargetError::Unsupported { target: NAME.into(), what })?;
         let gpu = self.gpu()?.clone();
         let start = Instant::now();
         let max_wg = gpu.limits.max_compute_invocations_per_workgroup.min(gpu.limits.max_compute_workgroup_size_x);
@@ -265,7 +263,9 @@ impl Target for WgpuTarget {
         if let Some(dir) = std::env::var_os("LOGLINEAR_WGSL_DUMP") {
             let dir = std::path::PathBuf::from(dir);
             for k in &kernels {
-                if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join(format!("{}.wgsl", k.name)), &k.source)) {
+                if let Err(e) = std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::write(dir.join(format!("{}.wgsl", k.name)), &k.source))
+                {
                     tracing::warn!(dir = %dir.display(), error = %e, "LOGLINEAR_WGSL_DUMP: could not write the WGSL");
                 }
             }
@@ -435,8 +435,8 @@ impl KernelLayout {
                 count: None,
             })
             .collect();
-        let group =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&k.name), entries: &entries });
+        let group = device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&k.name), entries: &entries });
         let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(&k.name),
             bind_group_layouts: &[Some(&group)],
@@ -583,8 +583,7 @@ impl WgpuExecutable {
                         if r.elem != elem {
                             return Err(TargetError::Binding(format!(
                                 "input `{name}` is resident as {}; the program reads {} (upload it in that dtype)",
-                                r.dtype,
-                                b.elem
+                                r.dtype, b.elem
                             )));
                         }
                         r.buf.clone()
@@ -593,10 +592,7 @@ impl WgpuExecutable {
                 },
                 BufKind::State => {
                     let wrong = |s: &[usize]| {
-                        TargetError::Binding(format!(
-                            "state `{}` has shape {s:?}; the program holds {shape:?}",
-                            b.name
-                        ))
+                        TargetError::Binding(format!("state `{}` has shape {s:?}; the program holds {shape:?}", b.name))
                     };
                     let buf = match states.get(&b.name) {
                         Some(StateSource::Host(t)) => {
@@ -719,7 +715,9 @@ impl WgpuExecutable {
                 let r = dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("kernel times"),
                     size: 8 * n,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
                 // Kernels with an empty grid wrote no timestamps: zero them first.
@@ -770,7 +768,11 @@ impl WgpuExecutable {
                 },
             })
             .collect();
-        self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout, entries: &entries })
+        self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&k.name),
+            layout,
+            entries: &entries,
+        })
     }
 
     /// Kernel `ki`'s pipeline for the wave starting at grid program `base` (compiled once, then cached).
@@ -852,9 +854,8 @@ impl Executable for WgpuExecutable {
         let sources = self.host_sources(inputs);
         let mut bound = BTreeMap::new();
         for b in p.buffers.iter().filter(|b| b.kind == BufKind::State) {
-            let t = states
-                .get(&b.name)
-                .ok_or_else(|| TargetError::Binding(format!("state `{}` is not bound", b.name)))?;
+            let t =
+                states.get(&b.name).ok_or_else(|| TargetError::Binding(format!("state `{}` is not bound", b.name)))?;
             let r = t.storage::<Resident>().ok_or_else(|| {
                 TargetError::Binding(format!(
                     "state `{}` lives in {} memory, not on this GPU (upload it to {NAME})",

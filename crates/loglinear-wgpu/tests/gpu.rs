@@ -14,10 +14,7 @@ use loglinear_wgpu::WgpuTarget;
 fn runtime() -> Option<Runtime> {
     let t = WgpuTarget::new();
     if let Err(why) = t.availability() {
-        eprintln!(
-            "skip: {why}; adapters: {:?}",
-            loglinear_wgpu::adapters()
-        );
+        eprintln!("skip: {why}; adapters: {:?}", loglinear_wgpu::adapters());
         return None;
     }
     let mut rt = Runtime::empty();

@@ -43,13 +43,12 @@
 use std::collections::BTreeSet;
 
 use loglinear_kernel::kernel::{
-    BinOp, BufId, BufKind, Buffer, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp,
-    VarId,
+    BinOp, BufId, BufKind, Buffer, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp, VarId,
 };
 use loglinear_kernel::passes::decompose::is_primitive;
 use loglinear_kernel::resources::{tile_arena, TileArena, TileHome};
-use loglinear_kernel::{DType, SizeEnv};
 use loglinear_kernel::verify::dim_value;
+use loglinear_kernel::{DType, SizeEnv};
 
 /// How kernels are translated (from the schedule and the target's limits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,7 +285,19 @@ impl<'a> Gen<'a> {
         }
         let env = SizeEnv::new(1, 1, 1, sp.k, sp.v, 1, sp.c, p.hierarchical);
         let arena = tile_arena(k, &env, opts.fast_memory / 4);
-        Ok(Gen { p, k, shapes, arena, wg: opts.workgroup_size as usize, unroll: opts.unroll, out: String::new(), indent: 0, privates: 0, enclosing: Vec::new(), trips: Vec::new() })
+        Ok(Gen {
+            p,
+            k,
+            shapes,
+            arena,
+            wg: opts.workgroup_size as usize,
+            unroll: opts.unroll,
+            out: String::new(),
+            indent: 0,
+            privates: 0,
+            enclosing: Vec::new(),
+            trips: Vec::new(),
+        })
     }
 
     fn line(&mut self, s: impl AsRef<str>) {
@@ -425,10 +436,7 @@ impl<'a> Gen<'a> {
         }
         if self.arena.spill > 0 {
             bindings.push(Binding { binding, role: BindingRole::Spill, writable: true });
-            self.line(format!(
-                "// spill: {} f32 per grid program (tiles beyond workgroup memory)",
-                self.arena.spill
-            ));
+            self.line(format!("// spill: {} f32 per grid program (tiles beyond workgroup memory)", self.arena.spill));
             self.line(format!("@group(0) @binding({binding}) var<storage, read_write> spill: array<f32>;"));
         }
         if self.arena.fast > 0 {
@@ -599,14 +607,7 @@ impl<'a> Gen<'a> {
         let b = &self.p.buffers[buf.0 as usize];
         let (rows, cols) = self.shapes[t.0 as usize];
         // Which buffer dimensions the tile's rows and columns walk.
-        let free: Vec<usize> =
-            index.iter().enumerate().filter(|(_, i)| !matches!(i, Index::At(_))).map(|x| x.0).collect();
-        let rdim = match free.len() {
-            0 => None,
-            1 if cols == 1 => Some(free[0]),
-            1 => None,
-            _ => Some(free[0]),
-        };
+        let (rdim, _) = loglinear_kernel::kernel::access_dims(index, cols);
         self.open_each(rows, cols);
         let mut off = "0".to_string();
         let mut inb = Vec::new();
@@ -705,7 +706,8 @@ impl<'a> Gen<'a> {
                 let rowsum = matches!(op, Op::RowSum(_));
                 let (n, inner) = if rowsum { (ar, ac) } else { (ac, ar) };
                 let aliased = dst == *a;
-                let el = if rowsum { self.el(*a, &format!("o * {ac} + q")) } else { self.el(*a, &format!("q * {ac} + o")) };
+                let el =
+                    if rowsum { self.el(*a, &format!("o * {ac} + q")) } else { self.el(*a, &format!("q * {ac} + o")) };
                 let iters = n.div_ceil(self.wg);
                 let res = self.private(aliased, iters);
                 self.open_coop("o", n);
@@ -806,9 +808,7 @@ impl<'a> Gen<'a> {
         for i in 0..tr {
             for j in 0..tc {
                 match &res {
-                    Some(r) => {
-                        self.line(format!("{r}[i * {} + {}] = a{i}{j};", tr * tc, i * tc + j))
-                    }
+                    Some(r) => self.line(format!("{r}[i * {} + {}] = a{i}{j};", tr * tc, i * tc + j)),
                     None => {
                         let d = self.el(dst, &format!("(r0 + {i}) * {cols} + s0 + {j}"));
                         self.line(format!("{d} = a{i}{j};"));

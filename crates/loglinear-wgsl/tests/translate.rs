@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use loglinear_ir::builtins;
-use loglinear_schedule::{compile_decomposed, compile_with, ScanForm, ScheduleConfig};
 use loglinear_kernel::resources::{live_intervals, tile_arena, TileHome};
 use loglinear_kernel::{DType, SizeEnv};
+use loglinear_schedule::{compile_decomposed, compile_with, ScanForm, ScheduleConfig};
 use loglinear_wgsl::{translate_kernel, translate_program, BindingRole, WgslError, WgslOptions};
 
 #[test]
@@ -48,7 +48,11 @@ fn snapshots_of_two_variants() {
     for name in ["loglinear_mamba2", "loglinear_gated_deltanet"] {
         let v = builtins::by_name(name).unwrap();
         let c = compile_decomposed(&v, &ScheduleConfig::with_chunk(16), Some((16, 8))).unwrap();
-        let text: String = translate_program(&c.forward, &WgslOptions::default()).unwrap().iter().map(|k| k.source.clone() + "\n").collect();
+        let text: String = translate_program(&c.forward, &WgslOptions::default())
+            .unwrap()
+            .iter()
+            .map(|k| k.source.clone() + "\n")
+            .collect();
         let path = dir.join(format!("{name}.forward.wgsl"));
         if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
             std::fs::create_dir_all(&dir).unwrap();
@@ -131,7 +135,8 @@ fn loop_iterations_follow_the_schedule() {
         translate_program(&c.forward, &opts).unwrap().iter().map(|k| k.loop_iterations(&env(t))).collect()
     };
     // 5, 6 and 7 chunks: the same number of levels (3), one more chunk each.
-    let (a, b, c) = (iters(ScanForm::Streaming, 1, 80), iters(ScanForm::Streaming, 1, 96), iters(ScanForm::Streaming, 1, 112));
+    let (a, b, c) =
+        (iters(ScanForm::Streaming, 1, 80), iters(ScanForm::Streaming, 1, 96), iters(ScanForm::Streaming, 1, 112));
     let scan = a.iter().zip(&b).position(|(x, y)| y > x).expect("a kernel that walks the chunks");
     assert_eq!(b[scan] - a[scan], c[scan] - b[scan], "streaming: {a:?} {b:?} {c:?}");
     let unrolled = iters(ScanForm::Streaming, 4, 96);

@@ -31,8 +31,9 @@ pub use loglinear_ir::{
 };
 pub use loglinear_kernel as kernel;
 pub use loglinear_runtime::{
-    check_chunk_size, read_safetensors, write_safetensors_atomic, Backend, Bindings, DType, LoadedTensor,
-    LoadedTensors, RunOptions, Runtime, RuntimeError, ScanForm, ConfigOverrides, ScheduleConfig, Tensor, TensorRef, DEFAULT_TOLERANCE,
+    check_chunk_size, read_safetensors, write_safetensors_atomic, Backend, Bindings, ConfigOverrides, DType,
+    LoadedTensor, LoadedTensors, RunOptions, Runtime, RuntimeError, ScanForm, ScheduleConfig, Tensor, TensorRef,
+    DEFAULT_TOLERANCE,
 };
 
 pub mod registry;

@@ -233,7 +233,8 @@ fn resident_decode_steps_match_the_host_steps_on_every_backend() {
             let opts = RunOptions::with_chunk_size(Some(4));
             let storage = b.config(&v, &opts).unwrap().storage;
             let x = random_inputs(&v, (2, 14, 2, 4, 3), 1, 3);
-            let (_, host0) = b.prefill(&v, &loglinear::runtime::views(&stored(&slice(&x, 0, 9), storage)), &opts).unwrap();
+            let (_, host0) =
+                b.prefill(&v, &loglinear::runtime::views(&stored(&slice(&x, 0, 9), storage)), &opts).unwrap();
             let mut host = host0.clone();
             let mut dev = b.upload_state(&host0).unwrap();
             assert_eq!((dev.sequences(), dev.levels(), dev.backend()), (2, host0.levels(), b.name()));
