@@ -55,8 +55,7 @@ pub fn sym_slot(s: Sym) -> usize {
 }
 
 /// All size symbols, in [`sym_slot`] order.
-pub const ALL_SYMS: [Sym; NUM_SYMS] =
-    [Sym::B, Sym::T, Sym::H, Sym::K, Sym::V, Sym::L, Sym::NT, Sym::C, Sym::M, Sym::MS, Sym::LC, Sym::Step];
+pub const ALL_SYMS: [Sym; NUM_SYMS] = loglinear_kernel::SizeEnv::ORDER;
 
 /// The value of `d` when it is a compile-time constant (a literal: after specialisation K, V and C are).
 pub fn static_dim(d: Dim) -> Option<usize> {

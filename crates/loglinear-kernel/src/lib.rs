@@ -34,6 +34,7 @@
 pub mod analysis;
 pub mod config;
 pub mod cost;
+pub mod device;
 pub mod filecheck;
 pub mod host;
 pub mod interp;
@@ -123,6 +124,18 @@ impl SizeEnv {
             lc: if hierarchical { l.max(1) } else { 1 },
             step: 0,
         }
+    }
+
+    /// The order of the run-time sizes wherever generated code takes them as one list (the CPU kernels' `sizes`
+    /// array, the GPU kernels' parameters).
+    pub const ORDER: [kernel::Sym; 12] = {
+        use kernel::Sym::*;
+        [B, T, H, K, V, L, NT, C, M, MS, LC, Step]
+    };
+
+    /// The sizes in [`SizeEnv::ORDER`].
+    pub fn values(&self) -> [i64; 12] {
+        Self::ORDER.map(|s| self.get(s) as i64)
     }
 
     /// The value of a symbol.

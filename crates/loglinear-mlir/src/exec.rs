@@ -10,11 +10,11 @@ use loglinear_kernel::kernel::{BufKind, Program};
 use loglinear_kernel::verify::{check_bounds, dim_value};
 use loglinear_kernel::{Bindings, DType, SizeEnv, States, Tensor};
 
-use crate::cpu::{CpuKernel, SIZE_ORDER};
 use crate::lower::{run_pipeline, CPU_TO_LLVM};
+use crate::translate::{CpuKernel, SIZE_ORDER};
 use crate::{Jit, MlirContext, MlirError};
 
-/// The entry point of a translated kernel (see [`crate::cpu`]): the host ABI shared with Cranelift.
+/// The entry point of a translated kernel (see [`crate::translate`]): the host ABI shared with Cranelift.
 type KernelFn = KernelEntry;
 
 /// A specialised, decomposed program compiled through MLIR for this CPU.
@@ -48,7 +48,7 @@ impl CpuProgram {
         let mut translate_times = Vec::with_capacity(p.kernels.len());
         for (i, k) in p.kernels.iter().enumerate() {
             let t = Instant::now();
-            kernels.push(crate::cpu::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?);
+            kernels.push(crate::translate::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?);
             translate_times.push(t.elapsed());
         }
         let t = Instant::now();

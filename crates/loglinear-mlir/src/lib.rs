@@ -15,14 +15,16 @@
 //!   translation under `gpu.module`.
 
 mod context;
-pub mod cpu;
 pub mod exec;
+pub mod gpu;
 pub mod jit;
 pub mod lower;
 mod target;
+pub mod translate;
 
 pub use context::MlirContext;
 pub use exec::CpuProgram;
+pub use gpu::{compile_ptx, MlirPtx, PtxModule};
 pub use jit::{Jit, MemRef1};
 pub use target::{MlirCpuTarget, NAME};
 

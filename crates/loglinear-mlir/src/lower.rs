@@ -17,7 +17,7 @@ convert-scf-to-cf,convert-vector-to-llvm,convert-math-to-llvm,expand-strided-met
 convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts)";
 
 /// NVIDIA: each `gpu.module` (carrying an `#nvvm.target`) to NVVM, then to a `gpu.binary` holding PTX text.
-pub const GPU_TO_PTX: &str = "builtin.module(gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,\
+pub const GPU_TO_PTX: &str = "builtin.module(gpu.module(convert-scf-to-cf,convert-math-to-llvm,convert-gpu-to-nvvm,\
 reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
 
 /// The `#nvvm.target` attribute for the H200: `sm_90` with PTX 8.0.
@@ -32,9 +32,24 @@ pub fn run_pipeline(ctx: &MlirContext, module: &mut Module<'_>, pipeline: &str) 
         return Err(MlirError::Verify(module.as_operation().to_string()));
     }
     let pm = PassManager::new(ctx.get());
-    let failed = |e: melior::Error| MlirError::Pipeline { pipeline: pipeline.into(), message: e.to_string() };
-    parse_pass_pipeline(pm.as_operation_pass_manager(), pipeline).map_err(failed)?;
-    pm.run(module).map_err(failed)?;
+    // MLIR's diagnostics say why a pass failed: they go into the error.
+    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = notes.clone();
+    let id = ctx.get().attach_diagnostic_handler(move |d| {
+        sink.lock().unwrap_or_else(|e| e.into_inner()).push(d.to_string());
+        true
+    });
+    let failed = |e: melior::Error| {
+        let mut message = e.to_string();
+        for n in notes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            message.push_str("\n  ");
+            message.push_str(n);
+        }
+        MlirError::Pipeline { pipeline: pipeline.into(), message }
+    };
+    let run = parse_pass_pipeline(pm.as_operation_pass_manager(), pipeline).and_then(|()| pm.run(module));
+    ctx.get().detach_diagnostic_handler(id);
+    run.map_err(failed)?;
     if !module.as_operation().verify() {
         return Err(MlirError::Verify(module.as_operation().to_string()));
     }

@@ -13,10 +13,12 @@
 //! scalar with literal trip counts: LLVM's optimiser (the ExecutionEngine at `-O3`, tuned for the host CPU)
 //! vectorises them at the host's width. Register-blocked matmul micro-kernels come next.
 
+use loglinear_kernel::device::{gpu_layout, GpuKernelLayout};
 use loglinear_kernel::kernel::{
     access_dims, BinOp, BufId, Cond, Dim, IExpr, Index, Kernel, Op, Pred, Program, Stmt, Sym, TileId, UnOp,
 };
 use loglinear_kernel::passes::decompose::is_primitive;
+use loglinear_kernel::resources::TileHome;
 use melior::dialect::arith::{self, CmpfPredicate, CmpiPredicate};
 use melior::dialect::{func, llvm, scf};
 use melior::ir::attribute::{FloatAttribute, IntegerAttribute, StringAttribute, TypeAttribute};
@@ -32,8 +34,7 @@ use crate::{MlirContext, MlirError};
 const LANES: usize = 8;
 
 /// The order of the run-time sizes in the `sizes` argument.
-pub const SIZE_ORDER: [Sym; 12] =
-    [Sym::B, Sym::T, Sym::H, Sym::K, Sym::V, Sym::L, Sym::NT, Sym::C, Sym::M, Sym::MS, Sym::LC, Sym::Step];
+pub const SIZE_ORDER: [Sym; 12] = loglinear_kernel::SizeEnv::ORDER;
 
 /// What the executor needs to know of a translated kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,26 +67,10 @@ pub fn translate_kernel(
     k: &Kernel,
     symbol: &str,
 ) -> Result<CpuKernel, MlirError> {
-    let bad = |m: String| MlirError::Codegen(format!("kernel `{}`: {m}", k.name));
-    let mut compound = None;
-    loglinear_kernel::kernel::visit(&k.body, &mut |s| {
-        if let Stmt::Assign { op, .. } = s {
-            if !is_primitive(op) && compound.is_none() {
-                compound = Some(format!("{op:?}").split([' ', '(', '{']).next().unwrap_or("").to_string());
-            }
-        }
-    });
-    if let Some(op) = compound {
-        return Err(bad(format!("compound op `{op}`: compile with `decompose`")));
-    }
-    let mut shapes = Vec::with_capacity(k.tiles.len());
+    let shapes = tile_shapes(k)?;
     let mut offsets = Vec::with_capacity(k.tiles.len());
     let mut total = 0usize;
-    for t in &k.tiles {
-        let (Some(r), Some(c)) = (lit(t.shape[0]), lit(t.shape[1])) else {
-            return Err(bad(format!("tile `{}` has a symbolic shape: specialise the program first", t.name)));
-        };
-        shapes.push((r, c));
+    for (r, c) in &shapes {
         offsets.push(total);
         total += r * c;
     }
@@ -114,6 +99,9 @@ pub fn translate_kernel(
         bufs: vec![None; p.buffers.len()],
         sizes: [None; 12],
         scratch: entry.argument(4).expect("arg").to_raw(),
+        tile_ptrs: vec![entry.argument(4).expect("arg").to_raw(); k.tiles.len()],
+        temp_ptr: entry.argument(4).expect("arg").to_raw(),
+        gpu: None,
     };
     let bufs_arg = entry.argument(0).expect("arg").to_raw();
     let sizes_arg = entry.argument(1).expect("arg").to_raw();
@@ -143,14 +131,8 @@ pub fn translate_kernel(
     let hi = entry.argument(3).expect("arg").to_raw();
     let one = g.const_i64(&entry, 1);
     let body = Block::new(&[(i64t, loc)]);
-    let mut pv = body.argument(0).expect("arg").to_raw();
-    for gv in k.grid.iter().rev() {
-        let e = g.dim(&body, k.vars[gv.0 as usize].extent);
-        let r = g.arith2(&body, "arith.remsi", pv, e);
-        g.vars[gv.0 as usize] = Some(r);
-        pv = g.arith2(&body, "arith.divsi", pv, e);
-    }
-    g.stmts(&body, &k.body)?;
+    let pv = body.argument(0).expect("arg").to_raw();
+    g.program(&body, pv)?;
     body.append_operation(scf::r#yield(&[], loc));
     let region = Region::new();
     region.append_block(body);
@@ -169,6 +151,192 @@ pub fn translate_kernel(
     Ok(CpuKernel { symbol: symbol.to_string(), scratch_floats })
 }
 
+/// Translates kernel `index` of `p` into a `gpu.func` kernel appended to `gpu_body` (the body of a
+/// `gpu.module`), with the parameters and layout of [`loglinear_kernel::device`]: tiles in shared memory
+/// (one `addr_space = 3` global per kernel) or in the block's region of the scratch buffer, element loops
+/// shared among the block's threads with a barrier after each tile operation.
+///
+/// # Errors
+/// [`MlirError::Codegen`] for a program that is not specialised or not decomposed.
+pub fn translate_gpu_kernel(
+    ctx: &MlirContext,
+    gpu_body: &Block<'_>,
+    p: &Program,
+    index: usize,
+) -> Result<GpuKernelLayout, MlirError> {
+    let k = &p.kernels[index];
+    let shapes = tile_shapes(k)?;
+    let layout = gpu_layout(p, index);
+    let c = ctx.get();
+    let loc = Location::unknown(c);
+    let ptr = llvm::r#type::pointer(c, 0);
+    let i64t: Type = IntegerType::new(c, 64).into();
+    let f32t = Type::float32(c);
+    let nb = p.buffers.len();
+    let mut params: Vec<Type> = vec![ptr; nb];
+    params.extend([i64t; 14]);
+    params.push(ptr);
+    let entry = Block::new(&params.iter().map(|t| (*t, loc)).collect::<Vec<_>>());
+    let arg = |i: usize| entry.argument(i).expect("parameter").to_raw();
+    let index_to_i64 = |name: &str| {
+        let op = OperationBuilder::new(name, loc)
+            .add_attributes(&[(
+                melior::ir::Identifier::new(c, "dimension"),
+                melior::ir::Attribute::parse(c, "#gpu<dim x>").expect("#gpu<dim> parses"),
+            )])
+            .add_results(&[Type::index(c)])
+            .build()
+            .expect("valid gpu id op");
+        let v = entry.append_operation(op).result(0).expect("id").to_raw();
+        entry.append_operation(arith::index_cast(val(v), i64t, loc)).result(0).expect("cast").to_raw()
+    };
+    let tid = index_to_i64("gpu.thread_id");
+    let bid = index_to_i64("gpu.block_id");
+    let shared = if layout.shared_floats > 0 {
+        let name = format!("shm_{}", layout.symbol);
+        let global = OperationBuilder::new("llvm.mlir.global", loc)
+            .add_attributes(&[
+                (melior::ir::Identifier::new(c, "sym_name"), StringAttribute::new(c, &name).into()),
+                (
+                    melior::ir::Identifier::new(c, "global_type"),
+                    TypeAttribute::new(
+                        Type::parse(c, &format!("!llvm.array<{} x f32>", layout.shared_floats))
+                            .expect("array type parses"),
+                    )
+                    .into(),
+                ),
+                (
+                    melior::ir::Identifier::new(c, "linkage"),
+                    melior::ir::Attribute::parse(c, "#llvm.linkage<internal>").expect("linkage parses"),
+                ),
+                (
+                    melior::ir::Identifier::new(c, "addr_space"),
+                    IntegerAttribute::new(IntegerType::new(c, 32).into(), 3).into(),
+                ),
+                (melior::ir::Identifier::new(c, "alignment"), IntegerAttribute::new(i64t, 16).into()),
+            ])
+            .add_regions([Region::new()])
+            .build()
+            .map_err(|e| MlirError::Codegen(format!("shared memory of `{}`: {e}", k.name)))?;
+        gpu_body.append_operation(global);
+        let sym = melior::ir::Attribute::parse(c, &format!("@{name}")).expect("symbol parses");
+        let addr = entry
+            .append_operation(
+                OperationBuilder::new("llvm.mlir.addressof", loc)
+                    .add_attributes(&[(melior::ir::Identifier::new(c, "global_name"), sym)])
+                    .add_results(&[llvm::r#type::pointer(c, 3)])
+                    .build()
+                    .expect("valid llvm.mlir.addressof"),
+            )
+            .result(0)
+            .expect("address")
+            .to_raw();
+        entry
+            .append_operation(
+                OperationBuilder::new("llvm.addrspacecast", loc)
+                    .add_operands(&[val(addr)])
+                    .add_results(&[ptr])
+                    .build()
+                    .expect("valid llvm.addrspacecast"),
+            )
+            .result(0)
+            .expect("generic pointer")
+            .to_raw()
+    } else {
+        arg(nb + 14)
+    };
+    let mut g = Gen {
+        c,
+        loc,
+        ptr,
+        i64t,
+        f32t,
+        p,
+        k,
+        shapes,
+        offsets: vec![0; k.tiles.len()],
+        temp: 0,
+        vars: vec![None; k.vars.len()],
+        bufs: (0..nb).map(|i| Some(arg(i))).collect(),
+        sizes: [None; 12],
+        scratch: arg(nb + 14),
+        tile_ptrs: vec![shared; k.tiles.len()],
+        temp_ptr: shared,
+        gpu: Some(GpuThreads { tid, threads: layout.threads as usize }),
+    };
+    for i in 0..12 {
+        g.sizes[i] = Some(arg(nb + i));
+    }
+    let (lo, hi) = (arg(nb + 12), arg(nb + 13));
+    // This block's scratch region.
+    let per = g.const_i64(&entry, layout.scratch_floats as i64);
+    let off = g.arith2(&entry, "arith.muli", bid, per);
+    let spill = g.gep(&entry, g.scratch, off, f32t);
+    let home = |h: TileHome| match h {
+        TileHome::Fast(o) => (shared, o),
+        TileHome::Spill(o) => (spill, o),
+        TileHome::Unused => (spill, 0),
+    };
+    for (t, h) in layout.homes.iter().enumerate() {
+        (g.tile_ptrs[t], g.offsets[t]) = home(*h);
+    }
+    (g.temp_ptr, g.temp) = home(layout.temp);
+    // Program lo + blockIdx.x, when below hi (uniform over the block: barriers inside are safe).
+    let pv = g.arith2(&entry, "arith.addi", lo, bid);
+    let inside = g.cmpi(&entry, CmpiPredicate::Slt, pv, hi);
+    let body = Block::new(&[]);
+    g.program(&body, pv)?;
+    body.append_operation(scf::r#yield(&[], loc));
+    let region = Region::new();
+    region.append_block(body);
+    entry.append_operation(scf::r#if(val(inside), &[], region, Region::new(), loc));
+    entry.append_operation(OperationBuilder::new("gpu.return", loc).build().expect("valid gpu.return"));
+    let fregion = Region::new();
+    fregion.append_block(entry);
+    let func = OperationBuilder::new("gpu.func", loc)
+        .add_attributes(&[
+            (melior::ir::Identifier::new(c, "sym_name"), StringAttribute::new(c, &layout.symbol).into()),
+            (
+                melior::ir::Identifier::new(c, "function_type"),
+                TypeAttribute::new(FunctionType::new(c, &params, &[]).into()).into(),
+            ),
+            (melior::ir::Identifier::new(c, "gpu.kernel"), melior::ir::Attribute::unit(c)),
+            (
+                melior::ir::Identifier::new(c, "known_block_size"),
+                melior::ir::Attribute::parse(c, &format!("array<i32: {}, 1, 1>", layout.threads))
+                    .expect("block size parses"),
+            ),
+        ])
+        .add_regions([fregion])
+        .build()
+        .map_err(|e| MlirError::Codegen(format!("gpu.func of `{}`: {e}", k.name)))?;
+    gpu_body.append_operation(func);
+    Ok(layout)
+}
+
+/// The literal shape of every tile of `k`, after checking that `k` holds only primitive ops.
+fn tile_shapes(k: &Kernel) -> Result<Vec<(usize, usize)>, MlirError> {
+    let bad = |m: String| MlirError::Codegen(format!("kernel `{}`: {m}", k.name));
+    let mut compound = None;
+    loglinear_kernel::kernel::visit(&k.body, &mut |s| {
+        if let Stmt::Assign { op, .. } = s {
+            if !is_primitive(op) && compound.is_none() {
+                compound = Some(format!("{op:?}").split([' ', '(', '{']).next().unwrap_or("").to_string());
+            }
+        }
+    });
+    if let Some(op) = compound {
+        return Err(bad(format!("compound op `{op}`: compile with `decompose`")));
+    }
+    k.tiles
+        .iter()
+        .map(|t| match (lit(t.shape[0]), lit(t.shape[1])) {
+            (Some(r), Some(c)) => Ok((r, c)),
+            _ => Err(bad(format!("tile `{}` has a symbolic shape: specialise the program first", t.name))),
+        })
+        .collect()
+}
+
 /// A value handle back from its raw form (handles stay valid while the module lives).
 fn val<'c, 'a>(v: MlirValue) -> Value<'c, 'a> {
     // SAFETY: every raw value here was taken from an operation or block of the module under construction,
@@ -176,7 +344,7 @@ fn val<'c, 'a>(v: MlirValue) -> Value<'c, 'a> {
     unsafe { Value::from_raw(v) }
 }
 
-struct Gen<'c, 'p> {
+pub(crate) struct Gen<'c, 'p> {
     c: &'c Context,
     loc: Location<'c>,
     ptr: Type<'c>,
@@ -192,9 +360,37 @@ struct Gen<'c, 'p> {
     bufs: Vec<Option<MlirValue>>,
     sizes: [Option<MlirValue>; 12],
     scratch: MlirValue,
+    /// Per tile: the pointer its offset is relative to (the scratch on the CPU; shared memory or the block's
+    /// scratch region on a GPU).
+    tile_ptrs: Vec<MlirValue>,
+    /// The pointer [`Gen::temp`] is relative to.
+    temp_ptr: MlirValue,
+    /// Set when translating for a GPU: element loops are shared among the block's threads.
+    gpu: Option<GpuThreads>,
+}
+
+/// A GPU block's threads, for cooperative element loops.
+#[derive(Clone, Copy)]
+pub(crate) struct GpuThreads {
+    /// This thread's index in the block (i64).
+    pub tid: MlirValue,
+    /// Threads per block.
+    pub threads: usize,
 }
 
 impl<'c> Gen<'c, '_> {
+    /// Grid program `pv` (the last grid variable fastest): decodes the grid variables, then the kernel body.
+    fn program(&mut self, body: &Block<'c>, mut pv: MlirValue) -> Result<(), MlirError> {
+        for gv in self.k.grid.iter().rev() {
+            let e = self.dim(body, self.k.vars[gv.0 as usize].extent);
+            let r = self.arith2(body, "arith.remsi", pv, e);
+            self.vars[gv.0 as usize] = Some(r);
+            pv = self.arith2(body, "arith.divsi", pv, e);
+        }
+        let k = self.k;
+        self.stmts(body, &k.body)
+    }
+
     fn one(&self, b: &Block<'c>, op: melior::ir::Operation<'c>) -> MlirValue {
         b.append_operation(op).result(0).expect("one result").to_raw()
     }
@@ -383,6 +579,19 @@ impl<'c> Gen<'c, '_> {
         body: Block<'c>,
     ) -> Vec<MlirValue> {
         let zero = self.const_i64(b, 0);
+        self.emit_for_from(b, zero, n, step, inits, body)
+    }
+
+    /// As [`Gen::emit_for`] from `start`.
+    fn emit_for_from(
+        &self,
+        b: &Block<'c>,
+        zero: MlirValue,
+        n: MlirValue,
+        step: usize,
+        inits: &[MlirValue],
+        body: Block<'c>,
+    ) -> Vec<MlirValue> {
         let st = self.const_i64(b, step as i64);
         let region = Region::new();
         region.append_block(body);
@@ -429,6 +638,21 @@ impl<'c> Gen<'c, '_> {
 
     /// `for (r, s) in rows × cols { f(body, r, s) }`.
     fn each(&self, b: &Block<'c>, rows: usize, cols: usize, f: &mut dyn FnMut(&Block<'c>, MlirValue, MlirValue)) {
+        if let Some(g) = self.gpu {
+            // Element i = r·cols + s for i = tid, tid + threads, …; then every thread waits for the others
+            // (the next op may read any element, or reuse this memory).
+            let body = self.loop_body(&[]);
+            let i = body.argument(0).expect("iv").to_raw();
+            let nc = self.const_i64(&body, cols as i64);
+            let r = self.arith2(&body, "arith.divui", i, nc);
+            let s = self.arith2(&body, "arith.remui", i, nc);
+            f(&body, r, s);
+            body.append_operation(scf::r#yield(&[], self.loc));
+            let n = self.const_i64(b, (rows * cols) as i64);
+            self.emit_for_from(b, g.tid, n, g.threads, &[], body);
+            b.append_operation(OperationBuilder::new("gpu.barrier", self.loc).build().expect("valid gpu.barrier"));
+            return;
+        }
         let nr = self.const_i64(b, rows as i64);
         self.for_n(b, nr, &mut |br, r| {
             let nc = self.const_i64(br, cols as i64);
@@ -463,7 +687,7 @@ impl<'c> Gen<'c, '_> {
 
     fn read(&self, b: &Block<'c>, t: TileId, r: MlirValue, s: MlirValue) -> MlirValue {
         let i = self.tile_index(b, t, r, s);
-        self.load_f32(b, self.scratch, i)
+        self.load_f32(b, self.tile_ptrs[t.0 as usize], i)
     }
 
     /// `dst[r, s] = f(r, s)` for every element (each element reads only its own position of its operands, so
@@ -473,7 +697,7 @@ impl<'c> Gen<'c, '_> {
         self.each(b, rows, cols, &mut |bb, r, s| {
             let x = f(bb, r, s);
             let i = self.tile_index(bb, dst, r, s);
-            self.store_f32(bb, x, self.scratch, i);
+            self.store_f32(bb, x, self.tile_ptrs[dst.0 as usize], i);
         });
     }
 
@@ -536,19 +760,40 @@ impl<'c> Gen<'c, '_> {
             self.access_checked(b, buf, index, t, store);
             return;
         };
-        let contiguous = sdim == Some(index.len() - 1) && cols % LANES == 0;
+        let contiguous = self.gpu.is_none() && sdim == Some(index.len() - 1) && cols % LANES == 0;
         let fast = Block::new(&[]);
         let bufp = self.bufs[buf.0 as usize].expect("buffer loaded");
-        let nr = self.const_i64(&fast, rows as i64);
-        self.for_n(&fast, nr, &mut |br, r| {
-            let roff = match rstride {
-                Some(st) => {
-                    let x = self.arith2(br, "arith.muli", r, st);
-                    self.arith2(br, "arith.addi", base, x)
+        let tp = self.tile_ptrs[t.0 as usize];
+        // One element: buffer offset `base + r·rstride + s·sstride`.
+        let element = |bs: &Block<'c>, r: MlirValue, s: MlirValue| {
+            let mut o = base;
+            for (v, st) in [(r, rstride), (s, sstride)] {
+                if let Some(st) = st {
+                    let x = self.arith2(bs, "arith.muli", v, st);
+                    o = self.arith2(bs, "arith.addi", o, x);
                 }
-                None => base,
-            };
-            if contiguous {
+            }
+            let ti = self.tile_index(bs, t, r, s);
+            if store {
+                let x = self.load_f32(bs, tp, ti);
+                self.store_f32(bs, x, bufp, o);
+            } else {
+                let x = self.load_f32(bs, bufp, o);
+                self.store_f32(bs, x, tp, ti);
+            }
+        };
+        if !contiguous {
+            self.each(&fast, rows, cols, &mut |bs, r, s| element(bs, r, s));
+        } else {
+            let nr = self.const_i64(&fast, rows as i64);
+            self.for_n(&fast, nr, &mut |br, r| {
+                let roff = match rstride {
+                    Some(st) => {
+                        let x = self.arith2(br, "arith.muli", r, st);
+                        self.arith2(br, "arith.addi", base, x)
+                    }
+                    None => base,
+                };
                 let nb = self.const_i64(br, (cols / LANES) as i64);
                 self.for_n(br, nb, &mut |bs, sb| {
                     let lanes = self.const_i64(bs, LANES as i64);
@@ -561,27 +806,8 @@ impl<'c> Gen<'c, '_> {
                     let v = self.one(bs, llvm::load(self.c, val(from), self.vec_type(), self.loc, self.opts()));
                     bs.append_operation(llvm::store(self.c, val(v), val(to), self.loc, self.opts()));
                 });
-                return;
-            }
-            let nc = self.const_i64(br, cols as i64);
-            self.for_n(br, nc, &mut |bs, s| {
-                let o = match sstride {
-                    Some(st) => {
-                        let x = self.arith2(bs, "arith.muli", s, st);
-                        self.arith2(bs, "arith.addi", roff, x)
-                    }
-                    None => roff,
-                };
-                let ti = self.tile_index(bs, t, r, s);
-                if store {
-                    let x = self.load_f32(bs, self.scratch, ti);
-                    self.store_f32(bs, x, bufp, o);
-                } else {
-                    let x = self.load_f32(bs, bufp, o);
-                    self.store_f32(bs, x, self.scratch, ti);
-                }
-            })
-        });
+            });
+        }
         fast.append_operation(scf::r#yield(&[], self.loc));
         let slow = Block::new(&[]);
         self.access_checked(&slow, buf, index, t, store);
@@ -634,8 +860,9 @@ impl<'c> Gen<'c, '_> {
             let ti = self.tile_index(bb, t, r, s);
             // Out-of-range elements: a load reads zero (and never touches memory), a store is dropped.
             let then = Block::new(&[]);
+            let tp = self.tile_ptrs[t.0 as usize];
             if store {
-                let x = self.load_f32(&then, self.scratch, ti);
+                let x = self.load_f32(&then, tp, ti);
                 self.store_f32(&then, x, base, off);
                 then.append_operation(scf::r#yield(&[], self.loc));
                 let tr = Region::new();
@@ -651,7 +878,7 @@ impl<'c> Gen<'c, '_> {
                 tr.append_block(then);
                 er.append_block(els);
                 let x = self.one(bb, scf::r#if(val(ok), &[self.f32t], tr, er, self.loc));
-                self.store_f32(bb, x, self.scratch, ti);
+                self.store_f32(bb, x, tp, ti);
             }
         });
     }
@@ -694,32 +921,80 @@ impl<'c> Gen<'c, '_> {
     fn unary(&self, b: &Block<'c>, u: UnOp, x: MlirValue) -> MlirValue {
         match u {
             UnOp::Neg => self.arith1(b, "arith.negf", x),
-            UnOp::Exp => self.arith1(b, "math.exp", x),
+            UnOp::Exp => self.exp(b, x),
             UnOp::ExpNonpos => {
                 // exp(min(x, 0)), exactly 0 below −87 (no denormals).
                 let z = self.const_f32(b, 0.0);
                 let m = self.arith2(b, "arith.minimumf", x, z);
-                let e = self.arith1(b, "math.exp", m);
+                let e = self.exp(b, m);
                 let lim = self.const_f32(b, -87.0);
                 let small = self.one(b, arith::cmpf(self.c, CmpfPredicate::Olt, val(x), val(lim), self.loc));
                 self.select(b, small, z, e)
             }
             UnOp::Softplus => {
-                let e = self.arith1(b, "math.exp", x);
-                let l = self.arith1(b, "math.log1p", e);
+                let e = self.exp(b, x);
+                let l = self.log1p(b, e);
                 let lim = self.const_f32(b, 20.0);
                 let big = self.one(b, arith::cmpf(self.c, CmpfPredicate::Ogt, val(x), val(lim), self.loc));
                 self.select(b, big, x, l)
             }
             UnOp::Sigmoid => {
                 let n = self.arith1(b, "arith.negf", x);
-                let e = self.arith1(b, "math.exp", n);
+                let e = self.exp(b, n);
                 let one = self.const_f32(b, 1.0);
                 let d = self.arith2(b, "arith.addf", one, e);
                 self.arith2(b, "arith.divf", one, d)
             }
-            UnOp::Rsqrt => self.arith1(b, "math.rsqrt", x),
+            UnOp::Rsqrt => match self.gpu {
+                Some(_) => self.ptx_f32(b, "rsqrt.approx.ftz.f32 $0, $1;", x),
+                None => self.arith1(b, "math.rsqrt", x),
+            },
         }
+    }
+
+    /// `eˣ`: `math.exp` on the CPU; on a GPU `2^(x·log₂e)` with PTX's `ex2.approx` (≤ 2 ulp; the `math` ops
+    /// would become calls into CUDA's libdevice, which the build machine does not have).
+    fn exp(&self, b: &Block<'c>, x: MlirValue) -> MlirValue {
+        if self.gpu.is_none() {
+            return self.arith1(b, "math.exp", x);
+        }
+        let l2e = self.const_f32(b, std::f64::consts::LOG2_E);
+        let y = self.arith2(b, "arith.mulf", x, l2e);
+        self.ptx_f32(b, "ex2.approx.ftz.f32 $0, $1;", y)
+    }
+
+    /// `ln(1 + x)`: `math.log1p` on the CPU; on a GPU `ln(u)·x/(u − 1)` with `u = 1 + x` (exact `x` where
+    /// `u = 1`), `ln` from PTX's `lg2.approx`.
+    fn log1p(&self, b: &Block<'c>, x: MlirValue) -> MlirValue {
+        if self.gpu.is_none() {
+            return self.arith1(b, "math.log1p", x);
+        }
+        let one = self.const_f32(b, 1.0);
+        let u = self.arith2(b, "arith.addf", one, x);
+        let l2 = self.ptx_f32(b, "lg2.approx.ftz.f32 $0, $1;", u);
+        let ln2 = self.const_f32(b, std::f64::consts::LN_2);
+        let ln = self.arith2(b, "arith.mulf", l2, ln2);
+        let d = self.arith2(b, "arith.subf", u, one);
+        let q = self.arith2(b, "arith.divf", x, d);
+        let r = self.arith2(b, "arith.mulf", ln, q);
+        let same = self.one(b, arith::cmpf(self.c, CmpfPredicate::Oeq, val(u), val(one), self.loc));
+        self.select(b, same, x, r)
+    }
+
+    /// One PTX instruction `f32 → f32` (inline assembly; `$0` the result, `$1` the operand).
+    fn ptx_f32(&self, b: &Block<'c>, asm: &str, x: MlirValue) -> MlirValue {
+        self.one(
+            b,
+            OperationBuilder::new("llvm.inline_asm", self.loc)
+                .add_attributes(&[
+                    (melior::ir::Identifier::new(self.c, "asm_string"), StringAttribute::new(self.c, asm).into()),
+                    (melior::ir::Identifier::new(self.c, "constraints"), StringAttribute::new(self.c, "=f,f").into()),
+                ])
+                .add_operands(&[val(x)])
+                .add_results(&[self.f32t])
+                .build()
+                .expect("valid llvm.inline_asm"),
+        )
     }
 
     fn assign(&self, b: &Block<'c>, dst: TileId, op: &Op) -> Result<(), MlirError> {
@@ -769,11 +1044,11 @@ impl<'c> Gen<'c, '_> {
                 let (a, bt, ta, tb) = (*a, *bt, *ta, *tb);
                 let cols = self.shapes[dst.0 as usize].1;
                 let aliased = a == dst || bt == dst;
-                if !tb && cols % LANES == 0 {
+                if self.gpu.is_none() && !tb && cols % LANES == 0 {
                     self.matmul_rows(b, dst, a, bt, ta, n, aliased);
                     return Ok(());
                 }
-                if tb && !ta && n % LANES == 0 {
+                if self.gpu.is_none() && tb && !ta && n % LANES == 0 {
                     self.matmul_dots(b, dst, a, bt, n, aliased);
                     return Ok(());
                 }
@@ -867,9 +1142,9 @@ impl<'c> Gen<'c, '_> {
         let (rows, cols) = self.shapes[dst.0 as usize];
         self.each(b, rows, cols, &mut |bb, r, s| {
             let i = self.flat(bb, self.temp, cols, r, s);
-            let x = self.load_f32(bb, self.scratch, i);
+            let x = self.load_f32(bb, self.temp_ptr, i);
             let di = self.tile_index(bb, dst, r, s);
-            self.store_f32(bb, x, self.scratch, di);
+            self.store_f32(bb, x, self.tile_ptrs[dst.0 as usize], di);
         });
     }
 
@@ -987,7 +1262,7 @@ impl<'c> Gen<'c, '_> {
             let o = self.const_i64(bb, self.temp as i64);
             let i = self.arith2(bb, "arith.addi", rc, o);
             let i = self.arith2(bb, "arith.addi", i, s);
-            self.store_f32(bb, x, self.scratch, i);
+            self.store_f32(bb, x, self.temp_ptr, i);
         });
         self.each(b, rows, cols, &mut |bb, r, s| {
             let nc = self.const_i64(bb, cols as i64);
@@ -995,9 +1270,9 @@ impl<'c> Gen<'c, '_> {
             let o = self.const_i64(bb, self.temp as i64);
             let i = self.arith2(bb, "arith.addi", rc, o);
             let i = self.arith2(bb, "arith.addi", i, s);
-            let x = self.load_f32(bb, self.scratch, i);
+            let x = self.load_f32(bb, self.temp_ptr, i);
             let di = self.tile_index(bb, dst, r, s);
-            self.store_f32(bb, x, self.scratch, di);
+            self.store_f32(bb, x, self.tile_ptrs[dst.0 as usize], di);
         });
     }
 }
