@@ -98,6 +98,9 @@ enum Command {
     Bench(BenchArgs),
     /// Write random inputs for a variant (spec §11.5 distributions) to a safetensors file, e.g. to try `run`
     Random(RandomArgs),
+    /// Write standalone kernels (forward and decode step) and a manifest for another runtime, e.g. PTX for
+    /// `--backend cuda --kernels DIR`
+    Emit(crate::emit::EmitArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -480,6 +483,7 @@ fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result
         Command::Demo(args) => cmd_demo(registry, backends, args),
         Command::Bench(args) => cmd_bench(registry, backends, &args).map(|()| EXIT_OK),
         Command::Random(args) => cmd_random(registry, &args).map(|()| EXIT_OK),
+        Command::Emit(args) => crate::emit::cmd_emit(registry, backends, &args).map(|()| EXIT_OK),
     }
 }
 
@@ -677,7 +681,7 @@ fn cmd_random(registry: &Registry, args: &RandomArgs) -> Result<(), RuntimeError
 }
 
 /// Parses `B,T,H,K,V`.
-fn parse_shape(s: &str) -> Result<(usize, usize, usize, usize, usize), RuntimeError> {
+pub(crate) fn parse_shape(s: &str) -> Result<(usize, usize, usize, usize, usize), RuntimeError> {
     let bad = || RuntimeError::InvalidArgument {
         argument: "--shape".into(),
         value: s.to_string(),

@@ -16,5 +16,6 @@
 
 pub mod cli;
 pub mod demo;
+pub mod emit;
 
 pub use cli::{main_with, main_with_args, DEFAULT_BACKEND, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};

@@ -177,6 +177,40 @@ impl<'a> Backend<'a> {
         }
     }
 
+    /// The kernel-IR program this backend's target compiles for `variant` specialised at `(k, v)` with `config`
+    /// (the decode step when `decode`): decomposed into primitives for a target that asks for it, checked
+    /// against its tile budget otherwise. `loglinear emit` writes code for exactly these programs.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Unsupported`] for the oracle backend or a program over the target's budget;
+    /// [`RuntimeError::Config`] for an invalid configuration.
+    pub fn program(
+        &self,
+        variant: &VariantIr,
+        k: usize,
+        v: usize,
+        config: &ScheduleConfig,
+        decode: bool,
+    ) -> Result<loglinear_kernel::kernel::Program, RuntimeError> {
+        let target = self.target().ok_or_else(|| RuntimeError::Unsupported {
+            backend: self.name().into(),
+            what: "compiling kernel IR (it is the f64 oracle)".into(),
+        })?;
+        let caps = target.capabilities();
+        let compiled = if caps.primitives_only {
+            loglinear_schedule::compile_decomposed(variant, config, Some((k, v)))
+        } else {
+            loglinear_schedule::compile_with(variant, config, Some((k, v)), caps.tile_memory)
+        };
+        compiled.map(|c| if decode { c.decode } else { c.forward }).map_err(|e| match e {
+            loglinear_schedule::ScheduleError::Budget(what) => {
+                RuntimeError::Unsupported { backend: self.name().into(), what }
+            }
+            loglinear_schedule::ScheduleError::Config(e) => RuntimeError::Config(e),
+            other => RuntimeError::Backend { backend: self.name().into(), message: other.to_string() },
+        })
+    }
+
     /// The configuration a run with `opts` uses for `variant`.
     ///
     /// # Errors
@@ -598,7 +632,6 @@ impl Runtime {
             config: *config,
             decode,
         };
-        let fail = |message: String| RuntimeError::Backend { backend: b.name().into(), message };
         self.cache
             .get_or_compile(&key, |_| {
                 let start = Instant::now();
@@ -609,18 +642,7 @@ impl Runtime {
                         what: "the decode-step program".into(),
                     });
                 }
-                let compiled = if caps.primitives_only {
-                    loglinear_schedule::compile_decomposed(variant, config, Some((k, v)))
-                } else {
-                    loglinear_schedule::compile_with(variant, config, Some((k, v)), caps.tile_memory)
-                };
-                let program = compiled.map(|c| if decode { c.decode } else { c.forward }).map_err(|e| match e {
-                    loglinear_schedule::ScheduleError::Budget(what) => {
-                        RuntimeError::Unsupported { backend: b.name().into(), what }
-                    }
-                    loglinear_schedule::ScheduleError::Config(e) => RuntimeError::Config(e),
-                    other => fail(other.to_string()),
-                })?;
+                let program = b.program(variant, k, v, config, decode)?;
                 let pipeline = start.elapsed();
                 let exec = target.compile(&program, config).map_err(|e| b.target_error(e))?;
                 tracing::info!(
