@@ -55,6 +55,15 @@ pub fn backends() -> Runtime {
     runtime
 }
 
+/// The PTX compiler of this build: MLIR's (`loglinear_mlir::MlirPtx`) with the `mlir` feature, else none (then
+/// the `cuda` backend loads PTX emitted elsewhere, and `loglinear emit --target ptx` is refused).
+pub fn ptx_compiler() -> Option<std::sync::Arc<dyn loglinear_kernel::device::PtxCompiler>> {
+    #[cfg(feature = "mlir")]
+    return Some(std::sync::Arc::new(loglinear_mlir::MlirPtx));
+    #[cfg(not(feature = "mlir"))]
+    None
+}
+
 /// The process-wide runtime ([`backends`], made once): its kernel cache serves every run of the process.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
