@@ -1048,6 +1048,10 @@ impl<'c> Gen<'c, '_> {
                     self.matmul_rows(b, dst, a, bt, ta, n, aliased);
                     return Ok(());
                 }
+                if self.gpu.is_some() {
+                    self.matmul_threads(b, dst, a, bt, ta, tb, n, aliased);
+                    return Ok(());
+                }
                 if self.gpu.is_none() && tb && !ta && n % LANES == 0 {
                     self.matmul_dots(b, dst, a, bt, n, aliased);
                     return Ok(());
@@ -1199,6 +1203,81 @@ impl<'c> Gen<'c, '_> {
                     }
                 }
             })
+        });
+        if aliased {
+            self.copy_from_temp(b, dst);
+        }
+    }
+
+    /// GPU: `dst = op(a) · op(b)` with each thread computing blocks of up to 4 × 4 results (shared among the
+    /// block's threads by [`Gen::each`]), `rb + cb` operand loads per `rb · cb` FMAs, each result summed in
+    /// `q` order.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_threads(
+        &self,
+        b: &Block<'c>,
+        dst: TileId,
+        a: TileId,
+        bt: TileId,
+        ta: bool,
+        tb: bool,
+        n: usize,
+        aliased: bool,
+    ) {
+        let (rows, cols) = self.shapes[dst.0 as usize];
+        let rb = [4, 2, 1].into_iter().find(|r| rows % r == 0).unwrap_or(1);
+        let cb = [4, 2, 1].into_iter().find(|c| cols % c == 0).unwrap_or(1);
+        let (base, ptr) = if aliased {
+            (self.temp, self.temp_ptr)
+        } else {
+            (self.offsets[dst.0 as usize], self.tile_ptrs[dst.0 as usize])
+        };
+        self.each(b, rows / rb, cols / cb, &mut |bb, ib, jb| {
+            let (rbv, cbv) = (self.const_i64(bb, rb as i64), self.const_i64(bb, cb as i64));
+            let i0 = self.arith2(bb, "arith.muli", ib, rbv);
+            let j0 = self.arith2(bb, "arith.muli", jb, cbv);
+            let inits: Vec<MlirValue> = (0..rb * cb).map(|_| self.const_f32(bb, 0.0)).collect();
+            let accs = self.carried(bb, n, 1, &inits, &|bq, q, acc| {
+                let xs: Vec<MlirValue> = (0..rb)
+                    .map(|r| {
+                        let off = self.const_i64(bq, r as i64);
+                        let i = self.arith2(bq, "arith.addi", i0, off);
+                        if ta {
+                            self.read(bq, a, q, i)
+                        } else {
+                            self.read(bq, a, i, q)
+                        }
+                    })
+                    .collect();
+                let ys: Vec<MlirValue> = (0..cb)
+                    .map(|c| {
+                        let off = self.const_i64(bq, c as i64);
+                        let j = self.arith2(bq, "arith.addi", j0, off);
+                        if tb {
+                            self.read(bq, bt, j, q)
+                        } else {
+                            self.read(bq, bt, q, j)
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(rb * cb);
+                for (r, x) in xs.iter().enumerate() {
+                    for (c, y) in ys.iter().enumerate() {
+                        out.push(self.fma(bq, *x, *y, acc[r * cb + c]));
+                    }
+                }
+                out
+            });
+            for r in 0..rb {
+                let off = self.const_i64(bb, r as i64);
+                let i = self.arith2(bb, "arith.addi", i0, off);
+                for c in 0..cb {
+                    let coff = self.const_i64(bb, c as i64);
+                    let j = self.arith2(bb, "arith.addi", j0, coff);
+                    let di = if aliased { self.flat(bb, base, cols, i, j) } else { self.tile_index(bb, dst, i, j) };
+                    self.store_f32(bb, accs[r * cb + c], ptr, di);
+                }
+            }
         });
         if aliased {
             self.copy_from_temp(b, dst);
