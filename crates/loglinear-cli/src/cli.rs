@@ -46,9 +46,14 @@ struct Cli {
     log_level: Option<LogLevel>,
 
     /// GPU adapter for the wgsl backend, by index (see `loglinear backends`; default: wgpu's high-performance
-    /// choice, or LOGLINEAR_DEVICE)
+    /// choice, or LOGLINEAR_DEVICE); the CUDA device ordinal for the cuda backend (default 0)
     #[arg(long, global = true, value_name = "N")]
     device: Option<usize>,
+
+    /// Directory of PTX files for the cuda backend (`<fingerprint>.ptx`, written by `loglinear emit --target
+    /// ptx`; default: LOGLINEAR_CUDA_KERNELS)
+    #[arg(long, global = true, value_name = "DIR")]
+    kernels: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -347,6 +352,16 @@ where
     let mut backends = backends;
     if let Some(n) = cli.device {
         backends.register(std::sync::Arc::new(loglinear::WgpuTarget::with_adapter(n)));
+    }
+    if cli.device.is_some() || cli.kernels.is_some() {
+        let mut cuda = loglinear::cuda_target();
+        if let Some(n) = cli.device {
+            cuda = cuda.with_device(n);
+        }
+        if let Some(dir) = &cli.kernels {
+            cuda = cuda.with_kernels_dir(dir);
+        }
+        backends.register(std::sync::Arc::new(cuda));
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&registry, &backends, cli.command)));
     match result {

@@ -41,6 +41,10 @@ pub mod registry;
 /// The WGSL backend's target and its adapter list (`--device N` picks one; `LOGLINEAR_DEVICE` too).
 pub use loglinear_wgpu::{adapters, WgpuTarget};
 
+/// The cuda backend's target: PTX from `LOGLINEAR_CUDA_KERNELS` (or this build's compiler) run through the CUDA
+/// driver.
+pub use loglinear_cuda::CudaTarget;
+
 pub use registry::Registry;
 
 /// A runtime with every backend this build provides, in order: the one place where backends from other crates
@@ -50,6 +54,8 @@ pub fn backends() -> Runtime {
     runtime.register(std::sync::Arc::new(loglinear_cranelift::CraneliftTarget::shared()));
     // Registered even without a GPU: `--backend wgsl` then says how to get an adapter (`availability`).
     runtime.register(std::sync::Arc::new(loglinear_wgpu::WgpuTarget::from_env()));
+    // Registered even without a driver: `--backend cuda` then says why it cannot run (`availability`).
+    runtime.register(std::sync::Arc::new(cuda_target()));
     #[cfg(feature = "mlir")]
     runtime.register(std::sync::Arc::new(loglinear_mlir::MlirCpuTarget));
     runtime
@@ -62,6 +68,17 @@ pub fn ptx_compiler() -> Option<std::sync::Arc<dyn loglinear_kernel::device::Ptx
     return Some(std::sync::Arc::new(loglinear_mlir::MlirPtx));
     #[cfg(not(feature = "mlir"))]
     None
+}
+
+/// The `cuda` backend as [`backends`] registers it: [`CudaTarget::from_env`] (kernels directory from
+/// `LOGLINEAR_CUDA_KERNELS`, device from `LOGLINEAR_DEVICE`, code-generation mode from `LOGLINEAR_CUDA_PREPARE=1`)
+/// with this build's PTX compiler ([`ptx_compiler`]) when it has one.
+pub fn cuda_target() -> CudaTarget {
+    let cuda = CudaTarget::from_env();
+    match ptx_compiler() {
+        Some(c) => cuda.with_compiler(c),
+        None => cuda,
+    }
 }
 
 /// The process-wide runtime ([`backends`], made once): its kernel cache serves every run of the process.

@@ -306,6 +306,15 @@ fn check(o: Result<HostTensor, String>, want: &HostTensor, tol: f64) -> Option<S
     }
 }
 
+/// Whether the suite runs on backend `name`: every available one, or those listed in `LOGLINEAR_BACKENDS`
+/// (`cuda,reference`; e.g. to run only the GPU backend on the GPU machine).
+fn selected(name: &str) -> bool {
+    match std::env::var("LOGLINEAR_BACKENDS") {
+        Ok(list) if !list.is_empty() => list.split(',').any(|b| b == name),
+        _ => true,
+    }
+}
+
 /// Runs every case of `variant_name` on every backend in every configuration of [`configs`], against the naive
 /// oracle on the same (rounded) inputs; returns (runs checked, runs expected, failures).
 fn run_cases(variant_name: &str) -> (usize, usize, Vec<String>) {
@@ -316,7 +325,7 @@ fn run_cases(variant_name: &str) -> (usize, usize, Vec<String>) {
     for (i, case) in case_table().iter().enumerate().filter(|(_, c)| c.variant == variant_name) {
         let x = inputs(&v, case, 1000 + i as u64);
         let mut wants: Vec<(DType, TensorMap, HostTensor)> = Vec::new();
-        for backend in runtime.available() {
+        for backend in runtime.available().into_iter().filter(|b| selected(b.name())) {
             // A backend that compiles decomposed programs through a heavy code generator (a GPU driver: lavapipe
             // takes about a second a program; MLIR and LLVM at -O3) runs each case at the smallest and largest of
             // its chunk sizes in its default configuration, and each other configuration on every fifth case
@@ -378,8 +387,12 @@ fn assert_variant_conforms(variant_name: &str) {
     let per_backend = case_table().iter().filter(|c| c.variant == variant_name).map(|c| c.chunks.len()).sum::<usize>();
     assert_eq!(checked, expected, "{variant_name}: not every run was checked");
     let backends = loglinear::runtime().available().len();
-    assert!(checked >= per_backend * backends.min(4), "{variant_name}: a backend ran no configuration");
-    assert!(checked >= 36, "{variant_name}: only {checked} runs");
+    if std::env::var("LOGLINEAR_BACKENDS").map_or(true, |l| l.is_empty()) {
+        assert!(checked >= per_backend * backends.min(4), "{variant_name}: a backend ran no configuration");
+        assert!(checked >= 36, "{variant_name}: only {checked} runs");
+    } else {
+        assert!(checked > 0, "{variant_name}: LOGLINEAR_BACKENDS selects no available backend");
+    }
     assert!(
         failures.is_empty(),
         "{} of {checked} conformance runs failed for `{variant_name}`:\n{}",
@@ -487,7 +500,7 @@ fn check_vectors(variant_name: &str, f32_tol: f64) {
     let mut failures = Vec::new();
     let mut checked = 0;
     for loglinear_testkit::Case { index: i, inputs: x, o: want } in loglinear_testkit::read_cases(variant_name) {
-        for backend in backends.available() {
+        for backend in backends.available().into_iter().filter(|b| selected(b.name())) {
             let tol = if backend.default_tolerance(&v) <= 1e-10 { 1e-10 } else { f32_tol };
             for chunk in [None, Some(4), Some(16)] {
                 if let Some(why) = check(run_caught(&backend, &v, &x, chunk, None), &want, tol) {
@@ -500,7 +513,10 @@ fn check_vectors(variant_name: &str, f32_tol: f64) {
             }
         }
     }
-    assert!(checked >= 4 * 3 * backends.available().len(), "{variant_name}: only {checked} runs");
+    assert!(
+        checked >= 4 * 3 * backends.available().iter().filter(|b| selected(b.name())).count(),
+        "{variant_name}: only {checked} runs"
+    );
     assert!(failures.is_empty(), "{} of {checked} vector runs failed:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -532,7 +548,7 @@ fn bad_input_is_an_error_on_every_backend() {
         nan.get_mut("q").expect("q").data[7] = f64::NAN;
         let mut inf = good.clone();
         inf.get_mut("k").expect("k").data[3] = f64::INFINITY;
-        for backend in backends.available() {
+        for backend in backends.available().into_iter().filter(|b| selected(b.name())) {
             for (what, x, needle) in
                 [("missing `v`", &missing, "`v`"), ("NaN in `q`", &nan, "`q`"), ("+inf in `k`", &inf, "`k`")]
             {
@@ -572,9 +588,13 @@ fn suite_runs_on_every_registered_backend() {
         if let Err(why) = b.availability() {
             eprintln!("skip: backend `{}` is not available here: {why}", b.name());
             // The CI installs lavapipe: there, a missing adapter is a failure, not a skip.
+            // `LOGLINEAR_REQUIRE_GPU=1` requires wgsl; a list (`wgsl,cuda`) requires those backends.
+            let required = std::env::var("LOGLINEAR_REQUIRE_GPU").unwrap_or_default();
+            let required: Vec<&str> =
+                if required == "1" { vec!["wgsl"] } else { required.split(',').filter(|x| !x.is_empty()).collect() };
             assert!(
-                std::env::var_os("LOGLINEAR_REQUIRE_GPU").is_none(),
-                "LOGLINEAR_REQUIRE_GPU is set but `{}` is unavailable: {why}",
+                !required.contains(&b.name()),
+                "LOGLINEAR_REQUIRE_GPU={required:?} but `{}` is unavailable: {why}",
                 b.name()
             );
         }
