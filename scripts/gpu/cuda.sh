@@ -5,19 +5,27 @@
 # PTX is made here (MLIR is not on the GPU machine) and carried with a binary built without MLIR:
 #   here:  cargo build --release -p loglinear-cli --features mlir && LL=target/release/loglinear bash scripts/gpu/cuda.sh prep
 #          cargo build --release -p loglinear-cli && strip -o gpu-bin/loglinear target/release/loglinear
-#   there: device tool, carry gpu-bin .gl .whl, command `bash scripts/gpu/cuda.sh check` (or bench, decode, all)
+#   there: device tool, carry gpu-bin .gl .whl, command `bash scripts/gpu/cuda.sh PHASE`
+# PHASE: check (conformance at T = 16384), bench, decode, profile, anchors (fla 0.6.0), perf (the last four).
 # Every figure goes to $OUT/*.jsonl|txt and stdout.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 phase=${1:-check}
 LL=${LL:-gpu-bin/loglinear}
 export LOGLINEAR_CUDA_KERNELS=${LOGLINEAR_CUDA_KERNELS:-$PWD/gpu-bin/ptx}
+if [ "$phase" != prep ] && [ ! -d "$LOGLINEAR_CUDA_KERNELS" ] && [ -f gpu-bin/ptx.tar.xz ]; then
+    # PTX travels compressed (text: ~15× smaller).
+    mkdir -p "$LOGLINEAR_CUDA_KERNELS" && tar -C "$LOGLINEAR_CUDA_KERNELS" --strip-components=1 -xJf gpu-bin/ptx.tar.xz
+fi
 CHECK="loglinear_mamba2:128:64:1e-5 loglinear_gated_deltanet:128:128:1e-4 mamba2:128:64:1e-5"
 FORMS="per_level fused streaming"
 
 if [ "$phase" = prep ]; then
-    # The programs of every run below, emitted for the configuration each run asks for.
-    mkdir -p "$LOGLINEAR_CUDA_KERNELS"
+    # The programs of every run below, emitted for the configuration each run asks for, into target/ptx, then
+    # packed into gpu-bin/ptx.tar.xz (with the conformance suite's programs when they are there: see
+    # docs/BENCHMARKS.md, "cuda on the H200").
+    export LOGLINEAR_CUDA_KERNELS=${PTX_DIR:-$PWD/target/ptx}
+    mkdir -p "$LOGLINEAR_CUDA_KERNELS" gpu-bin
     em() { $LL emit --target ptx --out "$LOGLINEAR_CUDA_KERNELS" "$@" > /dev/null || echo "emit failed: $*"; }
     for spec in $CHECK; do
         IFS=: read -r v k vd tol <<< "$spec"
@@ -36,7 +44,8 @@ if [ "$phase" = prep ]; then
         for v in loglinear_mamba2 mamba2; do em --variant $v --shape $N,16384,16,128,64 --decode-batch $N; done
     done
     ls "$LOGLINEAR_CUDA_KERNELS" | grep -c '\.ptx$'
-    du -sh "$LOGLINEAR_CUDA_KERNELS"
+    tar -C "$LOGLINEAR_CUDA_KERNELS/.." -cJf gpu-bin/ptx.tar.xz "$(basename "$LOGLINEAR_CUDA_KERNELS")"
+    du -sh "$LOGLINEAR_CUDA_KERNELS" gpu-bin/ptx.tar.xz
     exit 0
 fi
 
@@ -79,16 +88,16 @@ check() {
 }
 
 bench() {
-    # Forward, B·T = 32768 tokens, H = 16, bf16 inputs and storage, device-resident; cuda then wgsl, same run.
+    # Forward, B·T = 32768 tokens, H = 16, bf16 inputs and storage, device-resident: cuda in both forms, wgsl in
+    # the per-level form (its figures of issue 11), same run.
     for T in 4096 8192 16384; do
         B=$((32768 / T))
-        for form in per_level fused; do
-            for be in cuda wgsl; do
-                timeout 120 $LL bench --backend $be --variant loglinear_mamba2 --shape $B,$T,16,128,64 --input-dtype bf16 \
-                    --config storage=bf16,form=$form --resident --reps 10 --warmup 2 2>&1 | tee -a "$OUT/bench.txt"
-                timeout 120 $LL bench --backend $be --variant loglinear_gated_deltanet --shape $B,$T,16,128,128 --input-dtype bf16 \
-                    --config storage=bf16,form=$form --resident --reps 5 --warmup 1 2>&1 | tee -a "$OUT/bench.txt"
-            done
+        for run in "cuda per_level" "cuda fused" "wgsl per_level"; do
+            set -- $run
+            timeout 120 $LL bench --backend $1 --variant loglinear_mamba2 --shape $B,$T,16,128,64 --input-dtype bf16 \
+                --config storage=bf16,form=$2 --resident --reps 5 --warmup 1 2>&1 | tee -a "$OUT/bench.txt"
+            timeout 120 $LL bench --backend $1 --variant loglinear_gated_deltanet --shape $B,$T,16,128,128 --input-dtype bf16 \
+                --config storage=bf16,form=$2 --resident --reps 3 --warmup 1 2>&1 | tee -a "$OUT/bench.txt"
         done
     done
 }
@@ -102,9 +111,26 @@ decode() {
     done
 }
 
+profile() {
+    # Per-kernel wall times (a synchronisation after each kernel): where the forward time goes.
+    $LL --log-level debug bench --backend cuda --variant loglinear_mamba2 --shape 2,16384,16,128,64 --input-dtype bf16 \
+        --config storage=bf16,form=per_level --resident --reps 1 --warmup 0 2>&1 | grep "cuda kernel" | tail -20 \
+        | tee -a "$OUT/profile.txt"
+    $LL --log-level debug bench --backend cuda --variant loglinear_gated_deltanet --shape 2,16384,16,128,128 \
+        --input-dtype bf16 --config storage=bf16,form=per_level --resident --reps 1 --warmup 0 2>&1 \
+        | grep "cuda kernel" | tail -20 | tee -a "$OUT/profile.txt"
+}
+
+anchors() {
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    timeout 300 python3 .whl/anchors_fla.py "$OUT/anchors.json" 2>&1 | tail -40
+}
+
 case $phase in
 check) check ;;
 bench) bench ;;
 decode) decode ;;
-all) check; decode; bench ;;
+profile) profile ;;
+anchors) anchors ;;
+perf) anchors; bench; decode; profile ;;
 esac
