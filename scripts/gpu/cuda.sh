@@ -6,7 +6,8 @@
 #   here:  cargo build --release -p loglinear-cli --features mlir && LL=target/release/loglinear bash scripts/gpu/cuda.sh prep
 #          cargo build --release -p loglinear-cli && strip -o gpu-bin/loglinear target/release/loglinear
 #   there: device tool, carry gpu-bin .gl .whl, command `bash scripts/gpu/cuda.sh PHASE`
-# PHASE: check (conformance at T = 16384), bench, decode, profile, anchors (fla 0.6.0), perf (the last four).
+# PHASE: check (conformance at T = 16384), bench, decode, profile, anchors (fla 0.6.0), perf (the last four),
+# sweep (schedule knobs; PTX from scripts/gpu/cuda-sweep-prep.sh).
 # Every figure goes to $OUT/*.jsonl|txt and stdout.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -121,6 +122,25 @@ profile() {
         | grep "cuda kernel" | tail -20 | tee -a "$OUT/profile.txt"
 }
 
+sweep() {
+    # Schedule knobs on the forward pass: V split into column blocks (more grid programs for the serial level
+    # scan) and chunk 32 (tiles that fit shared memory).
+    for T in 4096 16384; do
+        B=$((32768 / T))
+        for c in "v_block=32" "v_block=16" "chunk=32" "chunk=32,v_block=16"; do
+            timeout 60 $LL bench --backend cuda --variant loglinear_mamba2 --shape $B,$T,16,128,64 --input-dtype bf16 \
+                --config storage=bf16,form=per_level,$c --resident --reps 5 --warmup 1 2>&1 | sed "s/^/$c /" | tee -a "$OUT/sweep.txt"
+        done
+        for c in "v_block=64" "v_block=32" "chunk=32" "chunk=32,v_block=32"; do
+            timeout 60 $LL bench --backend cuda --variant loglinear_gated_deltanet --shape $B,$T,16,128,128 --input-dtype bf16 \
+                --config storage=bf16,form=per_level,$c --resident --reps 3 --warmup 1 2>&1 | sed "s/^/$c /" | tee -a "$OUT/sweep.txt"
+        done
+    done
+    # Per-kernel times of a decode step.
+    $LL --log-level debug bench --decode --backend cuda --variant loglinear_mamba2 --shape 1,16384,16,128,64 --reps 2 \
+        2>&1 | grep "cuda kernel" | grep decode | tail -6 | tee -a "$OUT/profile.txt"
+}
+
 anchors() {
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     timeout 300 python3 .whl/anchors_fla.py "$OUT/anchors.json" 2>&1 | tail -40
@@ -131,6 +151,7 @@ check) check ;;
 bench) bench ;;
 decode) decode ;;
 profile) profile ;;
+sweep) sweep ;;
 anchors) anchors ;;
 perf) anchors; bench; decode; profile ;;
 esac
