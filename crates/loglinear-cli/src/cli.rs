@@ -242,6 +242,18 @@ struct CompileArgs {
     /// `specialise` fixes in the dump
     #[arg(long, value_name = "B,T,H,K,V")]
     shape: Option<String>,
+    /// Also translate the forward program (decomposed, at the shape's K and V) through MLIR and print each stage:
+    /// `cpu` (as translated, then the LLVM dialect) or `gpu` (as translated, the NVVM dialect, PTX). Needs a build
+    /// with the `mlir` feature
+    #[arg(long, value_enum, value_name = "TARGET")]
+    mlir: Option<MlirArg>,
+}
+
+/// Where `compile --mlir` lowers to.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MlirArg {
+    Cpu,
+    Gpu,
 }
 
 #[derive(Args, Debug)]
@@ -768,6 +780,24 @@ fn cmd_compile(registry: &Registry, args: &CompileArgs) -> Result<(), RuntimeErr
                 c.decode.kernels.len(),
                 PASSES.iter().map(|p| p.name).collect::<Vec<_>>().join(" -> ")
             ));
+        }
+    }
+    if let Some(target) = args.mlir {
+        let mut p =
+            loglinear_schedule::compile_decomposed(variant, &opts, Some((shape.3, shape.4))).map_err(to_err)?.forward;
+        p.set_types(opts.storage, opts.accum);
+        let gpu = matches!(target, MlirArg::Gpu);
+        let stages = loglinear::mlir_stages(&p, gpu)
+            .ok_or_else(|| RuntimeError::Unsupported {
+                backend: "compile".into(),
+                what: "--mlir in this build: rebuild the CLI with `--features mlir` (MLIR/LLVM 22)".into(),
+            })?
+            .map_err(|message| RuntimeError::Backend { backend: "mlir".into(), message })?;
+        for (stage, text) in stages {
+            if !out.ends_with('\n') && !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("; MLIR stage `{stage}` of `{}` (K={}, V={})\n{text}", p.name, shape.3, shape.4));
         }
     }
     if args.cost {

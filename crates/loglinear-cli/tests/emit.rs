@@ -67,3 +67,15 @@ fn ptx_and_a_manifest_for_the_cuda_backend() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn compile_prints_the_mlir_stages_only_in_an_mlir_build() {
+    let argv = ["loglinear", "compile", "--variant", "loglinear_mamba2", "--shape", "1,64,1,8,4", "--mlir", "gpu"];
+    let code = main_with_args(Registry::builtin(), loglinear::backends(), argv.iter().map(|s| s.to_string()));
+    assert_eq!(code, if cfg!(feature = "mlir") { EXIT_OK } else { EXIT_USAGE });
+    let bad = ["loglinear", "compile", "--variant", "loglinear_mamba2", "--mlir", "tpu"];
+    assert_eq!(
+        main_with_args(Registry::builtin(), loglinear::backends(), bad.iter().map(|s| s.to_string())),
+        EXIT_USAGE
+    );
+}

@@ -25,6 +25,8 @@ pub struct CpuProgram {
     /// Buffers of the last run, reused by the next run of the same sizes.
     pool: Mutex<Option<(Vec<Vec<usize>>, Vec<Vec<f32>>)>>,
     kernels: Vec<(CpuKernel, KernelFn)>,
+    /// The module as translated, before lowering (for dumps).
+    pub mlir_text: String,
     /// The LLVM-dialect module as text (for dumps).
     pub llvm_text: String,
     /// Time to translate each kernel.
@@ -51,6 +53,7 @@ impl CpuProgram {
             kernels.push(crate::translate::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?);
             translate_times.push(t.elapsed());
         }
+        let mlir_text = module.as_operation().to_string();
         let t = Instant::now();
         run_pipeline(&ctx, &mut module, CPU_TO_LLVM)?;
         let llvm_text = module.as_operation().to_string();
@@ -68,6 +71,7 @@ impl CpuProgram {
             zero: needs_zeroing(p),
             pool: Mutex::new(None),
             kernels: entries,
+            mlir_text,
             llvm_text,
             translate_times,
             jit_time,

@@ -1,5 +1,5 @@
 //! NVIDIA: a specialised, decomposed program → one `gpu.module` (an entry point per kernel, laid out by
-//! [`loglinear_kernel::device`]) → NVVM → PTX for `sm_90` ([`lower::GPU_TO_PTX`]). The CUDA loader
+//! [`loglinear_kernel::device`]) → NVVM → PTX for `sm_90` ([`lower::GPU_TO_NVVM`], [`lower::NVVM_TO_PTX`]). The CUDA loader
 //! (`loglinear-cuda`) links no MLIR: it takes the PTX text, from a directory or from [`MlirPtx`].
 
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use melior::ir::attribute::{ArrayAttribute, StringAttribute};
 use melior::ir::operation::{OperationBuilder, OperationMutLike};
 use melior::ir::{Attribute, Block, BlockLike, Identifier, Location, Module, Region, RegionLike};
 
-use crate::lower::{ptx_of, run_pipeline, GPU_TO_PTX, NVVM_TARGET};
+use crate::lower::{ptx_of, run_pipeline, GPU_TO_NVVM, NVVM_TARGET, NVVM_TO_PTX};
 use crate::translate::translate_gpu_kernel;
 use crate::{MlirContext, MlirError};
 
@@ -23,6 +23,8 @@ pub struct PtxModule {
     pub kernels: Vec<GpuKernelLayout>,
     /// The module before lowering (`--dump-ir`).
     pub mlir: String,
+    /// The module in the NVVM and LLVM dialects, before PTX generation (`--dump-ir`).
+    pub nvvm: String,
     /// Time to translate each kernel.
     pub translate_times: Vec<Duration>,
     /// Time to lower the module to PTX.
@@ -61,11 +63,29 @@ pub fn compile_ptx(p: &Program) -> Result<PtxModule, MlirError> {
     module.as_operation_mut().set_attribute("gpu.container_module", Attribute::unit(c));
     let mlir = module.as_operation().to_string();
     let t = Instant::now();
-    run_pipeline(&ctx, &mut module, GPU_TO_PTX)?;
+    run_pipeline(&ctx, &mut module, GPU_TO_NVVM)?;
+    let nvvm = module.as_operation().to_string();
+    run_pipeline(&ctx, &mut module, NVVM_TO_PTX)?;
     let mut ptx = ptx_of(&module)?;
     let lower_time = t.elapsed();
     let ptx = ptx.pop().map(|(_, text)| text).ok_or_else(|| MlirError::Codegen("no gpu.binary".into()))?;
-    Ok(PtxModule { ptx, kernels, mlir, translate_times, lower_time })
+    Ok(PtxModule { ptx, kernels, mlir, nvvm, translate_times, lower_time })
+}
+
+/// The stages of `p` through MLIR, as `(name, text)`: for the CPU the module as translated (`mlir`) and in the
+/// LLVM dialect (`llvm`); for NVIDIA (`gpu`) as translated, in the NVVM dialect (`nvvm`) and as PTX (`ptx`). What
+/// `loglinear compile --mlir cpu|gpu --dump-ir after-all` prints.
+///
+/// # Errors
+/// [`MlirError`] from translation, verification or lowering.
+pub fn dump_stages(p: &Program, gpu: bool) -> Result<Vec<(&'static str, String)>, MlirError> {
+    if gpu {
+        let m = compile_ptx(p)?;
+        Ok(vec![("mlir", m.mlir), ("nvvm", m.nvvm), ("ptx", m.ptx)])
+    } else {
+        let c = crate::CpuProgram::compile(p)?;
+        Ok(vec![("mlir", c.mlir_text.clone()), ("llvm", c.llvm_text.clone())])
+    }
 }
 
 /// [`PtxCompiler`] through MLIR ([`compile_ptx`]): what the `cuda` backend uses when built with the `mlir`

@@ -24,7 +24,7 @@ pub mod translate;
 
 pub use context::MlirContext;
 pub use exec::CpuProgram;
-pub use gpu::{compile_ptx, MlirPtx, PtxModule};
+pub use gpu::{compile_ptx, dump_stages, MlirPtx, PtxModule};
 pub use jit::{Jit, MemRef1};
 pub use target::{MlirCpuTarget, NAME};
 

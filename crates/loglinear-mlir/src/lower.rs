@@ -16,9 +16,12 @@ pub const CPU_TO_LLVM: &str = "builtin.module(convert-vector-to-scf,convert-lina
 convert-scf-to-cf,convert-vector-to-llvm,convert-math-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,\
 convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts)";
 
-/// NVIDIA: each `gpu.module` (carrying an `#nvvm.target`) to NVVM, then to a `gpu.binary` holding PTX text.
-pub const GPU_TO_PTX: &str = "builtin.module(gpu.module(convert-scf-to-cf,convert-math-to-llvm,convert-gpu-to-nvvm,\
-reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
+/// NVIDIA, first step: each `gpu.module` (carrying an `#nvvm.target`) to the NVVM and LLVM dialects.
+pub const GPU_TO_NVVM: &str = "builtin.module(gpu.module(convert-scf-to-cf,convert-math-to-llvm,convert-gpu-to-nvvm,\
+reconcile-unrealized-casts))";
+
+/// NVIDIA, second step: each NVVM `gpu.module` to a `gpu.binary` holding PTX text.
+pub const NVVM_TO_PTX: &str = "builtin.module(gpu-module-to-binary{format=isa})";
 
 /// The `#nvvm.target` attribute for the H200: `sm_90` with PTX 8.0.
 pub const NVVM_TARGET: &str = r#"#nvvm.target<chip = "sm_90", features = "+ptx80">"#;

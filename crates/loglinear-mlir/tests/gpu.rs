@@ -40,3 +40,19 @@ fn every_builtin_compiles_to_ptx_for_sm_90() {
         }
     }
 }
+
+#[test]
+fn every_stage_can_be_dumped() {
+    let v = builtins::by_name("loglinear_mamba2").unwrap();
+    let p = loglinear_schedule::compile_decomposed(&v, &ScheduleConfig::with_chunk(16), Some((8, 4))).unwrap().forward;
+    let gpu = loglinear_mlir::dump_stages(&p, true).unwrap();
+    let names: Vec<&str> = gpu.iter().map(|s| s.0).collect();
+    assert_eq!(names, ["mlir", "nvvm", "ptx"]);
+    assert!(gpu[0].1.contains("gpu.func @k0_") && gpu[0].1.contains("gpu.barrier"), "{}", gpu[0].1);
+    assert!(gpu[1].1.contains("nvvm.barrier") && !gpu[1].1.contains("scf.for"), "{}", gpu[1].1);
+    assert!(gpu[2].1.contains(".entry k0_"));
+    let cpu = loglinear_mlir::dump_stages(&p, false).unwrap();
+    assert_eq!(cpu.iter().map(|s| s.0).collect::<Vec<_>>(), ["mlir", "llvm"]);
+    assert!(cpu[0].1.contains("func.func @k0_") && cpu[0].1.contains("scf.for"));
+    assert!(cpu[1].1.contains("llvm.func @k0_") && !cpu[1].1.contains("scf.for"));
+}

@@ -1,7 +1,7 @@
 //! The MLIR toolchain end to end, on modules built through melior's builder API: a CPU function lowered to the
 //! LLVM dialect, JIT-compiled and run; a GPU kernel lowered to PTX for `sm_90`.
 
-use loglinear_mlir::lower::{ptx_of, run_pipeline, CPU_TO_LLVM, GPU_TO_PTX, NVVM_TARGET};
+use loglinear_mlir::lower::{ptx_of, run_pipeline, CPU_TO_LLVM, GPU_TO_NVVM, NVVM_TARGET, NVVM_TO_PTX};
 use loglinear_mlir::{Jit, MemRef1, MlirContext};
 use melior::dialect::{arith, func, memref, scf};
 use melior::ir::attribute::{IntegerAttribute, StringAttribute, TypeAttribute};
@@ -111,7 +111,8 @@ fn a_gpu_kernel_is_lowered_to_ptx_for_sm_90() {
         .unwrap();
     module.body().append_operation(gmodule);
     module.as_operation_mut().set_attribute("gpu.container_module", Attribute::unit(c));
-    run_pipeline(&ctx, &mut module, GPU_TO_PTX).unwrap();
+    run_pipeline(&ctx, &mut module, GPU_TO_NVVM).unwrap();
+    run_pipeline(&ctx, &mut module, NVVM_TO_PTX).unwrap();
     let ptx = ptx_of(&module).unwrap();
     assert_eq!(ptx.len(), 1, "{ptx:?}");
     let (name, text) = &ptx[0];

@@ -70,6 +70,21 @@ pub fn ptx_compiler() -> Option<std::sync::Arc<dyn loglinear_kernel::device::Ptx
     None
 }
 
+/// The stages of a specialised, decomposed program through MLIR (`gpu`: to PTX; else to the LLVM dialect for
+/// the CPU), as `(stage, text)`; `None` in a build without the `mlir` feature.
+pub fn mlir_stages(
+    program: &loglinear_kernel::kernel::Program,
+    gpu: bool,
+) -> Option<Result<Vec<(&'static str, String)>, String>> {
+    #[cfg(feature = "mlir")]
+    return Some(loglinear_mlir::dump_stages(program, gpu).map_err(|e| e.to_string()));
+    #[cfg(not(feature = "mlir"))]
+    {
+        let _ = (program, gpu);
+        None
+    }
+}
+
 /// The `cuda` backend as [`backends`] registers it: [`CudaTarget::from_env`] (kernels directory from
 /// `LOGLINEAR_CUDA_KERNELS`, device from `LOGLINEAR_DEVICE`, code-generation mode from `LOGLINEAR_CUDA_PREPARE=1`)
 /// with this build's PTX compiler ([`ptx_compiler`]) when it has one.
