@@ -1,16 +1,19 @@
 //! `loglinear emit`: standalone kernels for another runtime, with a manifest.
 //!
 //! For a variant and a problem shape, emit writes the code of the programs a backend would run — the forward
-//! pass and the decode step, with the schedule the runtime picks for that shape — into an existing directory:
-//! one file per program named by its [`fingerprint`] (what the `cuda` backend loads with `--kernels DIR` /
-//! `LOGLINEAR_CUDA_KERNELS`), the program's kernel IR beside it (`.kir`), and `manifest.json` listing every
-//! program: its entry points, threads, shared memory and scratch per grid program, grid extents, buffers with
-//! their dtypes and symbolic shapes, and the parameter order of [`loglinear::kernel::device`].
+//! pass and the decode step, with the schedule the runtime picks for that shape (on the backend the target
+//! belongs to: `ptx` → cuda, `wgsl`/`spirv`/`msl`/`hlsl` → wgsl, `object` → cranelift) — into an existing
+//! directory: per program, its code files named by its [`fingerprint`] (what the `cuda` backend loads with
+//! `--kernels DIR`), the program's kernel IR beside them (`.kir`), and `manifest.json` listing every program: its
+//! entry points and their launch parameters (threads, memory, grid extents), buffers with their dtypes and
+//! symbolic shapes. One module per target ([`ptx`], …) turns a program into files and manifest entries.
+
+mod ptx;
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use loglinear::kernel::device::{fingerprint, gpu_layout};
+use loglinear::kernel::device::fingerprint;
 use loglinear::kernel::kernel::{BufKind, Program};
 use loglinear::{Registry, RunOptions, Runtime, RuntimeError};
 
@@ -70,15 +73,13 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             expected: "a positive integer".into(),
         });
     }
-    let (backend_name, compiler) = match args.target {
-        EmitTarget::Ptx => ("cuda", loglinear::ptx_compiler()),
+    let backend_name = match args.target {
+        EmitTarget::Ptx => ptx::BACKEND,
     };
-    let Some(compiler) = compiler else {
-        return Err(RuntimeError::Unsupported {
-            backend: backend_name.into(),
-            what: "emitting PTX in this build: rebuild the CLI with `--features mlir` (MLIR/LLVM 22)".into(),
-        });
-    };
+    // Refuse a target this build cannot emit before any work.
+    match args.target {
+        EmitTarget::Ptx => ptx::check()?,
+    }
     let backend = backends.get(backend_name)?;
     let mut opts = RunOptions::with_chunk_size(args.chunk_size);
     if let Some(text) = &args.config {
@@ -88,51 +89,79 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     let dims = loglinear::Dims { b, t, h, k, v, l };
     let forward = backend.config_for(variant, &dims, &opts)?;
     let decode = backend.decode_config(variant, &loglinear::Dims { b: args.decode_batch, t: 1, ..dims }, &opts)?;
+    // Every file is made before any is written: a failure leaves the directory as it was.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut entries = Vec::new();
     for (role, config, is_decode) in [("forward", forward, false), ("decode_step", decode, true)] {
         let p = backend.program(variant, k, v, &config, is_decode)?;
         let name = fingerprint(&p);
-        let code = compiler.ptx(&p).map_err(|message| RuntimeError::Backend { backend: "emit".into(), message })?;
-        let file = format!("{name}.ptx");
-        write_atomic(&args.out.join(&file), code.as_bytes())?;
-        write_atomic(&args.out.join(format!("{name}.kir")), p.to_string().as_bytes())?;
-        entries.push(manifest_entry(role, &config.to_string(), &p, &file));
-        println!("{role}: {} ({config}) -> {}", p.name, args.out.join(&file).display());
+        let emitted = match args.target {
+            EmitTarget::Ptx => ptx::emit(&p, &name)?,
+        };
+        let kir = format!("{name}.kir");
+        let mut entry = serde_json::json!({
+            "role": role,
+            "program": p.name,
+            "fingerprint": name,
+            "files": emitted.files.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+            "kernel_ir": kir,
+            "config": config.to_string(),
+            "buffers": buffers(&p),
+            "kernels": emitted.kernels,
+        });
+        if let (Some(e), Some(first)) = (entry.as_object_mut(), emitted.files.first()) {
+            e.insert("file".into(), first.0.clone().into());
+        }
+        println!(
+            "{role}: {} ({config}) -> {}",
+            p.name,
+            emitted.files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        files.extend(emitted.files);
+        files.push((kir, p.to_string().into_bytes()));
+        entries.push(entry);
     }
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "loglinear": env!("CARGO_PKG_VERSION"),
         "variant": variant.name,
-        "target": "ptx",
-        "arch": "sm_90",
+        "target": args.target.name(),
         "shape": { "B": b, "T": t, "H": h, "K": k, "V": v, "decode_batch": args.decode_batch },
-        "parameters": "per kernel: one f32* per buffer (program order), the sizes B,T,H,K,V,L,NT,C,M,MS,LC,Step as \
-                       i64, lo: i64, hi: i64 (programs lo..hi, program lo + blockIdx.x), scratch: f32* \
-                       (scratch_floats per block)",
         "programs": entries,
     });
+    if let Some(m) = manifest.as_object_mut() {
+        let extra = match args.target {
+            EmitTarget::Ptx => ptx::manifest_fields(),
+        };
+        m.extend(extra);
+    }
+    for (file, bytes) in &files {
+        write_atomic(&args.out.join(file), bytes)?;
+    }
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| RuntimeError::Internal(e.to_string()))?;
     write_atomic(&args.out.join("manifest.json"), text.as_bytes())?;
     Ok(())
 }
 
-/// One program's entry in `manifest.json`.
-fn manifest_entry(role: &str, config: &str, p: &Program, file: &str) -> serde_json::Value {
-    let kernels: Vec<serde_json::Value> = (0..p.kernels.len())
-        .map(|i| {
-            let k = &p.kernels[i];
-            let l = gpu_layout(p, i);
-            let grid: Vec<String> = k.grid.iter().map(|g| k.vars[g.0 as usize].extent.to_string()).collect();
-            serde_json::json!({
-                "entry": l.symbol,
-                "threads": l.threads,
-                "shared_bytes": l.shared_floats * 4,
-                "scratch_floats_per_block": l.scratch_floats,
-                "grid": grid,
-            })
-        })
-        .collect();
-    let buffers: Vec<serde_json::Value> = p
-        .buffers
+/// What a target made of one program: its files (name, contents) and one manifest entry per kernel.
+pub(crate) struct Emitted {
+    /// Files, the main one first.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Per kernel: entry point and launch parameters.
+    pub kernels: Vec<serde_json::Value>,
+}
+
+impl EmitTarget {
+    /// The name on the command line and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmitTarget::Ptx => "ptx",
+        }
+    }
+}
+
+/// The manifest's description of a program's buffers: name, kind, stored dtype, symbolic shape.
+fn buffers(p: &Program) -> Vec<serde_json::Value> {
+    p.buffers
         .iter()
         .map(|b| {
             let kind = match &b.kind {
@@ -142,19 +171,9 @@ fn manifest_entry(role: &str, config: &str, p: &Program, file: &str) -> serde_js
                 BufKind::State => "state".into(),
             };
             let shape: Vec<String> = b.shape.iter().map(|d| d.to_string()).collect();
-            serde_json::json!({ "name": b.name, "kind": kind, "dtype": "f32", "stored": b.elem.ir_name(), "shape": shape })
+            serde_json::json!({ "name": b.name, "kind": kind, "dtype": b.elem.ir_name(), "shape": shape })
         })
-        .collect();
-    serde_json::json!({
-        "role": role,
-        "program": p.name,
-        "fingerprint": fingerprint(p),
-        "file": file,
-        "kernel_ir": file.replace(".ptx", ".kir"),
-        "config": config,
-        "kernels": kernels,
-        "buffers": buffers,
-    })
+        .collect()
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory (no partial file on failure).
