@@ -40,6 +40,8 @@
 
 #![warn(missing_docs)]
 
+pub mod cross;
+pub use cross::{cross_compile, ShaderLang};
 use std::collections::BTreeSet;
 
 use loglinear_kernel::kernel::{
