@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # mesa-vulkan-drivers + libvulkan1: lavapipe, the Vulkan CPU driver the wgsl backend is tested on.
 # LLVM/MLIR 22: the loglinear-mlir crate (its paths are set in .cargo/config.toml).
-packages=(build-essential pkg-config mesa-vulkan-drivers libvulkan1
+packages=(build-essential pkg-config python3 mesa-vulkan-drivers libvulkan1
     llvm-22-dev libmlir-22-dev libpolly-22-dev libclang-common-22-dev libclang1-22 libzstd-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do

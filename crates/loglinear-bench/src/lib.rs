@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use loglinear_ir::random::random_inputs;
 use loglinear_ir::{HostTensor, TensorMap, VariantIr};
 use loglinear_runtime::{
-    check_chunk_size, Backend, ConfigOverrides, DType, ResidentInputs, RunOptions, Runtime, RuntimeError, Tensor,
+    check_chunk_size, Backend, ConfigOverrides, DType, ResidentInputs, RunOptions, Runtime, RuntimeError,
+    ScheduleConfig, Tensor,
 };
 
 use crate::baseline::{BaselineError, BaselineProblem};
@@ -68,6 +69,9 @@ pub struct BenchSpec {
     /// Time the main row on device-resident inputs (uploaded once, untimed) with the output left on the device
     /// (`Backend::run_resident`): what a GPU figure means. Off: every call takes host tensors in and out.
     pub resident: bool,
+    /// Ignore the tuning cache: the main row runs the backend's default pick even where `loglinear tune` left a
+    /// tuned configuration (which it otherwise uses when neither a chunk size nor `overrides` is given).
+    pub no_tune: bool,
 }
 
 impl BenchSpec {
@@ -86,12 +90,14 @@ impl BenchSpec {
             seed: 0,
             overrides: ConfigOverrides::default(),
             resident: false,
+            no_tune: false,
         }
     }
 
-    /// The run options of the main row.
+    /// The run options of the main row: the chunk size only when given (else the variant's, or a tuned
+    /// configuration's when the tuning cache has one and nothing else is fixed).
     pub fn options(&self) -> RunOptions {
-        RunOptions { overrides: self.overrides, ..RunOptions::with_chunk_size(Some(self.chunk())) }
+        RunOptions { overrides: self.overrides, no_tune: self.no_tune, ..RunOptions::with_chunk_size(self.chunk_size) }
     }
 
     /// The chunk size used: `chunk_size` or the variant's.
@@ -210,6 +216,36 @@ impl Workload {
             .map(|(n, t)| (n.clone(), t.view()))
             .collect();
         backend.upload(&self.variant, &views)
+    }
+
+    /// The configuration the main row runs with `opts` on `backend` (as [`Workload::run_backend_with`] binds the
+    /// inputs), and whether it came from the tuning cache.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub fn main_config(
+        &self,
+        backend: &Backend<'_>,
+        opts: &RunOptions,
+    ) -> Result<(ScheduleConfig, bool), RuntimeError> {
+        let storage = backend.config(&self.variant, opts)?.storage;
+        let converted: BTreeMap<String, Tensor>;
+        let typed = if storage == DType::F32 {
+            &self.typed
+        } else {
+            converted = self
+                .inputs
+                .iter()
+                .map(|(n, t)| (n.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data)))
+                .collect();
+            &converted
+        };
+        let views: loglinear_runtime::Bindings<'_> = typed
+            .iter()
+            .filter(|(n, _)| self.variant.input_by_name(n).is_some())
+            .map(|(n, t)| (n.clone(), t.view()))
+            .collect();
+        backend.config_for_inputs(&self.variant, &views, opts)
     }
 
     /// Runs the linear form on `backend`; `None` when the variant is already linear.
@@ -360,6 +396,10 @@ pub struct BenchReport {
     pub warmup: usize,
     /// The inputs' dtype.
     pub input_dtype: DType,
+    /// The main row's configuration.
+    pub config: Option<ScheduleConfig>,
+    /// Whether it came from the tuning cache.
+    pub tuned: bool,
     /// Rows: the main one first.
     pub rows: Vec<Row>,
 }
@@ -456,6 +496,7 @@ pub fn run_bench(
 
     let label = if spec.resident { format!("{} (resident)", backend.name()) } else { backend.name().to_string() };
     let opts = spec.options();
+    let main_config = w.main_config(&backend, &opts)?;
     let (first, samples, main_out) = if spec.resident {
         let resident = w.upload(&backend, &opts)?;
         let (first, samples, o) =
@@ -471,12 +512,12 @@ pub fn run_bench(
         variant: vname.clone(),
         first_call: first,
         samples,
-        flops: flops(&spec.variant),
+        flops: loglinear_schedule::cost(&spec.variant, w.shape, main_config.0.chunk).map(|c| c.flops).unwrap_or(0.0),
         diff_vs_main: None,
         skipped: None,
     });
     if !spec.baselines {
-        return Ok(report(spec, &w, rows));
+        return Ok(report(spec, &w, rows).with_config(main_config));
     }
 
     // interpreter-f32 on the same inputs.
@@ -557,7 +598,7 @@ pub fn run_bench(
             rows.push(Row::skipped(RowKind::Linear, llabel, &vname, "the variant is already linear"));
         }
     }
-    Ok(report(spec, &w, rows))
+    Ok(report(spec, &w, rows).with_config(main_config))
 }
 
 /// Refuses a shape with a zero size, naming `--shape`.
@@ -610,9 +651,17 @@ fn run_resident_lean(
     drop(views);
     drop(typed);
     let label = format!("{} (resident)", backend.name());
-    let (first, samples, _) =
-        time_calls(spec, &label, on_step, || backend.run_resident(&spec.variant, &resident, &opts).map(|r| r.0))?;
-    let flops = loglinear_schedule::cost(&spec.variant, spec.shape, spec.chunk()).map(|c| c.flops).unwrap_or(0.0);
+    let mut used = None;
+    let (first, samples, _) = time_calls(spec, &label, on_step, || {
+        backend.run_resident(&spec.variant, &resident, &opts).map(|(o, c)| {
+            used = Some(c);
+            o
+        })
+    })?;
+    let held_dtype = if matches!(storage, DType::F32 | DType::F64) { spec.input_dtype } else { storage };
+    let tuned = backend.tuned_config(&spec.variant, &resident.dims(), held_dtype, &opts).is_some();
+    let chunk = used.map_or(spec.chunk(), |c| c.chunk);
+    let flops = loglinear_schedule::cost(&spec.variant, spec.shape, chunk).map(|c| c.flops).unwrap_or(0.0);
     let rows = vec![Row {
         kind: RowKind::Main,
         label,
@@ -623,7 +672,8 @@ fn run_resident_lean(
         diff_vs_main: None,
         skipped: None,
     }];
-    Ok(report_at(spec, spec.shape, spec.chunk(), rows))
+    Ok(report_at(spec, spec.shape, spec.chunk(), rows)
+        .with_config(used.map(|c| (c, tuned)).ok_or_else(|| RuntimeError::Internal("no timed call".into()))?))
 }
 
 fn report(spec: &BenchSpec, w: &Workload, rows: Vec<Row>) -> BenchReport {
@@ -639,7 +689,19 @@ fn report_at(spec: &BenchSpec, shape: Shape, chunk: usize, rows: Vec<Row>) -> Be
         reps: spec.reps,
         warmup: spec.warmup,
         input_dtype: spec.input_dtype,
+        config: None,
+        tuned: false,
         rows,
+    }
+}
+
+impl BenchReport {
+    /// With the main row's configuration (its chunk becomes the report's).
+    fn with_config(mut self, (config, tuned): (ScheduleConfig, bool)) -> Self {
+        self.chunk = config.chunk;
+        self.config = Some(config);
+        self.tuned = tuned;
+        self
     }
 }
 
@@ -662,6 +724,10 @@ pub fn format_report(r: &BenchReport) -> String {
         "bench `{}` on `{}`: B={b} T={t} H={h} K={k} V={v} C={}, {} inputs, {} reps after {} warm-up call(s)\n\n",
         r.variant, r.backend, r.chunk, r.input_dtype, r.reps, r.warmup
     );
+    if let Some(c) = &r.config {
+        let from = if r.tuned { " (tuned: from the tuning cache; --no-tune for the default)" } else { "" };
+        let _ = writeln!(out, "config: {c}{from}\n");
+    }
     let header = ["row", "variant", "median", "min", "max", "GFLOP/s", "first call", "first−median", "diff vs main"];
     let mut cells: Vec<[String; 9]> = Vec::new();
     for row in &r.rows {

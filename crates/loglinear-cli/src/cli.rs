@@ -106,6 +106,10 @@ enum Command {
     /// Write standalone kernels (forward and decode step) and a manifest for another runtime, e.g. PTX for
     /// `--backend cuda --kernels DIR`
     Emit(crate::emit::EmitArgs),
+    /// Search schedule configurations for a variant, backend and shape (pruned with the cost model, the
+    /// survivors measured) and keep the fastest in the tuning cache, which `run` and `bench` then use for
+    /// every shape in the same bucket (T and B·H by powers of two)
+    Tune(TuneArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -191,6 +195,9 @@ struct RunArgs {
     /// linear variant) and `position` [B] (i64), the layout a decoder continues from (spec §6.1)
     #[arg(long, value_name = "STATE.safetensors")]
     final_state: Option<PathBuf>,
+    /// Ignore the tuning cache (`loglinear tune`): run the backend's default pick
+    #[arg(long)]
+    no_tune: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -340,6 +347,37 @@ struct BenchArgs {
     /// Time on device-resident inputs (uploaded once, untimed), the output left on the device: the GPU figure
     #[arg(long)]
     resident: bool,
+    /// Ignore the tuning cache (`loglinear tune`): time the backend's default pick
+    #[arg(long)]
+    no_tune: bool,
+}
+
+#[derive(Args, Debug)]
+struct TuneArgs {
+    /// Variant name (see `loglinear list`)
+    #[arg(long, value_name = "NAME")]
+    variant: String,
+    /// Backend (see `loglinear backends`)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_BACKEND)]
+    backend: String,
+    /// Problem shape of the measured runs: B,T,H,K,V (the result serves every T and B·H up to the next power of
+    /// two)
+    #[arg(long, value_name = "B,T,H,K,V")]
+    shape: String,
+    /// Time for the search, compiles included: a number with ms, s, m or h (the default configuration is always
+    /// measured)
+    #[arg(long, value_name = "DURATION", default_value = "60s", allow_hyphen_values = true)]
+    budget: String,
+    /// Dtype the inputs are held in (16-bit inputs also try 16-bit storage)
+    #[arg(long, value_enum, default_value = "f32")]
+    input_dtype: DtypeArg,
+    /// Candidates measured besides the default: the cost model's best N (and the best of each scan form and
+    /// storage type)
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    keep: usize,
+    /// Search even when the cache has a result for this bucket (the new winner replaces it)
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs the CLI on the process's arguments with `registry`'s variants and every backend of [`loglinear::backends`];
@@ -511,6 +549,7 @@ fn dispatch(registry: &Registry, backends: &Runtime, command: Command) -> Result
         Command::Bench(args) => cmd_bench(registry, backends, &args).map(|()| EXIT_OK),
         Command::Random(args) => cmd_random(registry, &args).map(|()| EXIT_OK),
         Command::Emit(args) => crate::emit::cmd_emit(registry, backends, &args).map(|()| EXIT_OK),
+        Command::Tune(args) => cmd_tune(registry, backends, &args).map(|()| EXIT_OK),
     }
 }
 
@@ -591,6 +630,7 @@ fn cmd_run(registry: &Registry, backends: &Runtime, args: &RunArgs) -> Result<()
     if let Some(f) = args.form {
         opts.overrides.form = Some(f.into());
     }
+    opts.no_tune = args.no_tune;
     let initial = match &args.initial_state {
         Some(path) => {
             if cu.is_some() {
@@ -870,6 +910,7 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
         input_dtype: args.input_dtype.into(),
         overrides,
         resident: args.resident,
+        no_tune: args.no_tune,
     };
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(loglinear_bench::total_steps(&spec))
@@ -886,6 +927,45 @@ fn cmd_bench(registry: &Registry, backends: &Runtime, args: &BenchArgs) -> Resul
     bar.finish_and_clear();
     print_out(&loglinear_bench::format_report(&report?));
     Ok(())
+}
+
+/// `loglinear tune`: the search is `loglinear_runtime::tune::tune`; a winner that cannot be saved is an error
+/// after the table.
+fn cmd_tune(registry: &Registry, backends: &Runtime, args: &TuneArgs) -> Result<(), RuntimeError> {
+    use loglinear::runtime::tune;
+    let variant = registry.get(&args.variant)?;
+    let backend = backends.get(&args.backend)?;
+    let shape = parse_shape(&args.shape)?;
+    let budget = tune::parse_duration("--budget", &args.budget)?;
+    let spec = tune::TuneSpec {
+        input_dtype: args.input_dtype.into(),
+        budget,
+        keep: args.keep,
+        force: args.force,
+        ..tune::TuneSpec::new(shape)
+    };
+    let bar =
+        if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}") {
+        bar.set_style(style);
+    }
+    let report = tune::tune(&backend, variant, &spec, &mut |step| {
+        bar.set_length(step.total as u64);
+        bar.set_position(step.index as u64);
+        bar.set_message(step.config.to_string());
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    print_out(&tune::format_report(&report));
+    match (&report.save_error, &report.cache_file) {
+        (Some(reason), Some(path)) => Err(RuntimeError::Write { path: path.clone(), reason: reason.clone() }),
+        (Some(_), None) => Err(RuntimeError::InvalidArgument {
+            argument: tune::CACHE_ENV.into(),
+            value: "(unset, as are XDG_CACHE_HOME and HOME)".into(),
+            expected: "a directory to keep tuned configurations in".into(),
+        }),
+        (None, _) => Ok(()),
+    }
 }
 
 fn cmd_demo(registry: &Registry, backends: &Runtime, args: DemoArgs) -> Result<i32, RuntimeError> {

@@ -9,7 +9,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Linkage, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use tracing::debug;
 
 use crate::emit::{EmitCtx, EmitError};
@@ -42,6 +42,8 @@ pub struct JitOptions {
     pub disasm: bool,
 }
 
+// Not derivable: `verify` defaults to on in debug builds (clippy sees only the release value).
+#[allow(clippy::derivable_impls)]
 impl Default for JitOptions {
     fn default() -> Self {
         JitOptions { fma: None, verify: cfg!(debug_assertions), disasm: false }
@@ -80,6 +82,125 @@ fn set(b: &mut dyn Configurable, name: &str, value: &str) -> Result<(), JitError
     b.set(name, value).map_err(|e| JitError::Setting { name: name.into(), value: value.into(), msg: e.to_string() })
 }
 
+/// The host ISA with the flags every generated function is compiled with, its features and the matching
+/// emitter context.
+pub(crate) struct HostIsa {
+    pub(crate) isa: OwnedTargetIsa,
+    pub(crate) info: IsaInfo,
+    pub(crate) ctx: EmitCtx,
+}
+
+/// Builds the host ISA: `pic` makes position-independent code (an object file that may go into a shared
+/// library); the JIT places code itself and needs none.
+pub(crate) fn host_isa(options: &JitOptions, pic: bool) -> Result<HostIsa, JitError> {
+    let mut flags = settings::builder();
+    // `none`: keep the emitters' instruction order. With `speed` the e-graph pass leaves loads in program order
+    // but places pure ops (splat, fma) at their last use, so unrolled matmul micro-kernels spill.
+    set(&mut flags, "opt_level", "none")?;
+    set(&mut flags, "enable_verifier", if options.verify { "true" } else { "false" })?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
+    // Kernels keep tiles in stack slots of tens of KiB: probe the pages so guard pages are never skipped.
+    set(&mut flags, "enable_probestack", "true")?;
+    set(&mut flags, "probestack_strategy", "inline")?;
+    let isa_builder = cranelift_native::builder().map_err(|m| JitError::UnsupportedIsa(m.to_string()))?;
+    let isa = isa_builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::UnsupportedIsa(format!("building the host ISA: {e}")))?;
+    if isa.pointer_type() != types::I64 {
+        return Err(JitError::UnsupportedIsa(format!("{}: pointers are not 64-bit", isa.triple())));
+    }
+    let flag = |name: &str| isa.isa_flags().iter().any(|v| v.name == name && v.as_bool() == Some(true));
+    let triple = isa.triple().to_string();
+    let arch = isa.triple().architecture.to_string();
+    let info = match arch.as_str() {
+        "x86_64" => IsaInfo {
+            triple,
+            has_fma: flag("has_fma"),
+            has_sse41: flag("has_sse41"),
+            has_avx: flag("has_avx"),
+            has_avx2: flag("has_avx2"),
+        },
+        a if a.starts_with("aarch64") => {
+            IsaInfo { triple, has_fma: true, has_sse41: false, has_avx: false, has_avx2: false }
+        }
+        _ => IsaInfo { triple, has_fma: false, has_sse41: false, has_avx: false, has_avx2: false },
+    };
+    let use_fma = match options.fma {
+        None => info.has_fma,
+        Some(false) => false,
+        Some(true) if info.has_fma => true,
+        Some(true) => return Err(JitError::UnsupportedIsa(format!("{}: FMA requested but absent", info.triple))),
+    };
+    Ok(HostIsa { isa, info, ctx: EmitCtx { use_fma } })
+}
+
+/// A function defined in a [`Module`] by [`define_function`].
+#[derive(Clone, Debug)]
+pub struct DefinedFn {
+    /// Its id in the module.
+    pub id: FuncId,
+    /// Size of its machine code in bytes.
+    pub code_size: u32,
+    /// Cranelift's textual machine code, when asked for.
+    pub disasm: Option<String>,
+}
+
+/// Declares and defines one function `name(params…)` (the ISA's default C calling convention, no return value)
+/// in `module` — the JIT's or an object file's.
+///
+/// `body(builder, ctx, params)` is called with the builder positioned in the entry block (its parameters are
+/// `params`); it emits the function body and leaves the builder in an open block, where `return` is added.
+///
+/// # Errors
+/// The body's error; [`JitError::Module`] when the module refuses the declaration or the definition.
+#[allow(clippy::too_many_arguments)]
+pub fn define_function<M, F>(
+    module: &mut M,
+    emit: &EmitCtx,
+    disasm: bool,
+    name: &str,
+    linkage: Linkage,
+    params: &[ParamType],
+    body: F,
+) -> Result<DefinedFn, JitError>
+where
+    M: Module,
+    F: FnOnce(&mut FunctionBuilder, &EmitCtx, &[Value]) -> Result<(), JitError>,
+{
+    let module_err = |e: cranelift_module::ModuleError| JitError::Module { kernel: name.into(), msg: format!("{e:?}") };
+    let mut sig = module.make_signature();
+    for p in params {
+        sig.params.push(AbiParam::new(match p {
+            ParamType::Ptr | ParamType::I64 => types::I64,
+            ParamType::F32 => types::F32,
+        }));
+    }
+    let id = module.declare_function(name, linkage, &sig).map_err(module_err)?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    ctx.set_disasm(disasm);
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let vals = b.block_params(entry).to_vec();
+        body(&mut b, emit, &vals)?;
+        use cranelift_codegen::ir::InstBuilder;
+        b.ins().return_(&[]);
+        b.seal_all_blocks();
+        b.finalize(module.target_config());
+    }
+    module.define_function(id, &mut ctx).map_err(module_err)?;
+    let code_size = ctx.compiled_code().map(|c| c.code_info().total_size).unwrap_or(0);
+    let disasm = ctx.compiled_code().and_then(|c| c.vcode.clone());
+    Ok(DefinedFn { id, code_size, disasm })
+}
+
 impl JitModule {
     /// A JIT for the host with default options.
     pub fn new() -> Result<Self, JitError> {
@@ -89,47 +210,15 @@ impl JitModule {
     /// A JIT for the host. Fails on hosts Cranelift cannot target natively (or without 64-bit pointers, or
     /// without FMA when `options.fma == Some(true)`).
     pub fn with_options(options: JitOptions) -> Result<Self, JitError> {
-        let mut flags = settings::builder();
-        // `none`: keep the emitters' instruction order. With `speed` the e-graph pass leaves loads in program order
-        // but places pure ops (splat, fma) at their last use, so unrolled matmul micro-kernels spill.
-        set(&mut flags, "opt_level", "none")?;
-        set(&mut flags, "enable_verifier", if options.verify { "true" } else { "false" })?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        // Kernels keep tiles in stack slots of tens of KiB: probe the pages so guard pages are never skipped.
-        set(&mut flags, "enable_probestack", "true")?;
-        set(&mut flags, "probestack_strategy", "inline")?;
-        let isa_builder = cranelift_native::builder().map_err(|m| JitError::UnsupportedIsa(m.to_string()))?;
-        let isa = isa_builder
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| JitError::UnsupportedIsa(format!("building the host ISA: {e}")))?;
-        if isa.pointer_type() != types::I64 {
-            return Err(JitError::UnsupportedIsa(format!("{}: pointers are not 64-bit", isa.triple())));
-        }
-        let flag = |name: &str| isa.isa_flags().iter().any(|v| v.name == name && v.as_bool() == Some(true));
-        let triple = isa.triple().to_string();
-        let arch = isa.triple().architecture.to_string();
-        let info = match arch.as_str() {
-            "x86_64" => IsaInfo {
-                triple,
-                has_fma: flag("has_fma"),
-                has_sse41: flag("has_sse41"),
-                has_avx: flag("has_avx"),
-                has_avx2: flag("has_avx2"),
-            },
-            a if a.starts_with("aarch64") => {
-                IsaInfo { triple, has_fma: true, has_sse41: false, has_avx: false, has_avx2: false }
-            }
-            _ => IsaInfo { triple, has_fma: false, has_sse41: false, has_avx: false, has_avx2: false },
-        };
-        let use_fma = match options.fma {
-            None => info.has_fma,
-            Some(false) => false,
-            Some(true) if info.has_fma => true,
-            Some(true) => return Err(JitError::UnsupportedIsa(format!("{}: FMA requested but absent", info.triple))),
-        };
-        debug!(?info, use_fma, "cranelift JIT ready");
-        Ok(JitModule { isa, info, ctx: EmitCtx { use_fma }, disasm: options.disasm, compiles: AtomicU64::new(0) })
+        let host = host_isa(&options, false)?;
+        debug!(info = ?host.info, use_fma = host.ctx.use_fma, "cranelift JIT ready");
+        Ok(JitModule {
+            isa: host.isa,
+            info: host.info,
+            ctx: host.ctx,
+            disasm: options.disasm,
+            compiles: AtomicU64::new(0),
+        })
     }
 
     /// The host ISA's features.
@@ -147,7 +236,8 @@ impl JitModule {
         self.compiles.load(Ordering::Relaxed)
     }
 
-    /// Compiles one function `fn(params…)` (C calling convention, no return value).
+    /// Compiles one function `fn(params…)` (C calling convention, no return value) in a module of its own
+    /// ([`define_function`] on a JIT module, then finalised).
     ///
     /// `body(builder, ctx, params)` is called with the builder positioned in the entry block (its parameters are
     /// `params`); it emits the function body and leaves the builder in an open block, where `return` is added.
@@ -159,43 +249,18 @@ impl JitModule {
         let module_err =
             |e: cranelift_module::ModuleError| JitError::Module { kernel: name.into(), msg: format!("{e:?}") };
         let mut module = JITModule::new(JITBuilder::with_isa(self.isa.clone(), default_libcall_names()));
-        let mut sig = module.make_signature();
-        for p in params {
-            sig.params.push(AbiParam::new(match p {
-                ParamType::Ptr | ParamType::I64 => types::I64,
-                ParamType::F32 => types::F32,
-            }));
-        }
-        let id = module.declare_function(name, Linkage::Export, &sig).map_err(module_err)?;
-        let mut ctx = module.make_context();
-        ctx.func.signature = sig;
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
-        ctx.set_disasm(self.disasm);
-        let mut fctx = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let vals = b.block_params(entry).to_vec();
-            body(&mut b, &self.ctx, &vals).map_err(|e| JitError::Emit { kernel: name.into(), source: e })?;
-            use cranelift_codegen::ir::InstBuilder;
-            b.ins().return_(&[]);
-            b.seal_all_blocks();
-            b.finalize(module.target_config());
-        }
-        let t_emit = t0.elapsed();
-        module.define_function(id, &mut ctx).map_err(module_err)?;
-        let code_size = ctx.compiled_code().map(|c| c.code_info().total_size).unwrap_or(0);
-        let disasm = ctx.compiled_code().and_then(|c| c.vcode.clone());
+        let DefinedFn { id, code_size, disasm } =
+            define_function(&mut module, &self.ctx, self.disasm, name, Linkage::Export, params, |b, ctx, vals| {
+                body(b, ctx, vals).map_err(|e| JitError::Emit { kernel: name.into(), source: e })
+            })?;
+        let t_define = t0.elapsed();
         module.finalize_definitions().map_err(module_err)?;
         let ptr = module.get_finalized_function(id);
         let compile_time = t0.elapsed();
         self.compiles.fetch_add(1, Ordering::Relaxed);
         debug!(
             kernel = name,
-            emit_us = t_emit.as_micros() as u64,
+            define_us = t_define.as_micros() as u64,
             compile_us = compile_time.as_micros() as u64,
             code_size,
             "cranelift compiled"

@@ -12,7 +12,11 @@
 //!   themselves; the e-graph pass would move pure arithmetic away from its loads and make unrolled matmul loops
 //!   spill), FMA / SSE4.1 / AVX detection
 //!   ([`IsaInfo`]), compilation of one function at a time into a [`CompiledFn`] (owning its code, `Send + Sync`)
-//!   with typed function pointers and compile timing.
+//!   with typed function pointers and compile timing; [`define_function`] / [`define_kernel`] define a function
+//!   in any `cranelift_module::Module`, the JIT's or an object file's.
+//! * [`object`]: ahead-of-time compilation of every kernel of a program into one position-independent object
+//!   file for this CPU ([`compile_object`]), exported as `<prefix>_k<i>_<kernel>` with the JIT's kernel ABI plus
+//!   a `<prefix>_sizes` helper — what `loglinear emit --target object` writes for C and Python hosts.
 //! * [`emit`]: CLIF emitters for the kernel IR's dense tile ops, parameterised by compile-time sizes, strides and
 //!   flags: register-blocked `f32x4` [`emit::emit_matmul`] (A·B, Aᵀ·B, A·Bᵀ, triangular shortcuts),
 //!   [`emit::emit_exp`] / [`emit::emit_exp_nonpos`] / [`emit::emit_log`] / softplus / sigmoid in CLIF,
@@ -26,11 +30,13 @@ pub mod emit;
 pub mod error;
 pub mod exec;
 pub mod jit;
+pub mod object;
 pub mod target;
 pub mod translate;
 
 pub use error::JitError;
 pub use exec::CompiledProgram;
-pub use jit::{CompiledFn, IsaInfo, JitModule, JitOptions, ParamType};
+pub use jit::{define_function, CompiledFn, DefinedFn, IsaInfo, JitModule, JitOptions, ParamType};
+pub use object::{compile_object, ObjectCode, ObjectKernel};
 pub use target::CraneliftTarget;
-pub use translate::{translate_kernel, KernelCode};
+pub use translate::{define_kernel, translate_kernel, KernelCode, KERNEL_PARAMS};

@@ -31,7 +31,8 @@ use crate::emit::{
     Triangular, UnaryOp, F32, PTR,
 };
 use crate::error::JitError;
-use crate::jit::{CompiledFn, JitModule, ParamType};
+use crate::jit::{define_function, CompiledFn, DefinedFn, JitModule, ParamType};
+use cranelift_module::{Linkage, Module};
 
 /// Number of size symbols passed in the `sizes` array.
 pub const NUM_SYMS: usize = 12;
@@ -753,12 +754,25 @@ impl Tx<'_> {
     }
 }
 
-/// Translates kernel `ki` of the specialised program `prog` into a JIT-compiled function.
-///
-/// # Errors
-/// [`JitError::Unsupported`] for kernel IR outside what the translator handles (a tile with a run-time shape,
-/// a malformed access), [`JitError::Emit`] / [`JitError::Module`] when an emitter or Cranelift rejects it.
-pub fn translate_kernel(jit: &JitModule, prog: &Program, ki: usize) -> Result<KernelCode, JitError> {
+/// The parameters of every kernel function: `(bufs, sizes, lo, hi, scratch)`.
+pub const KERNEL_PARAMS: [ParamType; 5] =
+    [ParamType::Ptr, ParamType::Ptr, ParamType::I64, ParamType::I64, ParamType::Ptr];
+
+/// What a kernel's translation needs before any code is emitted: tile layout in the scratch area, the buffers
+/// it touches, triangular structure.
+struct KernelPlan<'a> {
+    prog: &'a Program,
+    kern: &'a Kernel,
+    tile_off: Vec<usize>,
+    tile_shape: Vec<(usize, usize)>,
+    tmp_off: [usize; 2],
+    scratch_floats: usize,
+    used: Vec<BufId>,
+    upper: Vec<Upper>,
+    upper_unobserved: Vec<bool>,
+}
+
+fn plan_kernel(prog: &Program, ki: usize) -> Result<KernelPlan<'_>, JitError> {
     if prog.specialised.is_none() {
         return Err(JitError::InvalidArgument(format!(
             "program `{}` is not specialised (run `specialise`)",
@@ -805,77 +819,96 @@ pub fn translate_kernel(jit: &JitModule, prog: &Program, ki: usize) -> Result<Ke
     }
     let upper = upper_structure(kern, &tile_shape);
     let upper_unobserved = upper_unobserved(kern, &tile_shape, &upper);
-    let name = format!("{}.k{ki}.{}", prog.name, kern.name);
-    let params = [ParamType::Ptr, ParamType::Ptr, ParamType::I64, ParamType::I64, ParamType::Ptr];
-    let mut failure: Option<JitError> = None;
-    let code = jit.compile(&name, &params, |b, ctx, p| {
-        let (bufs, sizes, lo, hi, scratch) = (p[0], p[1], p[2], p[3], p[4]);
-        let mut syms = [None; NUM_SYMS];
-        for s in ALL_SYMS {
-            if static_dim(Dim::Sym(s)).is_none() {
-                syms[sym_slot(s)] = Some(b.ins().load(types::I64, mem(), sizes, (sym_slot(s) * 8) as i32));
+    Ok(KernelPlan { prog, kern, tile_off, tile_shape, tmp_off, scratch_floats, used, upper, upper_unobserved })
+}
+
+/// Emits the body of a planned kernel into the function `b` is building (parameters `p`: [`KERNEL_PARAMS`]).
+fn emit_kernel_body(plan: KernelPlan<'_>, b: &mut FunctionBuilder, ctx: &EmitCtx, p: &[Value]) -> Result<(), JitError> {
+    let KernelPlan { prog, kern, tile_off, tile_shape, tmp_off, used, upper, upper_unobserved, .. } = plan;
+    let (bufs, sizes, lo, hi, scratch) = (p[0], p[1], p[2], p[3], p[4]);
+    let mut syms = [None; NUM_SYMS];
+    for s in ALL_SYMS {
+        if static_dim(Dim::Sym(s)).is_none() {
+            syms[sym_slot(s)] = Some(b.ins().load(types::I64, mem(), sizes, (sym_slot(s) * 8) as i32));
+        }
+    }
+    let mut tx = Tx {
+        kern,
+        ctx: *ctx,
+        syms,
+        scratch,
+        buf_ptr: vec![None; prog.buffers.len()],
+        buf_shape: Vec::new(),
+        buf_stride: Vec::new(),
+        vars: vec![None; kern.vars.len()],
+        tile_off,
+        tile_shape,
+        tmp_off,
+        upper,
+        upper_unobserved,
+        err: None,
+    };
+    tx.buf_shape = prog.buffers.iter().map(|buf| buf.shape.iter().map(|d| tx.dim(*d)).collect()).collect();
+    for bid in &used {
+        let i = bid.0 as usize;
+        tx.buf_ptr[i] = Some(b.ins().load(PTR, mem(), bufs, (i * 8) as i32));
+    }
+    tx.buf_stride = Vec::with_capacity(prog.buffers.len());
+    for i in 0..prog.buffers.len() {
+        let shape = tx.buf_shape[i].clone();
+        let mut st = vec![Dv::C(1); shape.len()];
+        if used.iter().any(|u| u.0 as usize == i) {
+            for n in (0..shape.len().saturating_sub(1)).rev() {
+                st[n] = dv_mul(b, st[n + 1], shape[n + 1]);
             }
         }
-        let mut tx = Tx {
-            kern,
-            ctx: *ctx,
-            syms,
-            scratch,
-            buf_ptr: vec![None; prog.buffers.len()],
-            buf_shape: Vec::new(),
-            buf_stride: Vec::new(),
-            vars: vec![None; kern.vars.len()],
-            tile_off,
-            tile_shape,
-            tmp_off,
-            upper,
-            upper_unobserved,
-            err: None,
-        };
-        tx.buf_shape = prog.buffers.iter().map(|buf| buf.shape.iter().map(|d| tx.dim(*d)).collect()).collect();
-        for bid in &used {
-            let i = bid.0 as usize;
-            tx.buf_ptr[i] = Some(b.ins().load(PTR, mem(), bufs, (i * 8) as i32));
-        }
-        tx.buf_stride = Vec::with_capacity(prog.buffers.len());
-        for i in 0..prog.buffers.len() {
-            let shape = tx.buf_shape[i].clone();
-            let mut st = vec![Dv::C(1); shape.len()];
-            if used.iter().any(|u| u.0 as usize == i) {
-                for n in (0..shape.len().saturating_sub(1)).rev() {
-                    st[n] = dv_mul(b, st[n + 1], shape[n + 1]);
-                }
-            }
-            tx.buf_stride.push(st);
-        }
-        let extents: Vec<Dv> = kern.grid.iter().map(|g| tx.dim(kern.vars[g.0 as usize].extent)).collect();
-        let grid = kern.grid.clone();
-        emit_for(b, Idx::Val(lo), Idx::Val(hi), 1, &[], |b, i, _| {
-            // Decompose the linear index, last grid variable fastest.
-            let mut rem = i;
-            for (n, g) in grid.iter().enumerate().rev() {
-                let v = if n == 0 {
-                    rem
-                } else {
-                    match extents[n] {
-                        Dv::C(e) => {
-                            let v = b.ins().urem_imm_s(rem, e.max(1));
-                            rem = b.ins().udiv_imm_s(rem, e.max(1));
-                            v
-                        }
-                        Dv::V(e) => {
-                            let v = b.ins().urem(rem, e);
-                            rem = b.ins().udiv(rem, e);
-                            v
-                        }
+        tx.buf_stride.push(st);
+    }
+    let extents: Vec<Dv> = kern.grid.iter().map(|g| tx.dim(kern.vars[g.0 as usize].extent)).collect();
+    let grid = kern.grid.clone();
+    emit_for(b, Idx::Val(lo), Idx::Val(hi), 1, &[], |b, i, _| {
+        // Decompose the linear index, last grid variable fastest.
+        let mut rem = i;
+        for (n, g) in grid.iter().enumerate().rev() {
+            let v = if n == 0 {
+                rem
+            } else {
+                match extents[n] {
+                    Dv::C(e) => {
+                        let v = b.ins().urem_imm_s(rem, e.max(1));
+                        rem = b.ins().udiv_imm_s(rem, e.max(1));
+                        v
                     }
-                };
-                tx.vars[g.0 as usize] = Some(Dv::V(v));
-            }
-            tx.stmts(b, &kern.body);
-            vec![]
-        });
-        if let Some(e) = tx.err.take() {
+                    Dv::V(e) => {
+                        let v = b.ins().urem(rem, e);
+                        rem = b.ins().udiv(rem, e);
+                        v
+                    }
+                }
+            };
+            tx.vars[g.0 as usize] = Some(Dv::V(v));
+        }
+        tx.stmts(b, &kern.body);
+        vec![]
+    });
+    match tx.err.take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Translates kernel `ki` of the specialised program `prog` into a JIT-compiled function.
+///
+/// # Errors
+/// [`JitError::Unsupported`] for kernel IR outside what the translator handles (a tile with a run-time shape,
+/// a malformed access), [`JitError::Emit`] / [`JitError::Module`] when an emitter or Cranelift rejects it.
+pub fn translate_kernel(jit: &JitModule, prog: &Program, ki: usize) -> Result<KernelCode, JitError> {
+    let plan = plan_kernel(prog, ki)?;
+    let (kern, scratch_floats) = (plan.kern, plan.scratch_floats);
+    let name = format!("{}.k{ki}.{}", prog.name, kern.name);
+    let mut failure: Option<JitError> = None;
+    let code = jit.compile(&name, &KERNEL_PARAMS, |b, ctx, p| {
+        if let Err(e) = emit_kernel_body(plan, b, ctx, p) {
             failure = Some(e);
         }
         Ok(())
@@ -887,6 +920,28 @@ pub fn translate_kernel(jit: &JitModule, prog: &Program, ki: usize) -> Result<Ke
     // SAFETY: compiled with exactly KernelEntry's parameters (2 pointers, 2 i64, 1 pointer), returning nothing.
     let entry = unsafe { code.as_fn::<KernelEntry>()? };
     Ok(KernelCode { name: kern.name.clone(), code, scratch_floats, entry })
+}
+
+/// Translates kernel `ki` of the specialised program `prog` into a function `symbol` ([`KERNEL_PARAMS`], the
+/// [`KernelEntry`] ABI) of any Cranelift module — the JIT's or an object file's ([`crate::object`]). Returns the
+/// definition and the scratch floats one call needs.
+///
+/// # Errors
+/// As [`translate_kernel`].
+pub fn define_kernel<M: Module>(
+    module: &mut M,
+    ctx: &EmitCtx,
+    prog: &Program,
+    ki: usize,
+    symbol: &str,
+    linkage: Linkage,
+) -> Result<(DefinedFn, usize), JitError> {
+    let plan = plan_kernel(prog, ki)?;
+    let scratch_floats = plan.scratch_floats;
+    let defined = define_function(module, ctx, false, symbol, linkage, &KERNEL_PARAMS, |b, ctx, p| {
+        emit_kernel_body(plan, b, ctx, p)
+    })?;
+    Ok((defined, scratch_floats))
 }
 
 #[allow(dead_code)]

@@ -8,6 +8,7 @@
 //! the inputs as typed views → run → the output in the storage type.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +42,9 @@ pub struct RunOptions {
     /// Most bytes of scratch the per-level scan form may take before the default configuration switches to the
     /// streaming form, whose scratch is O(L·K·V) per head; `None`: a quarter of physical memory.
     pub max_scratch: Option<u64>,
+    /// Skip the tuning cache ([`crate::tune`]): run the default pick even where a tuned configuration exists
+    /// (`--no-tune`).
+    pub no_tune: bool,
 }
 
 impl RunOptions {
@@ -52,6 +56,12 @@ impl RunOptions {
     /// Options with this configuration.
     pub fn with_config(config: ScheduleConfig) -> Self {
         RunOptions { config: Some(config), ..RunOptions::default() }
+    }
+
+    /// Whether a run with these options consults the tuning cache: the caller fixed no configuration, no field
+    /// of one, no chunk size, and did not ask for `no_tune`.
+    pub fn uses_tuning(&self) -> bool {
+        !self.no_tune && self.config.is_none() && self.overrides.is_empty() && self.chunk_size.is_none()
     }
 }
 
@@ -298,12 +308,17 @@ impl<'a> Backend<'a> {
 
     /// Whether `config`'s forward program at `dims` keeps its scratch within `budget` bytes and its buffers
     /// within the target's binding limit and (without 64-bit indexing) 32-bit offsets.
-    fn fits(&self, variant: &VariantIr, dims: &Dims, config: &ScheduleConfig, budget: u128) -> bool {
+    pub(crate) fn fits(&self, variant: &VariantIr, dims: &Dims, config: &ScheduleConfig, budget: u128) -> bool {
         let Ok(c) = loglinear_schedule::compile(variant, config) else { return false };
         let mut p = c.forward;
         p.set_types(config.storage, config.accum);
-        let env = size_env(dims, config.chunk, p.hierarchical);
-        let need = loglinear_kernel::resources::scratch_bytes(&p, &env);
+        self.program_fits(&p, dims, budget)
+    }
+
+    /// [`Backend::fits`] for a typed forward program (specialised or not).
+    pub(crate) fn program_fits(&self, p: &loglinear_kernel::kernel::Program, dims: &Dims, budget: u128) -> bool {
+        let env = size_env(dims, p.chunk, p.hierarchical);
+        let need = loglinear_kernel::resources::scratch_bytes(p, &env);
         let caps = self.capabilities();
         let limit = caps.max_buffer_bytes.map_or(u128::MAX, u128::from);
         let largest = p
@@ -319,7 +334,87 @@ impl<'a> Backend<'a> {
             .unwrap_or(0);
         need <= budget
             && largest <= limit
-            && (caps.index64 || loglinear_kernel::verify::check_offsets_32(&p, &env).is_ok())
+            && (caps.index64 || loglinear_kernel::verify::check_offsets_32(p, &env).is_ok())
+    }
+
+    /// The tuned configuration ([`crate::tune`]) for a run of `variant` at `dims` on inputs held in `dtype`:
+    /// `None` unless `opts` leaves the configuration to the runtime ([`RunOptions::uses_tuning`]), the runtime's
+    /// tuning cache has an entry for the key (same backend, device, compiler, variant, K, V, dtype, T and B·H
+    /// buckets), and that configuration is still one this backend runs and whose scratch fits `opts.max_scratch`
+    /// at these sizes. A lookup in memory only (the cache file is re-read when it changed): never a search.
+    pub fn tuned_config(
+        &self,
+        variant: &VariantIr,
+        dims: &Dims,
+        dtype: DType,
+        opts: &RunOptions,
+    ) -> Option<ScheduleConfig> {
+        if !opts.uses_tuning() {
+            return None;
+        }
+        self.target()?;
+        let shape = (dims.b, dims.t, dims.h, dims.k, dims.v);
+        let mut made = None;
+        let entry = self.runtime.tuning.lookup_with(|| {
+            let key = crate::tune::TuneKey::new(self, variant, shape, dtype);
+            made = Some(key.clone());
+            key
+        })?;
+        let key = made?;
+        let config = match entry.schedule() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%key, "ignoring a tuning cache entry that does not parse: {e}");
+                return None;
+            }
+        };
+        if let Err(e) = self.config(variant, &RunOptions::with_config(config)) {
+            tracing::warn!(%key, %config, "ignoring a tuned configuration this backend refuses: {e}");
+            return None;
+        }
+        if config.v_block.is_some_and(|vb| !dims.v.is_multiple_of(vb)) {
+            return None;
+        }
+        let budget = opts.max_scratch.unwrap_or_else(default_max_scratch) as u128;
+        if config.form != ScanForm::Streaming && !self.fits(variant, dims, &config, budget) {
+            tracing::info!(%config, "tuned configuration over the scratch budget or the target's limits at these sizes");
+            return None;
+        }
+        tracing::debug!(%key, %config, "tuned configuration");
+        Some(config)
+    }
+
+    /// The configuration of a run at `dims` on inputs in `dtype`: the tuned one ([`Backend::tuned_config`]),
+    /// else [`Backend::config_for`]; and whether it came from the tuning cache.
+    ///
+    /// # Errors
+    /// As [`Backend::config`].
+    pub fn run_config(
+        &self,
+        variant: &VariantIr,
+        dims: &Dims,
+        dtype: DType,
+        opts: &RunOptions,
+    ) -> Result<(ScheduleConfig, bool), RuntimeError> {
+        match self.tuned_config(variant, dims, dtype, opts) {
+            Some(c) => Ok((c, true)),
+            None => Ok((self.config_for(variant, dims, opts)?, false)),
+        }
+    }
+
+    /// The configuration [`Backend::run`] would use for `inputs` with `opts`, and whether it is a tuned one.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Input`] for inputs that do not fit the variant; as [`Backend::config`].
+    pub fn config_for_inputs(
+        &self,
+        variant: &VariantIr,
+        inputs: &Bindings<'_>,
+        opts: &RunOptions,
+    ) -> Result<(ScheduleConfig, bool), RuntimeError> {
+        let dims = check_inputs(variant, inputs)?;
+        let dtype = crate::tune::input_dtype(variant, |n| inputs.get(n).map(|t| t.dtype));
+        self.run_config(variant, &dims, dtype, opts)
     }
 
     /// Runs `variant` on typed inputs: see [`Runtime::run`].
@@ -328,7 +423,8 @@ impl<'a> Backend<'a> {
     /// As [`Runtime::run`].
     pub fn run(&self, variant: &VariantIr, inputs: &Bindings<'_>, opts: &RunOptions) -> Result<Ran, RuntimeError> {
         let dims = check_inputs(variant, inputs)?;
-        let config = self.config_for(variant, &dims, opts)?;
+        let dtype = crate::tune::input_dtype(variant, |n| inputs.get(n).map(|t| t.dtype));
+        let (config, _) = self.run_config(variant, &dims, dtype, opts)?;
         let _span = tracing::debug_span!("run", backend = self.name(), variant = %variant.name, %config).entered();
         match self.kind {
             BackendKind::Reference => {
@@ -423,7 +519,8 @@ impl<'a> Backend<'a> {
             });
         }
         let dims = inputs.dims;
-        let config = self.config_for(variant, &dims, opts)?;
+        let dtype = crate::tune::input_dtype(variant, |n| inputs.tensors.get(n).map(|t| t.dtype()));
+        let (config, _) = self.run_config(variant, &dims, dtype, opts)?;
         match self.kind {
             BackendKind::Reference => {
                 let views = host_views(&inputs.bindings()).map_err(|e| self.target_error(e))?;
@@ -483,6 +580,7 @@ struct CacheKey {
 pub struct Runtime {
     backends: Vec<BackendKind>,
     cache: KernelCache<CacheKey, Arc<dyn Executable>>,
+    pub(crate) tuning: crate::tune::TuneStore,
 }
 
 impl Default for Runtime {
@@ -500,7 +598,25 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with no backend.
     pub fn empty() -> Self {
-        Runtime { backends: Vec::new(), cache: KernelCache::new() }
+        Runtime { backends: Vec::new(), cache: KernelCache::new(), tuning: crate::tune::TuneStore::default() }
+    }
+
+    /// Keeps this runtime's tuning cache in `dir` (`None`: the directory [`crate::tune::default_cache_dir`]
+    /// names at each lookup, the default). Tests and embedders use it to stay off the user's cache.
+    pub fn set_tune_cache_dir(&mut self, dir: Option<PathBuf>) {
+        self.tuning.set_dir(dir);
+    }
+
+    /// This runtime with its tuning cache in `dir` (see [`Runtime::set_tune_cache_dir`]).
+    pub fn with_tune_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.set_tune_cache_dir(Some(dir.into()));
+        self
+    }
+
+    /// The tuning cache runs consult and `tune` writes; `None` when no directory is configured or set in the
+    /// environment.
+    pub fn tune_cache(&self) -> Option<crate::tune::TuneCache> {
+        self.tuning.cache()
     }
 
     /// The backends every build has: `reference` (the f64 oracle), `interpreter` (kernel IR in f64) and

@@ -8,6 +8,8 @@
 //! * [`io`]: safetensors files in (memory-mapped, header checked before anything is allocated, typed views) and
 //!   out (never over a non-regular file or an input, atomically).
 //! * [`finite`]: the non-finite rule for outputs.
+//! * [`tune`]: the autotuner (`loglinear tune`) and its persistent cache, which runs consult when their options
+//!   leave the configuration to the runtime.
 //! * [`RuntimeError`]: every failure, each message naming the tensor or argument, its actual value or shape and
 //!   what was expected. [`RuntimeError::is_user_error`] separates bad input (exit code 2 in the CLI) from
 //!   internal failures (exit code 1).
@@ -20,6 +22,7 @@ pub mod error;
 pub mod finite;
 pub mod fuzz;
 pub mod io;
+pub mod tune;
 pub mod varlen;
 
 pub use decode::{DecodeState, ResidentState};
@@ -36,4 +39,5 @@ pub use io::{
 pub use loglinear_kernel::{
     Bindings, ConfigOverrides, DType, DeviceTensor, ScanForm, ScheduleConfig, Tensor, TensorRef,
 };
+pub use tune::{TuneCache, TuneKey, TuneReport, TuneSpec};
 pub use varlen::{check_cu_seqlens, CU_SEQLENS};

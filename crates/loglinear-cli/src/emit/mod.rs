@@ -8,7 +8,9 @@
 //! entry points and their launch parameters (threads, memory, grid extents), buffers with their dtypes and
 //! symbolic shapes. One module per target ([`ptx`], …) turns a program into files and manifest entries.
 
+mod object;
 mod ptx;
+mod shader;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,7 @@ use clap::{Args, ValueEnum};
 use loglinear::kernel::device::fingerprint;
 use loglinear::kernel::kernel::{BufKind, Program};
 use loglinear::{Registry, RunOptions, Runtime, RuntimeError};
+use loglinear_wgsl::ShaderLang;
 
 /// What `emit` writes.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -23,6 +26,17 @@ pub enum EmitTarget {
     /// PTX for NVIDIA `sm_90` (PTX 8.0), for the `cuda` backend and the CUDA driver API (needs a build with
     /// the `mlir` feature)
     Ptx,
+    /// WGSL compute shaders, one per kernel (WebGPU, wgpu)
+    Wgsl,
+    /// SPIR-V compute shaders (Vulkan), translated from the WGSL by naga
+    Spirv,
+    /// Metal Shading Language compute shaders, translated from the WGSL by naga
+    Msl,
+    /// HLSL compute shaders (DirectX 12), translated from the WGSL by naga
+    Hlsl,
+    /// A native object file for this CPU (x86-64 SysV, position-independent) with a C header declaring the entry
+    /// points and a run helper
+    Object,
 }
 
 /// Arguments of `loglinear emit`.
@@ -75,10 +89,14 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     }
     let backend_name = match args.target {
         EmitTarget::Ptx => ptx::BACKEND,
+        EmitTarget::Object => object::BACKEND,
+        EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => shader::BACKEND,
     };
     // Refuse a target this build cannot emit before any work.
     match args.target {
         EmitTarget::Ptx => ptx::check()?,
+        EmitTarget::Object => object::check()?,
+        EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => {}
     }
     let backend = backends.get(backend_name)?;
     let mut opts = RunOptions::with_chunk_size(args.chunk_size);
@@ -97,6 +115,11 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
         let name = fingerprint(&p);
         let emitted = match args.target {
             EmitTarget::Ptx => ptx::emit(&p, &name)?,
+            EmitTarget::Object => object::emit(&p, &name)?,
+            EmitTarget::Wgsl => shader::emit(&p, &name, None)?,
+            EmitTarget::Spirv => shader::emit(&p, &name, Some(ShaderLang::Spirv))?,
+            EmitTarget::Msl => shader::emit(&p, &name, Some(ShaderLang::Msl))?,
+            EmitTarget::Hlsl => shader::emit(&p, &name, Some(ShaderLang::Hlsl))?,
         };
         let kir = format!("{name}.kir");
         let mut entry = serde_json::json!({
@@ -106,6 +129,8 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             "files": emitted.files.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
             "kernel_ir": kir,
             "config": config.to_string(),
+            "chunk": p.chunk,
+            "log_linear": p.hierarchical,
             "buffers": buffers(&p),
             "kernels": emitted.kernels,
         });
@@ -131,6 +156,11 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     if let Some(m) = manifest.as_object_mut() {
         let extra = match args.target {
             EmitTarget::Ptx => ptx::manifest_fields(),
+            EmitTarget::Object => object::manifest_fields(),
+            EmitTarget::Wgsl => shader::manifest_fields(None),
+            EmitTarget::Spirv => shader::manifest_fields(Some(ShaderLang::Spirv)),
+            EmitTarget::Msl => shader::manifest_fields(Some(ShaderLang::Msl)),
+            EmitTarget::Hlsl => shader::manifest_fields(Some(ShaderLang::Hlsl)),
         };
         m.extend(extra);
     }
@@ -155,6 +185,11 @@ impl EmitTarget {
     pub fn name(self) -> &'static str {
         match self {
             EmitTarget::Ptx => "ptx",
+            EmitTarget::Object => "object",
+            EmitTarget::Wgsl => "wgsl",
+            EmitTarget::Spirv => "spirv",
+            EmitTarget::Msl => "msl",
+            EmitTarget::Hlsl => "hlsl",
         }
     }
 }
