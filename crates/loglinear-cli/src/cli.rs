@@ -112,8 +112,9 @@ enum Command {
     Tune(TuneArgs),
 }
 
+/// An element type on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum DtypeArg {
+pub(crate) enum DtypeArg {
     F64,
     F32,
     F16,

@@ -453,11 +453,39 @@ impl TuneStore {
             *memo = Some(Memo { file, stamp: now, entries: Arc::new(entries) });
         }
         let entries = &memo.as_ref()?.entries;
-        if entries.is_empty() {
+        let shipped = shipped();
+        if entries.is_empty() && shipped.is_empty() {
             return None;
         }
-        entries.get(&key().to_string()).cloned()
+        let key = key().to_string();
+        // The user's own tunings first, then the tables shipped with loglinear.
+        entries.get(&key).or_else(|| shipped.get(&key)).cloned()
     }
+}
+
+/// The pretuned tables shipped in the repository (`crates/loglinear-runtime/tuned/*.json`, the tuning cache's own
+/// format, made by `loglinear tune` on the machines they name): consulted after the user's cache. Their keys hold
+/// the device identity and the compiler version, so an entry serves only the CPU type or GPU it was measured on,
+/// and only this version of the code generators.
+pub const SHIPPED_TABLES: [(&str, &str); 2] = [
+    ("x86_64-avx512 (2-core cloud VM)", include_str!("../tuned/x86_64-avx512.json")),
+    ("NVIDIA H200", include_str!("../tuned/h200.json")),
+];
+
+/// Every entry of [`SHIPPED_TABLES`] (parsed once; a table that does not parse is a warning and left out).
+pub fn shipped() -> &'static BTreeMap<String, TuneEntry> {
+    static SHIPPED: std::sync::OnceLock<BTreeMap<String, TuneEntry>> = std::sync::OnceLock::new();
+    SHIPPED.get_or_init(|| {
+        let mut all = BTreeMap::new();
+        for (name, text) in SHIPPED_TABLES {
+            match serde_json::from_str::<TuneFile>(text) {
+                Ok(f) if f.format == CACHE_FORMAT => all.extend(f.entries),
+                Ok(f) => tracing::warn!(table = name, format = f.format, "ignoring a pretuned table of another format"),
+                Err(e) => tracing::warn!(table = name, "ignoring a pretuned table: {e}"),
+            }
+        }
+        all
+    })
 }
 
 /// What [`tune`] searches and how long.
@@ -1105,5 +1133,29 @@ mod tests {
         // FNV-1a 64 test vectors.
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
+
+#[cfg(test)]
+mod shipped_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_tables_parse_and_hold_valid_configurations() {
+        for (name, text) in SHIPPED_TABLES {
+            let f: TuneFile = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(f.format, CACHE_FORMAT, "{name}");
+            for (key, e) in &f.entries {
+                e.schedule().unwrap_or_else(|err| panic!("{name}: {key}: {err}"));
+                assert!(key.contains(&format!("compiler={}", compiler_version())), "{name}: {key} is stale");
+            }
+        }
+        assert_eq!(
+            shipped().len(),
+            SHIPPED_TABLES
+                .iter()
+                .map(|(_, t)| serde_json::from_str::<TuneFile>(t).unwrap().entries.len())
+                .sum::<usize>()
+        );
     }
 }

@@ -60,6 +60,9 @@ pub struct EmitArgs {
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     pub chunk_size: Option<usize>,
+    /// Dtype the inputs will be held in (picks the tuned configuration for them, if any)
+    #[arg(long, value_enum, default_value = "f32")]
+    pub(crate) input_dtype: crate::cli::DtypeArg,
     /// Schedule fields as `key=value` pairs (`form=fused,storage=bf16,v_block=16`); fields not given keep the
     /// backend's pick
     #[arg(long, value_name = "CONFIG")]
@@ -105,7 +108,12 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     }
     let l = if variant.is_log_linear() { loglinear::ir::level::num_levels(t) } else { 0 };
     let dims = loglinear::Dims { b, t, h, k, v, l };
-    let forward = backend.config_for(variant, &dims, &opts)?;
+    // The configuration a run would use: the tuned one for this shape and input dtype if `loglinear tune` left
+    // one (the tuning cache), else the runtime's pick.
+    let (forward, tuned) = backend.run_config(variant, &dims, args.input_dtype.into(), &opts)?;
+    if tuned {
+        println!("forward: the tuned configuration for this shape ({forward})");
+    }
     let decode = backend.decode_config(variant, &loglinear::Dims { b: args.decode_batch, t: 1, ..dims }, &opts)?;
     // Every file is made before any is written: a failure leaves the directory as it was.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
