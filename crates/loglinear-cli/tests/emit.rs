@@ -28,7 +28,9 @@ fn bad_arguments_exit_with_2() {
     }
     assert!(!missing.exists());
     #[cfg(not(feature = "mlir"))]
-    assert_eq!(emit(&["--variant", "loglinear_mamba2", "--target", "ptx", "--out", d]), EXIT_USAGE);
+    for target in ["ptx", "mlir"] {
+        assert_eq!(emit(&["--variant", "loglinear_mamba2", "--target", target, "--out", d]), EXIT_USAGE);
+    }
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written on refusal");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -76,9 +76,9 @@ fn the_validator_catches_a_bad_manifest() {
 
 #[test]
 fn every_target_writes_a_valid_manifest() {
-    let mut targets = vec!["wgsl", "spirv", "msl", "hlsl"];
+    let mut targets = vec!["wgsl", "spirv", "msl", "hlsl", "object"];
     if cfg!(feature = "mlir") {
-        targets.push("ptx");
+        targets.extend(["ptx", "mlir"]);
     }
     for target in targets {
         let dir = tempfile::tempdir().unwrap();

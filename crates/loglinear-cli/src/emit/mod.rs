@@ -8,6 +8,7 @@
 //! entry points and their launch parameters (threads, memory, grid extents), buffers with their dtypes and
 //! symbolic shapes. One module per target ([`ptx`], …) turns a program into files and manifest entries.
 
+mod mlir;
 mod object;
 mod ptx;
 mod shader;
@@ -26,6 +27,8 @@ pub enum EmitTarget {
     /// PTX for NVIDIA `sm_90` (PTX 8.0), for the `cuda` backend and the CUDA driver API (needs a build with
     /// the `mlir` feature)
     Ptx,
+    /// The MLIR module for the CPU, as translated and in the LLVM dialect (needs a build with the `mlir` feature)
+    Mlir,
     /// WGSL compute shaders, one per kernel (WebGPU, wgpu)
     Wgsl,
     /// SPIR-V compute shaders (Vulkan), translated from the WGSL by naga
@@ -92,12 +95,14 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     }
     let backend_name = match args.target {
         EmitTarget::Ptx => ptx::BACKEND,
+        EmitTarget::Mlir => mlir::BACKEND,
         EmitTarget::Object => object::BACKEND,
         EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => shader::BACKEND,
     };
     // Refuse a target this build cannot emit before any work.
     match args.target {
         EmitTarget::Ptx => ptx::check()?,
+        EmitTarget::Mlir => mlir::check()?,
         EmitTarget::Object => object::check()?,
         EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => {}
     }
@@ -123,6 +128,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
         let name = fingerprint(&p);
         let emitted = match args.target {
             EmitTarget::Ptx => ptx::emit(&p, &name)?,
+            EmitTarget::Mlir => mlir::emit(&p, &name)?,
             EmitTarget::Object => object::emit(&p, &name)?,
             EmitTarget::Wgsl => shader::emit(&p, &name, None)?,
             EmitTarget::Spirv => shader::emit(&p, &name, Some(ShaderLang::Spirv))?,
@@ -164,6 +170,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     if let Some(m) = manifest.as_object_mut() {
         let extra = match args.target {
             EmitTarget::Ptx => ptx::manifest_fields(),
+            EmitTarget::Mlir => mlir::manifest_fields(),
             EmitTarget::Object => object::manifest_fields(),
             EmitTarget::Wgsl => shader::manifest_fields(None),
             EmitTarget::Spirv => shader::manifest_fields(Some(ShaderLang::Spirv)),
@@ -193,6 +200,7 @@ impl EmitTarget {
     pub fn name(self) -> &'static str {
         match self {
             EmitTarget::Ptx => "ptx",
+            EmitTarget::Mlir => "mlir",
             EmitTarget::Object => "object",
             EmitTarget::Wgsl => "wgsl",
             EmitTarget::Spirv => "spirv",
