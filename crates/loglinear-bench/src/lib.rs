@@ -193,29 +193,36 @@ impl Workload {
         run_typed(backend, &self.variant, &self.inputs, &self.typed, opts)
     }
 
-    /// The inputs in the storage type `opts` gives on `backend`, uploaded to it once.
+    /// The inputs converted to `dtype` (`None`: the inputs as held serve).
+    fn converted(&self, dtype: DType, keep_f32: bool) -> Option<BTreeMap<String, Tensor>> {
+        let held = self.typed.values().next().map(|t| t.dtype());
+        let keep = dtype == DType::F64 || Some(dtype) == held || (keep_f32 && dtype == DType::F32);
+        (!keep).then(|| {
+            self.inputs.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(dtype, t.shape.clone(), &t.data))).collect()
+        })
+    }
+
+    /// Views of the variant's inputs: `converted` when given, else the inputs as held.
+    fn views<'a>(&'a self, converted: &'a Option<BTreeMap<String, Tensor>>) -> loglinear_runtime::Bindings<'a> {
+        converted
+            .as_ref()
+            .unwrap_or(&self.typed)
+            .iter()
+            .filter(|(n, _)| self.variant.input_by_name(n).is_some())
+            .map(|(n, t)| (n.clone(), t.view()))
+            .collect()
+    }
+
+    /// The inputs in the storage type of the configuration the main row runs ([`Workload::main_config`]: the
+    /// tuned one when the tuning cache has it), uploaded to `backend` once (a GPU backend reads resident inputs in
+    /// the program's storage type).
     ///
     /// # Errors
     /// The backend's error.
     pub fn upload(&self, backend: &Backend<'_>, opts: &RunOptions) -> Result<ResidentInputs, RuntimeError> {
-        let storage = backend.config(&self.variant, opts)?.storage;
-        let converted: BTreeMap<String, Tensor>;
-        let typed = if storage == DType::F32 || storage == DType::F64 {
-            &self.typed
-        } else {
-            converted = self
-                .inputs
-                .iter()
-                .map(|(n, t)| (n.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data)))
-                .collect();
-            &converted
-        };
-        let views: loglinear_runtime::Bindings<'_> = typed
-            .iter()
-            .filter(|(n, _)| self.variant.input_by_name(n).is_some())
-            .map(|(n, t)| (n.clone(), t.view()))
-            .collect();
-        backend.upload(&self.variant, &views)
+        let (config, _) = self.main_config(backend, opts)?;
+        let converted = self.converted(config.storage, !reads_resident_in_storage(backend));
+        backend.upload(&self.variant, &self.views(&converted))
     }
 
     /// The configuration the main row runs with `opts` on `backend` (as [`Workload::run_backend_with`] binds the
@@ -228,24 +235,9 @@ impl Workload {
         backend: &Backend<'_>,
         opts: &RunOptions,
     ) -> Result<(ScheduleConfig, bool), RuntimeError> {
-        let storage = backend.config(&self.variant, opts)?.storage;
-        let converted: BTreeMap<String, Tensor>;
-        let typed = if storage == DType::F32 {
-            &self.typed
-        } else {
-            converted = self
-                .inputs
-                .iter()
-                .map(|(n, t)| (n.clone(), Tensor::from_f64(storage, t.shape.clone(), &t.data)))
-                .collect();
-            &converted
-        };
-        let views: loglinear_runtime::Bindings<'_> = typed
-            .iter()
-            .filter(|(n, _)| self.variant.input_by_name(n).is_some())
-            .map(|(n, t)| (n.clone(), t.view()))
-            .collect();
-        backend.config_for_inputs(&self.variant, &views, opts)
+        // Bound as `run_backend_with` binds them: held inputs for f32 storage, else the storage type.
+        let converted = self.converted(backend.config(&self.variant, opts)?.storage, true);
+        backend.config_for_inputs(&self.variant, &self.views(&converted), opts)
     }
 
     /// Runs the linear form on `backend`; `None` when the variant is already linear.
@@ -617,6 +609,14 @@ fn check_shape((b, t, h, k, v): Shape) -> Result<(), RuntimeError> {
 /// (and to the storage type) and its f64 copy dropped before the next is made, so the host holds about one
 /// f64 tensor plus the 16-bit ones — what T = 2^20 at H = 16 needs (a [`Workload`] keeps several f64 and f32
 /// copies of every input for the baselines).
+/// Whether `backend` reads resident inputs only in the program's storage type: targets whose uploads leave host
+/// memory (GPUs) do; host targets read any float dtype (16-bit inputs straight from memory). Probed with a
+/// one-element upload.
+fn reads_resident_in_storage(backend: &Backend<'_>) -> bool {
+    let probe = Tensor::from_f64(DType::F32, vec![1], &[0.0]);
+    backend.target().and_then(|t| t.upload(probe.view()).ok()).is_some_and(|d| d.memory() != "host")
+}
+
 fn run_resident_lean(
     backend: &Backend<'_>,
     spec: &BenchSpec,
@@ -625,7 +625,12 @@ fn run_resident_lean(
     check_chunk_size(spec.chunk())?;
     check_shape(spec.shape)?;
     let opts = spec.options();
-    let storage = backend.config(&spec.variant, &opts)?.storage;
+    // The storage of the configuration the run will use (tuned when the tuning cache has it).
+    let (b, t, h, k, v) = spec.shape;
+    let l = if spec.variant.is_log_linear() { loglinear_ir::level::num_levels(t) } else { 0 };
+    let dims = loglinear_ir::Dims { b, t, h, k, v, l };
+    let storage = backend.run_config(&spec.variant, &dims, spec.input_dtype, &opts)?.0.storage;
+    let keep_f32 = !reads_resident_in_storage(backend);
     let mut inputs = random_inputs(&spec.variant, spec.shape, 0, spec.seed);
     let mut typed: BTreeMap<String, Tensor> = BTreeMap::new();
     let names: Vec<String> = inputs.keys().cloned().collect();
@@ -633,9 +638,9 @@ fn run_resident_lean(
         let Some(x) = inputs.remove(&n) else { continue };
         let held = Tensor::from_f64(spec.input_dtype, x.shape.clone(), &x.data);
         drop(x);
-        // As `Workload::upload`: f32/f64 storage reads the inputs in their own dtype; 16-bit storage gets them
-        // converted (from the values rounded to the input dtype).
-        let t = if matches!(storage, DType::F32 | DType::F64) || storage == spec.input_dtype {
+        // As `Workload::upload`: a host target with f32/f64 storage reads the inputs in their own dtype; otherwise
+        // they are converted to the storage type (from the values rounded to the input dtype).
+        let t = if storage == DType::F64 || (keep_f32 && storage == DType::F32) || storage == spec.input_dtype {
             held
         } else {
             Tensor::from_f64(storage, held.shape().to_vec(), &held.to_f64())
@@ -705,17 +710,8 @@ impl BenchReport {
     }
 }
 
-/// Seconds with a unit that keeps 3–4 significant digits.
-pub fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.1} µs", s * 1e6)
-    }
-}
+/// Seconds with a unit that keeps 3–4 significant digits (the runtime's, shared with `loglinear tune`).
+pub use loglinear_runtime::tune::fmt_duration;
 
 /// The report as a text table, then the ratios the Cranelift issue's targets are stated in.
 pub fn format_report(r: &BenchReport) -> String {
