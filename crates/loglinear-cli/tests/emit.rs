@@ -23,6 +23,9 @@ fn bad_arguments_exit_with_2() {
         &["--variant", "loglinear_mamba2", "--target", "ptx", "--out", d, "--shape", "1,2,3"],
         &["--variant", "loglinear_mamba2", "--target", "ptx", "--out", d, "--decode-batch", "0"],
         &["--variant", "loglinear_mamba2", "--target", "ptx", "--out", d, "--config", "form=nope"],
+        // A workgroup bigger than every WebGPU device runs.
+        &["--variant", "loglinear_mamba2", "--target", "wgsl", "--out", d, "--config", "threads=1024"],
+        &["--variant", "loglinear_mamba2", "--target", "spirv", "--out", d, "--config", "threads=512"],
     ] {
         assert_eq!(emit(args), EXIT_USAGE, "{args:?}");
     }

@@ -130,10 +130,10 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             EmitTarget::Ptx => ptx::emit(&p, &name)?,
             EmitTarget::Mlir => mlir::emit(&p, &name)?,
             EmitTarget::Object => object::emit(&p, &name)?,
-            EmitTarget::Wgsl => shader::emit(&p, &name, None)?,
-            EmitTarget::Spirv => shader::emit(&p, &name, Some(ShaderLang::Spirv))?,
-            EmitTarget::Msl => shader::emit(&p, &name, Some(ShaderLang::Msl))?,
-            EmitTarget::Hlsl => shader::emit(&p, &name, Some(ShaderLang::Hlsl))?,
+            EmitTarget::Wgsl => shader::emit(&p, &name, None, config.threads)?,
+            EmitTarget::Spirv => shader::emit(&p, &name, Some(ShaderLang::Spirv), config.threads)?,
+            EmitTarget::Msl => shader::emit(&p, &name, Some(ShaderLang::Msl), config.threads)?,
+            EmitTarget::Hlsl => shader::emit(&p, &name, Some(ShaderLang::Hlsl), config.threads)?,
         };
         let kir = format!("{name}.kir");
         let mut entry = serde_json::json!({

@@ -12,10 +12,36 @@ use super::Emitted;
 /// The backend whose schedule the shaders follow.
 pub(crate) const BACKEND: &str = "wgsl";
 
-/// Shaders for every kernel of `p`: `<name>.k<i>.<ext>`, and each kernel's bindings and dispatch.
-pub(crate) fn emit(p: &Program, name: &str, lang: Option<ShaderLang>) -> Result<Emitted, RuntimeError> {
+/// WebGPU's guaranteed invocations per workgroup (`maxComputeInvocationsPerWorkgroup`): the most an emitted
+/// shader may ask for, since the host that runs it is unknown.
+pub(crate) const MAX_PORTABLE_INVOCATIONS: usize = 256;
+
+/// Shaders for every kernel of `p` with `threads` invocations per workgroup (`None`: 128): `<name>.k<i>.<ext>`,
+/// and each kernel's bindings and dispatch.
+///
+/// # Errors
+/// [`RuntimeError::Unsupported`] (exit code 2) for more invocations than every WebGPU device runs.
+pub(crate) fn emit(
+    p: &Program,
+    name: &str,
+    lang: Option<ShaderLang>,
+    threads: Option<usize>,
+) -> Result<Emitted, RuntimeError> {
     let fail = |message: String| RuntimeError::Backend { backend: "emit".into(), message };
-    let kernels = translate_program(p, &WgslOptions::default()).map_err(|e| fail(e.to_string()))?;
+    let mut opts = WgslOptions::default();
+    if let Some(t) = threads {
+        if t > MAX_PORTABLE_INVOCATIONS {
+            return Err(RuntimeError::Unsupported {
+                backend: BACKEND.into(),
+                what: format!(
+                    "threads={t} invocations per workgroup in emitted shaders (WebGPU guarantees \
+                     {MAX_PORTABLE_INVOCATIONS}; use `--config threads=N` with N ≤ {MAX_PORTABLE_INVOCATIONS})"
+                ),
+            });
+        }
+        opts.workgroup_size = t as u32;
+    }
+    let kernels = translate_program(p, &opts).map_err(|e| fail(e.to_string()))?;
     let mut files = Vec::new();
     let mut entries = Vec::new();
     for (i, k) in kernels.iter().enumerate() {
