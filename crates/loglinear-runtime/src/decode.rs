@@ -250,7 +250,8 @@ impl Backend<'_> {
         opts: &RunOptions,
     ) -> Result<(Ran, DecodeState), RuntimeError> {
         let dims = check_inputs(variant, inputs)?;
-        let config = self.config_for(variant, &dims, opts)?;
+        // The tuned configuration when the tuning cache has one (as `run` does), else the runtime's pick.
+        let (config, _) = self.config_for_inputs(variant, inputs, opts)?;
         let levels = if variant.is_log_linear() { dims.l } else { 1 };
         match self.kind {
             BackendKind::Reference => {
@@ -315,7 +316,7 @@ impl Backend<'_> {
                 format!("at least {} levels for positions up to {}", num_levels(t0 + dims.t), t0 + dims.t - 1),
             ));
         }
-        let mut config = self.config_for(variant, &dims, opts)?;
+        let (mut config, _) = self.config_for_inputs(variant, inputs, opts)?;
         if config.form == ScanForm::PerLevel {
             if opts.config.is_some() || opts.overrides.form.is_some() {
                 return Err(bad(

@@ -137,6 +137,13 @@ fn runs_use_a_tuned_configuration_unless_told_not_to() {
     // Resident runs too.
     let up = b.upload(&v, &views(&x)).unwrap();
     assert_eq!(b.run_resident(&v, &up, &RunOptions::default()).unwrap().1, tuned);
+    // Prefills (with the state after the last token) too, with the same output and state as the default's.
+    let (pre, state) = b.prefill(&v, &views(&x), &RunOptions::default()).unwrap();
+    assert_eq!(pre.config, tuned);
+    let (pre0, state0) = b.prefill(&v, &views(&x), &RunOptions { no_tune: true, ..RunOptions::default() }).unwrap();
+    assert_eq!(pre0.config, default);
+    let d = state.state.to_f64().iter().zip(state0.state.to_f64()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(d < 1e-4, "tuned prefill state differs by {d}");
     // Fixing anything (chunk size, a field, the whole config) skips the cache.
     for opts in [
         RunOptions::with_chunk_size(Some(64)),
