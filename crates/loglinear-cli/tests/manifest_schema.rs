@@ -109,3 +109,36 @@ fn every_target_writes_a_valid_manifest() {
         }
     }
 }
+
+#[test]
+fn tune_candidates_are_emitted_for_a_machine_without_a_compiler() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let argv = [
+        "loglinear",
+        "emit",
+        "--variant",
+        "loglinear_mamba2",
+        "--target",
+        "wgsl",
+        "--out",
+        d,
+        "--shape",
+        "1,100,2,8,4",
+        "--tune-candidates",
+        "--keep",
+        "3",
+    ];
+    let code = main_with_args(Registry::builtin(), loglinear::backends(), argv.iter().map(|s| s.to_string()));
+    assert_eq!(code, EXIT_OK);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let mut errors = Vec::new();
+    validate(&m, &schema(), "$", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let programs = m["programs"].as_array().unwrap();
+    let candidates: Vec<&Value> = programs.iter().filter(|p| p["role"] == "tune_candidate").collect();
+    // The kept 3, the best of each (form, storage) not among them, minus the forward pick itself.
+    assert!(candidates.len() >= 2, "{} candidates", candidates.len());
+    let configs: std::collections::BTreeSet<&str> = programs.iter().map(|p| p["config"].as_str().unwrap()).collect();
+    assert_eq!(configs.len(), programs.len() - 1, "every forward configuration once (the decode step aside)");
+}

@@ -60,6 +60,13 @@ pub struct EmitArgs {
     /// Sequences of the decode step (its V split depends on them, as in a run)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub decode_batch: usize,
+    /// Also the forward program of every configuration `loglinear tune` would measure at this shape (so that a
+    /// machine without a compiler — the GPU machine for `ptx` — can tune)
+    #[arg(long)]
+    pub tune_candidates: bool,
+    /// With --tune-candidates: the cost model's best N besides the default (as `tune --keep`)
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub keep: usize,
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     pub chunk_size: Option<usize>,
@@ -123,7 +130,19 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     // Every file is made before any is written: a failure leaves the directory as it was.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut entries = Vec::new();
-    for (role, config, is_decode) in [("forward", forward, false), ("decode_step", decode, true)] {
+    let mut programs = vec![("forward", forward, false), ("decode_step", decode, true)];
+    if args.tune_candidates {
+        let no_tune = RunOptions { no_tune: true, ..opts.clone() };
+        let default = backend.config_for(variant, &dims, &no_tune)?;
+        let plan =
+            loglinear::runtime::tune::plan(&backend, variant, &dims, args.input_dtype.into(), &default, args.keep);
+        for c in plan.measure {
+            if c.config != forward {
+                programs.push(("tune_candidate", c.config, false));
+            }
+        }
+    }
+    for (role, config, is_decode) in programs {
         let p = backend.program(variant, k, v, &config, is_decode)?;
         let name = fingerprint(&p);
         let emitted = match args.target {
