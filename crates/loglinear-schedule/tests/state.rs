@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use loglinear_ir::random::random_inputs;
-use loglinear_ir::{builtins, check_inputs, HostTensor, TensorMap, VariantIr};
+use loglinear_ir::{builtins, check_inputs, TensorMap, VariantIr};
 use loglinear_kernel::interp::{decode_tokens, run_program_with_states};
 use loglinear_kernel::{Bindings, States, Tensor};
 use loglinear_oracle::run_with_state;
@@ -24,25 +24,7 @@ fn views(o: &BTreeMap<String, Tensor>) -> Bindings<'_> {
     o.iter().map(|(n, t)| (n.clone(), t.view())).collect()
 }
 
-/// Rows `a..b` of every `[B, T, H, …]` tensor.
-fn slice(x: &TensorMap, a: usize, b: usize) -> TensorMap {
-    x.iter()
-        .map(|(n, t)| {
-            if t.shape.len() < 3 {
-                return (n.clone(), t.clone());
-            }
-            let (bb, tl) = (t.shape[0], t.shape[1]);
-            let row: usize = t.shape[2..].iter().product();
-            let mut data = Vec::new();
-            for bi in 0..bb {
-                data.extend_from_slice(&t.data[(bi * tl + a) * row..(bi * tl + b) * row]);
-            }
-            let mut shape = t.shape.clone();
-            shape[1] = b - a;
-            (n.clone(), HostTensor::new(shape, data))
-        })
-        .collect()
-}
+use loglinear_testkit::time_rows as slice;
 
 fn cfg(chunk: usize, form: ScanForm) -> ScheduleConfig {
     ScheduleConfig { chunk, form, storage: DType::F64, accum: DType::F64, ..Default::default() }

@@ -88,3 +88,24 @@ mod tests {
         assert_eq!(relative_error(&a, &HostTensor::new(vec![1], vec![0.0])), f64::INFINITY);
     }
 }
+
+/// Tokens `a..b` of every `[B, T, H, …]` tensor of `x` (tensors of rank < 3, e.g. `[H]` decays, are kept whole):
+/// a prefix, a chunk or one decode step of a sequence.
+pub fn time_rows(x: &TensorMap, a: usize, b: usize) -> TensorMap {
+    x.iter()
+        .map(|(n, t)| {
+            if t.shape.len() < 3 {
+                return (n.clone(), t.clone());
+            }
+            let (bb, tl) = (t.shape[0], t.shape[1]);
+            let row: usize = t.shape[2..].iter().product();
+            let mut data = Vec::new();
+            for bi in 0..bb {
+                data.extend_from_slice(&t.data[(bi * tl + a) * row..(bi * tl + b) * row]);
+            }
+            let mut shape = t.shape.clone();
+            shape[1] = b - a;
+            (n.clone(), HostTensor::new(shape, data))
+        })
+        .collect()
+}

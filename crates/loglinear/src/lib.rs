@@ -61,6 +61,9 @@ pub fn backends() -> Runtime {
     runtime
 }
 
+/// Whether this build has the MLIR backends (the `mlir` feature): `mlir-cpu`, PTX, `compile --mlir`.
+pub const HAS_MLIR: bool = cfg!(feature = "mlir");
+
 /// The PTX compiler of this build: MLIR's (`loglinear_mlir::MlirPtx`) with the `mlir` feature, else none (then
 /// the `cuda` backend loads PTX emitted elsewhere, and `loglinear emit --target ptx` is refused).
 pub fn ptx_compiler() -> Option<std::sync::Arc<dyn loglinear_kernel::device::PtxCompiler>> {

@@ -26,25 +26,7 @@ fn stored(x: &TensorMap, dtype: DType) -> BTreeMap<String, Tensor> {
     x.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(dtype, t.shape.clone(), &t.data))).collect()
 }
 
-/// Rows `a..b` of every `[B, T, H, …]` tensor.
-fn rows(x: &TensorMap, a: usize, b: usize) -> TensorMap {
-    x.iter()
-        .map(|(n, t)| {
-            if t.shape.len() < 3 {
-                return (n.clone(), t.clone());
-            }
-            let (bb, tl) = (t.shape[0], t.shape[1]);
-            let row: usize = t.shape[2..].iter().product();
-            let mut data = Vec::new();
-            for bi in 0..bb {
-                data.extend_from_slice(&t.data[(bi * tl + a) * row..(bi * tl + b) * row]);
-            }
-            let mut shape = t.shape.clone();
-            shape[1] = b - a;
-            (n.clone(), HostTensor::new(shape, data))
-        })
-        .collect()
-}
+use loglinear_testkit::time_rows as rows;
 
 fn host(t: &Tensor) -> HostTensor {
     HostTensor::new(t.shape().to_vec(), t.to_f64())

@@ -20,25 +20,7 @@ fn stored(x: &TensorMap, dtype: DType) -> BTreeMap<String, Tensor> {
     x.iter().map(|(n, t)| (n.clone(), Tensor::from_f64(dtype, t.shape.clone(), &t.data))).collect()
 }
 
-/// Rows `a..b` of every `[B, T, H, …]` tensor.
-fn slice(x: &TensorMap, a: usize, b: usize) -> TensorMap {
-    x.iter()
-        .map(|(n, t)| {
-            if t.shape.len() < 3 {
-                return (n.clone(), t.clone());
-            }
-            let (bb, tl) = (t.shape[0], t.shape[1]);
-            let row: usize = t.shape[2..].iter().product();
-            let mut data = Vec::new();
-            for bi in 0..bb {
-                data.extend_from_slice(&t.data[(bi * tl + a) * row..(bi * tl + b) * row]);
-            }
-            let mut shape = t.shape.clone();
-            shape[1] = b - a;
-            (n.clone(), HostTensor::new(shape, data))
-        })
-        .collect()
-}
+use loglinear_testkit::time_rows as slice;
 
 fn tol(b: &Backend<'_>, v: &VariantIr) -> f64 {
     b.default_tolerance(v)

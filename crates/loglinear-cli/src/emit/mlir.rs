@@ -14,7 +14,7 @@ pub(crate) const BACKEND: &str = "mlir-cpu";
 
 /// Whether this build can emit MLIR (it needs the `mlir` feature).
 pub(crate) fn check() -> Result<(), RuntimeError> {
-    if loglinear::ptx_compiler().is_some() {
+    if loglinear::HAS_MLIR {
         Ok(())
     } else {
         Err(RuntimeError::Unsupported {
