@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# python3-numpy: the Python consumer of emitted objects.
 # mesa-vulkan-drivers + libvulkan1: lavapipe, the Vulkan CPU driver the wgsl backend is tested on.
 # LLVM/MLIR 22: the loglinear-mlir crate (its paths are set in .cargo/config.toml).
-packages=(build-essential pkg-config python3 mesa-vulkan-drivers libvulkan1
+packages=(build-essential pkg-config python3 python3-numpy mesa-vulkan-drivers libvulkan1
     llvm-22-dev libmlir-22-dev libpolly-22-dev libclang-common-22-dev libclang1-22 libzstd-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +28,8 @@ export CARGO_TERM_COLOR=never
 # the suite instead of skipping the backend).
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 export LOGLINEAR_REQUIRE_GPU=1
+# The consumer tests of emitted kernels (cc, python3 with numpy) fail instead of skipping when a tool is missing.
+export LOGLINEAR_REQUIRE_CONSUMERS=1
 # The external test vectors are committed in tests/vectors; LOGLINEAR_VECTORS may point elsewhere (an override).
 
 cargo test --workspace --locked

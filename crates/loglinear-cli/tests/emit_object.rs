@@ -1,9 +1,10 @@
 //! `loglinear emit --target object` used by programs that know nothing of loglinear's Rust code: a C program
 //! (`tests/emit_object/mamba2.c`, compiled with `cc` against the emitted header and objects) runs the forward
 //! program and then decode steps from its final state; a Python script (`tests/emit_object/forward.py`, ctypes
-//! only) loads a shared library linked from the object and runs the forward program from `manifest.json`. Both
-//! match the f64 oracle on the same f32 inputs. `docs/EMIT.md` quotes both programs verbatim. Tests that need `cc`
-//! or `python3` print a note and pass when the tool is missing (CI has both).
+//! and numpy) loads a shared library linked from the object and runs the forward program from `manifest.json`
+//! (its sizes from the manifest's formulas). Both match the f64 oracle on the same f32 inputs. `docs/EMIT.md`
+//! quotes both programs verbatim. A missing `cc`, `python3` or numpy skips a test with a note, except under
+//! `LOGLINEAR_REQUIRE_CONSUMERS=1` (set by `scripts/test-all.sh`, so CI cannot skip them), where it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,13 +20,21 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emit_object").join(name)
 }
 
-/// Whether `tool --version` runs; prints why the test is skipped when it does not.
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+/// Whether `tool args` runs; prints why the test is skipped when it does not, or fails the test when
+/// `LOGLINEAR_REQUIRE_CONSUMERS=1`.
+fn have_with(tool: &str, args: &[&str]) -> bool {
+    let ok = Command::new(tool).args(args).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
-        eprintln!("note: `{tool}` not found: skipping this consumer test (CI runs it)");
+        let what = format!("`{tool} {}` does not run", args.join(" "));
+        assert!(std::env::var("LOGLINEAR_REQUIRE_CONSUMERS").is_err(), "{what} (LOGLINEAR_REQUIRE_CONSUMERS is set)");
+        eprintln!("note: {what}: skipping this consumer test (CI runs it)");
     }
     ok
+}
+
+/// Whether `tool --version` runs (see [`have_with`]).
+fn have(tool: &str) -> bool {
+    have_with(tool, &["--version"])
 }
 
 fn emit(args: &[&str]) -> i32 {
@@ -169,9 +178,15 @@ fn c_program_runs_the_forward_program_then_decode_steps() {
 
 #[test]
 fn python_script_runs_the_forward_program_through_ctypes() {
-    if !have("cc") || !have("python3") {
+    // The first Python with numpy: `python3` on the path, else the system's (Debian's python3-numpy, which
+    // scripts/test-all.sh installs, lives there when another python3 comes first on the path).
+    let python = ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Command::new(p).args(["-c", "import numpy"]).output().map(|o| o.status.success()).unwrap_or(false));
+    if !have("cc") || !have_with(python.unwrap_or("python3"), &["-c", "import numpy"]) {
         return;
     }
+    let python = python.expect("checked");
     // The example's variant, a delta-rule one (WY solve) and a linear one (no λ, M = MS = LC = 1).
     for (variant, shape, dims) in [
         ("loglinear_mamba2", "1,37,2,8,4", (1, 37, 2, 8, 4)),
@@ -186,7 +201,7 @@ fn python_script_runs_the_forward_program_through_ctypes() {
         write_inputs(d, &inputs);
         run(Command::new("cc").current_dir(d).args(["-shared", "-o", "lib.so", &obj, "-lm"]));
         let (b, t, h, _, _) = dims;
-        run(Command::new("python3").arg(fixture("forward.py")).arg(d).arg(d.join("lib.so")).args([
+        run(Command::new(python).arg(fixture("forward.py")).arg(d).arg(d.join("lib.so")).args([
             b.to_string(),
             t.to_string(),
             h.to_string(),
@@ -217,7 +232,7 @@ fn refusals_exit_with_2_and_write_nothing() {
 #[test]
 fn emit_md_quotes_the_consumer_programs_verbatim() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/EMIT.md")).unwrap();
-    for name in ["mamba2.c", "forward.py"] {
+    for name in ["mamba2.c", "forward.py", "../emit_ptx/forward_torch.py"] {
         let text = std::fs::read_to_string(fixture(name)).unwrap();
         assert!(doc.contains(text.trim_end()), "docs/EMIT.md does not quote tests/emit_object/{name} verbatim");
     }

@@ -1,5 +1,6 @@
 //! Every target's `manifest.json` validates against `docs/manifest.schema.json` (the subset of JSON Schema it
-//! uses: type, required, properties, items, enum, minItems — checked by the small validator below, which fails on
+//! uses: type (a name or a list of names), required, properties, additionalProperties, items, enum, minItems —
+//! checked by the small validator below, which fails on
 //! any other keyword so that the schema cannot silently outgrow it).
 
 use loglinear::Registry;
@@ -9,20 +10,37 @@ use serde_json::Value;
 fn validate(v: &Value, schema: &Value, path: &str, errors: &mut Vec<String>) {
     let s = schema.as_object().expect("a schema is an object");
     for key in s.keys() {
-        let known =
-            ["$schema", "$id", "title", "description", "type", "required", "properties", "items", "enum", "minItems"];
+        let known = [
+            "$schema",
+            "$id",
+            "title",
+            "description",
+            "type",
+            "required",
+            "properties",
+            "additionalProperties",
+            "items",
+            "enum",
+            "minItems",
+        ];
         assert!(known.contains(&key.as_str()), "schema keyword `{key}` at {path} is not supported by the validator");
     }
-    if let Some(t) = s.get("type").and_then(Value::as_str) {
-        let ok = match t {
+    if let Some(t) = s.get("type") {
+        let names: Vec<&str> = match t {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().map(|x| x.as_str().expect("type names")).collect(),
+            other => panic!("type {other}"),
+        };
+        let ok = names.iter().any(|t| match *t {
             "object" => v.is_object(),
             "array" => v.is_array(),
             "string" => v.is_string(),
             "integer" => v.is_i64() || v.is_u64(),
             "number" => v.is_number(),
             "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
             other => panic!("type `{other}`"),
-        };
+        });
         if !ok {
             errors.push(format!("{path}: expected {t}, got {v}"));
             return;
@@ -47,6 +65,14 @@ fn validate(v: &Value, schema: &Value, path: &str, errors: &mut Vec<String>) {
             }
         }
     }
+    if let (Some(extra), Some(o)) = (s.get("additionalProperties"), v.as_object()) {
+        let declared = s.get("properties").and_then(Value::as_object);
+        for (k, x) in o {
+            if declared.is_none_or(|d| !d.contains_key(k)) {
+                validate(x, extra, &format!("{path}.{k}"), errors);
+            }
+        }
+    }
     if let Some(n) = s.get("minItems").and_then(Value::as_u64) {
         if v.as_array().is_some_and(|a| (a.len() as u64) < n) {
             errors.push(format!("{path}: fewer than {n} items"));
@@ -57,6 +83,58 @@ fn validate(v: &Value, schema: &Value, path: &str, errors: &mut Vec<String>) {
             validate(x, items, &format!("{path}[{i}]"), errors);
         }
     }
+}
+
+/// Evaluates a size formula of the manifest (integers, names, `+ - *`, `ceil_div(a, b)`, `bitlen(x)`) — the
+/// grammar the schema states — over `env`.
+fn eval(text: &str, env: &std::collections::BTreeMap<String, i64>) -> i64 {
+    fn sum(t: &[char], i: &mut usize, env: &std::collections::BTreeMap<String, i64>) -> i64 {
+        let mut x = product(t, i, env);
+        while *i < t.len() && (t[*i] == '+' || t[*i] == '-') {
+            let op = t[*i];
+            *i += 1;
+            let y = product(t, i, env);
+            x = if op == '+' { x + y } else { x - y };
+        }
+        x
+    }
+    fn product(t: &[char], i: &mut usize, env: &std::collections::BTreeMap<String, i64>) -> i64 {
+        let mut x = atom(t, i, env);
+        while *i < t.len() && t[*i] == '*' {
+            *i += 1;
+            x *= atom(t, i, env);
+        }
+        x
+    }
+    fn atom(t: &[char], i: &mut usize, env: &std::collections::BTreeMap<String, i64>) -> i64 {
+        let start = *i;
+        while *i < t.len() && (t[*i].is_alphanumeric() || t[*i] == '_') {
+            *i += 1;
+        }
+        let word: String = t[start..*i].iter().collect();
+        assert!(!word.is_empty(), "a number, a name or a call at {start}");
+        if *i < t.len() && t[*i] == '(' {
+            *i += 1;
+            let mut args = vec![sum(t, i, env)];
+            while t[*i] == ',' {
+                *i += 1;
+                args.push(sum(t, i, env));
+            }
+            assert_eq!(t[*i], ')');
+            *i += 1;
+            return match (word.as_str(), args.as_slice()) {
+                ("ceil_div", [a, b]) => (a + b - 1) / b,
+                ("bitlen", [x]) => 64 - i64::from(x.leading_zeros()),
+                (f, a) => panic!("unknown function {f} of {} arguments", a.len()),
+            };
+        }
+        word.parse().unwrap_or_else(|_| *env.get(&word).unwrap_or_else(|| panic!("unknown name `{word}`")))
+    }
+    let t: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut i = 0;
+    let x = sum(&t, &mut i, env);
+    assert_eq!(i, t.len(), "trailing text in `{text}`");
+    x
 }
 
 fn schema() -> Value {
@@ -102,9 +180,32 @@ fn every_target_writes_a_valid_manifest() {
         let mut errors = Vec::new();
         validate(&m, &schema(), "$", &mut errors);
         assert!(errors.is_empty(), "{target}: {errors:#?}");
+        assert!(dir.path().join("README.md").is_file(), "{target}");
+        let ir = std::fs::read_to_string(dir.path().join(m["variant_ir"].as_str().unwrap())).unwrap();
+        assert_eq!(ir, m["variant_ir_text"].as_str().unwrap());
+        assert!(ir.contains("hierarchy = fenwick(lam)"), "{ir}");
+        let names: Vec<&str> = m["sizes"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         for p in m["programs"].as_array().unwrap() {
             for f in p["files"].as_array().unwrap().iter().chain([&p["kernel_ir"]]) {
                 assert!(dir.path().join(f.as_str().unwrap()).is_file(), "{target}: {f} missing");
+            }
+            // The formulas, evaluated in order from the caller's values, give the listed values; the forward
+            // program's are the runtime's sizes at the shape (B=2 T=50 H=2 K=8 V=4, L = num_levels(50) = 7).
+            let values = &p["size_values"];
+            let mut env: std::collections::BTreeMap<String, i64> =
+                ["B", "T", "H", "L"].iter().map(|n| (n.to_string(), values[*n].as_i64().unwrap())).collect();
+            env.insert("step".into(), values["t"].as_i64().unwrap());
+            for n in &names {
+                let x = eval(p["size_formulas"][*n].as_str().unwrap(), &env);
+                assert_eq!(x, values[*n].as_i64().unwrap(), "{target} {}: {n}", p["role"]);
+                env.insert(n.to_string(), x);
+            }
+            if p["role"] == "forward" {
+                let c = p["chunk"].as_u64().unwrap() as usize;
+                let want = loglinear::kernel::SizeEnv::new(2, 50, 2, 8, 4, 7, c, true).values();
+                let got: Vec<i64> = names.iter().map(|n| values[*n].as_i64().unwrap()).collect();
+                assert_eq!(got, want.to_vec(), "{target}");
+                assert_eq!(p["schedule"]["chunk"], p["chunk"]);
             }
         }
     }

@@ -584,8 +584,10 @@ pub fn candidates(backend: &Backend<'_>, dims: &Dims, input: DType, base: &Sched
     out
 }
 
-/// Generates the candidates, prunes them with the backend's checks and ranks the survivors with the cost model
-/// (see the [module docs](self)). `default` (the runtime's pick) is always measured first.
+/// Generates the candidates, prunes them with the backend's checks (scratch within `scratch_budget` bytes) and
+/// ranks the survivors with the cost model (see the [module docs](self)). `default` (the runtime's pick) is always
+/// measured first. `keep = usize::MAX` with `scratch_budget = u128::MAX` gives every candidate the backend can
+/// compile: a superset of what a tune on any machine would measure (what `emit --tune-candidates` writes).
 pub fn plan(
     backend: &Backend<'_>,
     variant: &VariantIr,
@@ -593,12 +595,13 @@ pub fn plan(
     input: DType,
     default: &ScheduleConfig,
     keep: usize,
+    scratch_budget: u128,
 ) -> Plan {
     let base = backend.config(variant, &RunOptions::default()).unwrap_or(*default);
     let mut all = candidates(backend, dims, input, &base);
     all.retain(|c| c != default);
     let generated = all.len() + 1;
-    let budget = u128::from(default_max_scratch());
+    let budget = scratch_budget;
     let score = |c: &ScheduleConfig| -> Option<f64> {
         backend.config(variant, &RunOptions::with_config(*c)).ok()?;
         let p = backend.program(variant, dims.k, dims.v, c, false).ok()?;
@@ -875,7 +878,7 @@ pub fn tune(
     uploads.insert(spec.input_dtype.ir_name(), first);
     let no_tune = RunOptions { no_tune: true, ..RunOptions::default() };
     let default = backend.config_for(variant, &dims, &no_tune)?;
-    let plan = plan(backend, variant, &dims, spec.input_dtype, &default, spec.keep);
+    let plan = plan(backend, variant, &dims, spec.input_dtype, &default, spec.keep, u128::from(default_max_scratch()));
     report.default = default;
     report.generated = plan.generated;
     report.pruned = plan.pruned;

@@ -339,7 +339,7 @@ fn candidates_are_pruned_and_ranked() {
     assert!(tune::candidates(&b, &short, DType::F32, &base).iter().all(|c| c.chunk <= 32));
 
     let default = b.config_for(&v, &dims, &RunOptions::default()).unwrap();
-    let plan = tune::plan(&b, &v, &dims, DType::F32, &default, 5);
+    let plan = tune::plan(&b, &v, &dims, DType::F32, &default, 5, u128::MAX);
     assert_eq!(plan.measure[0].config, default);
     assert_eq!(plan.generated, all.len() + usize::from(!all.contains(&default)));
     assert_eq!(plan.measure.len() + plan.pruned + plan.ranked_out, plan.generated);
@@ -352,6 +352,14 @@ fn candidates_are_pruned_and_ranked() {
     assert!(scores.windows(2).all(|w| w[0] <= w[1]), "{scores:?}");
     let mut seen = std::collections::BTreeSet::new();
     assert!(plan.measure.iter().all(|c| seen.insert(c.config)), "no duplicates");
+    // Without a limit (what `emit --tune-candidates` writes): every candidate the backend compiles, a superset
+    // of any limited plan; a tight scratch budget prunes.
+    let all_plan = tune::plan(&b, &v, &dims, DType::F32, &default, usize::MAX, u128::MAX);
+    assert_eq!(all_plan.ranked_out, 0);
+    assert!(plan.measure.iter().all(|c| all_plan.measure.iter().any(|a| a.config == c.config)));
+    let tight = tune::plan(&b, &v, &dims, DType::F32, &default, usize::MAX, 1);
+    assert_eq!(tight.measure.len(), 1, "only the default is kept when nothing fits");
+    assert!(tight.pruned > 0);
 }
 
 #[test]

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use loglinear::kernel::device::fingerprint;
-use loglinear::kernel::kernel::{BufKind, Program};
+use loglinear::kernel::kernel::{BufKind, Program, Sym};
+use loglinear::kernel::{ScheduleConfig, SizeEnv};
 use loglinear::{Registry, RunOptions, Runtime, RuntimeError};
 use loglinear_wgsl::ShaderLang;
 
@@ -64,9 +65,11 @@ pub struct EmitArgs {
     /// machine without a compiler — the GPU machine for `ptx` — can tune)
     #[arg(long)]
     pub tune_candidates: bool,
-    /// With --tune-candidates: the cost model's best N besides the default (as `tune --keep`)
-    #[arg(long, value_name = "N", default_value_t = 12)]
-    pub keep: usize,
+    /// With --tune-candidates: only the cost model's best N besides the default, as `tune --keep N` would pick
+    /// on this machine (default: every candidate the backend can compile, whatever the memory of the machine
+    /// that tunes — a superset of what any `tune` measures)
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
     /// Chunk size: a power of two in 1..=256 (default: the variant's)
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     pub chunk_size: Option<usize>,
@@ -134,16 +137,31 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     if args.tune_candidates {
         let no_tune = RunOptions { no_tune: true, ..opts.clone() };
         let default = backend.config_for(variant, &dims, &no_tune)?;
+        let (keep, budget) = match args.keep {
+            Some(n) => (n, u128::from(loglinear::runtime::engine::default_max_scratch())),
+            None => (usize::MAX, u128::MAX),
+        };
         let plan =
-            loglinear::runtime::tune::plan(&backend, variant, &dims, args.input_dtype.into(), &default, args.keep);
+            loglinear::runtime::tune::plan(&backend, variant, &dims, args.input_dtype.into(), &default, keep, budget);
         for c in plan.measure {
             if c.config != forward {
                 programs.push(("tune_candidate", c.config, false));
             }
         }
     }
+    let levels = |tokens: usize| if variant.is_log_linear() { loglinear::ir::level::num_levels(tokens) } else { 0 };
     for (role, config, is_decode) in programs {
         let p = backend.program(variant, k, v, &config, is_decode)?;
+        // The sizes at the emitted shape: the forward pass over T tokens; a decode step of `decode_batch`
+        // sequences at position T (levels for T + 1 tokens).
+        let mut at = if is_decode {
+            SizeEnv::new(args.decode_batch, 1, h, k, v, levels(t + 1), p.chunk, p.hierarchical)
+        } else {
+            SizeEnv::new(b, t, h, k, v, levels(t), p.chunk, p.hierarchical)
+        };
+        if is_decode {
+            at.step = t;
+        }
         let name = fingerprint(&p);
         let emitted = match args.target {
             EmitTarget::Ptx => ptx::emit(&p, &name)?,
@@ -162,7 +180,11 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             "files": emitted.files.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
             "kernel_ir": kir,
             "config": config.to_string(),
+            "schedule": schedule(&config),
             "chunk": p.chunk,
+            "size_formulas": size_formulas(&p, k, v),
+            "size_values": SizeEnv::ORDER.iter().map(|s| (s.name().to_string(), at.get(*s).into()))
+                .collect::<serde_json::Map<_, _>>(),
             "log_linear": p.hierarchical,
             "buffers": buffers(&p),
             "kernels": emitted.kernels,
@@ -179,11 +201,19 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
         files.push((kir, p.to_string().into_bytes()));
         entries.push(entry);
     }
+    let variant_ir = format!("{}.ir", variant.name);
+    files.push((variant_ir.clone(), variant.to_string().into_bytes()));
     let mut manifest = serde_json::json!({
         "loglinear": env!("CARGO_PKG_VERSION"),
         "variant": variant.name,
+        "variant_ir": variant_ir,
+        "variant_ir_text": variant.to_string(),
         "target": args.target.name(),
         "shape": { "B": b, "T": t, "H": h, "K": k, "V": v, "decode_batch": args.decode_batch },
+        "layout": "every buffer row-major (C order), contiguous, in the dtype it names; tensors [B, T, H, D] as fla",
+        "sizes": SizeEnv::ORDER.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "size_inputs": size_inputs(),
+        "state": state_description(variant.is_log_linear()),
         "programs": entries,
     });
     if let Some(m) = manifest.as_object_mut() {
@@ -198,6 +228,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
         };
         m.extend(extra);
     }
+    files.push(("README.md".into(), readme(args.target, variant.name.as_str(), &args.shape).into_bytes()));
     for (file, bytes) in &files {
         write_atomic(&args.out.join(file), bytes)?;
     }
@@ -244,6 +275,117 @@ fn buffers(p: &Program) -> Vec<serde_json::Value> {
             serde_json::json!({ "name": b.name, "kind": kind, "dtype": b.elem.ir_name(), "shape": shape })
         })
         .collect()
+}
+
+/// The schedule as fields (the `config` string, parsed).
+fn schedule(c: &ScheduleConfig) -> serde_json::Value {
+    serde_json::json!({
+        "chunk": c.chunk,
+        "form": c.form.name(),
+        "storage": c.storage.ir_name(),
+        "accum": c.accum.ir_name(),
+        "threads": c.threads,
+        "v_block": c.v_block,
+    })
+}
+
+/// Each run-time size of program `p` ([`SizeEnv::ORDER`]) as a formula over the caller's values (`B`, `T`, `H`,
+/// `L`, `step`: [`size_inputs`]; `K` and `V` are compiled in) and the other sizes: integers, names, `+ - *`, `ceil_div(a, b)` and `bitlen(x)`
+/// (the bits needed to write `x ≥ 0`; `bitlen(0) = 0`). What [`SizeEnv::new`] computes.
+fn size_formulas(p: &Program, k: usize, v: usize) -> serde_json::Map<String, serde_json::Value> {
+    SizeEnv::ORDER
+        .iter()
+        .map(|s| {
+            let f = match s {
+                Sym::B => "B".to_string(),
+                Sym::T => "T".to_string(),
+                Sym::H => "H".to_string(),
+                Sym::K => k.to_string(),
+                Sym::V => v.to_string(),
+                Sym::L => "L".to_string(),
+                Sym::NT => format!("ceil_div(T, {})", p.chunk),
+                Sym::C => p.chunk.to_string(),
+                Sym::M if p.hierarchical => "bitlen(NT - 1)".to_string(),
+                Sym::MS if p.hierarchical => "M + 1".to_string(),
+                Sym::LC if p.hierarchical => "L".to_string(),
+                Sym::M | Sym::MS | Sym::LC => "1".to_string(),
+                Sym::Step => "step".to_string(),
+            };
+            (s.name().to_string(), f.into())
+        })
+        .collect()
+}
+
+/// What the caller supplies to the size formulas.
+fn size_inputs() -> serde_json::Value {
+    serde_json::json!({
+        "B": "sequences in the batch (the decode step: sequences stepped together)",
+        "T": "tokens per sequence (1 for the decode step)",
+        "H": "heads",
+        "L": "λ levels, the last dimension of `lam`: num_levels(T) = bitlen(T - 1) + 1 for T > 1, else 1 (the \
+              decode step: the state's L_cap, at least num_levels(step + 1)); any value for variants that are not \
+              log-linear (treated as 1)",
+        "step": "the decode step's position (tokens the state holds before this one); 0 for the forward program",
+    })
+}
+
+/// How the `state` buffer is laid out and used.
+fn state_description(log_linear: bool) -> serde_json::Value {
+    serde_json::json!({
+        "buffer": "state",
+        "shape": ["B", "H", "LC", "K", "V"],
+        "levels": if log_linear {
+            "LC = L levels per (sequence, head): level 0 holds the current chunk's tokens, level ℓ ≥ 1 the ℓ-th \
+             Fenwick segment of the prefix (spec §4); a K×V matrix each"
+        } else {
+            "LC = 1: the linear-attention state, a K×V matrix per (sequence, head)"
+        },
+        "forward": "the forward program writes the final state after the T tokens (fla's output_final_state)",
+        "decode_step": "the decode step reads the state at position `step` and updates it in place to step + 1; \
+                        an empty state (position 0) is all zeros; fla's initial_state is a state at its position",
+    })
+}
+
+/// The README written beside the files.
+fn readme(target: EmitTarget, variant: &str, shape: &str) -> String {
+    let how = match target {
+        EmitTarget::Ptx => {
+            "Load `<fingerprint>.ptx` with the CUDA driver API (`cuModuleLoadData`), look up each \
+            kernel's `entry`, and launch it with `threads` threads per block and ceil(programs / blocks) blocks per \
+            launch over the grid's programs (`parameters` gives the argument list). docs/EMIT.md has a PyTorch \
+            example."
+        }
+        EmitTarget::Object => {
+            "Link `<fingerprint>.o` (x86-64 SysV ELF, position-independent, no imported symbols) \
+            and include `<fingerprint>.h`: it declares the entry points and `_sizes`, `_alloc`, `_run` helpers. \
+            `cc -shared` turns the object into a library for ctypes."
+        }
+        EmitTarget::Mlir => {
+            "`<fingerprint>.mlir` is the CPU module as translated, `<fingerprint>.llvm.mlir` in the \
+            LLVM dialect: `mlir-translate --mlir-to-llvmir` then `llc` give an object with the `object` target's \
+            entry-point ABI (`parameters`)."
+        }
+        EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => {
+            "One compute shader per kernel \
+            (`files`). Bind the program's buffers, the `sizes` uniform and the spill buffer as each kernel's \
+            `bindings` say and dispatch as `dispatch` says."
+        }
+    };
+    format!(
+        "# loglinear kernels: `{variant}` ({target})\n\n\
+         Written by `loglinear emit --target {target} --variant {variant} --shape {shape}` (loglinear {version}).\n\n\
+         - `manifest.json`: every program (`forward`, `decode_step`, …): its code files, entry points and launch \
+         parameters, buffers (name, kind, dtype, symbolic shape, row-major), the run-time sizes as formulas \
+         (`size_formulas`, over `size_inputs`) and at the emitted shape (`size_values`), the state's layout, the \
+         schedule. Its JSON schema is `docs/manifest.schema.json` in the loglinear repository.\n\
+         - `<fingerprint>.kir`: each program's kernel IR (what the code computes, readable).\n\
+         - `{variant}.ir`: the variant's IR (its inputs, transition and gating).\n\n\
+         {how}\n\n\
+         Buffers of kind `output`, `scratch` and `state` start at zero before a forward run (a decode step keeps its \
+         state). Complete examples: docs/EMIT.md.\n",
+        target = target.name(),
+        version = env!("CARGO_PKG_VERSION"),
+    )
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory (no partial file on failure).
