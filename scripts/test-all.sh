@@ -36,8 +36,9 @@ cargo test --workspace --locked
 # The mlir-cpu backend through the shared conformance suite and the inference tests (the `mlir` feature links
 # MLIR statically into these two test binaries).
 cargo test --locked -p loglinear --features mlir --test conformance --test inference
-# `loglinear emit --target ptx|mlir` end to end (PTX, MLIR and manifests valid against docs/manifest.schema.json).
-cargo test --locked -p loglinear-cli --features mlir --test emit --test manifest_schema
+# `loglinear emit --target ptx|mlir` end to end (PTX, MLIR and manifests valid against docs/manifest.schema.json),
+# and the C and Python consumers of objects made by MLIR/LLVM (`--codegen mlir`) as well as by Cranelift.
+cargo test --locked -p loglinear-cli --features mlir --test emit --test manifest_schema --test emit_object
 # The user crate has its own lock file (as a user's would); it follows the workspace's pinned versions.
 cargo test --manifest-path tests/user-crate/Cargo.toml --target-dir target
 cargo run --locked -q -p loglinear-cli -- demo

@@ -42,12 +42,38 @@ fn emit(args: &[&str]) -> i32 {
     main_with_args(Registry::builtin(), loglinear::backends(), argv)
 }
 
-/// Emits `variant` for `shape` into `dir` and returns the manifest.
-fn emit_object(variant: &str, shape: &str, chunk: &str, dir: &Path) -> serde_json::Value {
+/// The object code generators of this build: Cranelift, and MLIR/LLVM with the `mlir` feature. Every consumer
+/// test runs on each.
+fn codegens() -> Vec<&'static str> {
+    if cfg!(feature = "mlir") {
+        vec!["cranelift", "mlir"]
+    } else {
+        vec!["cranelift"]
+    }
+}
+
+/// Emits `variant` for `shape` into `dir` with `codegen` and returns the manifest.
+fn emit_object(variant: &str, shape: &str, chunk: &str, dir: &Path, codegen: &str) -> serde_json::Value {
     let d = dir.to_str().unwrap();
-    let code = emit(&["--target", "object", "--variant", variant, "--shape", shape, "--chunk-size", chunk, "--out", d]);
-    assert_eq!(code, EXIT_OK, "emit {variant}");
-    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    let code = emit(&[
+        "--target",
+        "object",
+        "--codegen",
+        codegen,
+        "--variant",
+        variant,
+        "--shape",
+        shape,
+        "--chunk-size",
+        chunk,
+        "--out",
+        d,
+    ]);
+    assert_eq!(code, EXIT_OK, "emit {variant} ({codegen})");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["codegen"], codegen);
+    m
 }
 
 /// Random inputs rounded to f32 (what the kernels see), and the oracle's output on them.
@@ -108,8 +134,14 @@ fn object_and_header(program: &serde_json::Value) -> (String, String) {
 
 #[test]
 fn manifest_and_header_describe_the_object() {
+    for codegen in codegens() {
+        manifest_and_header_describe_the_object_with(codegen);
+    }
+}
+
+fn manifest_and_header_describe_the_object_with(codegen: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let m = emit_object("loglinear_mamba2", "1,37,2,8,4", "8", dir.path());
+    let m = emit_object("loglinear_mamba2", "1,37,2,8,4", "8", dir.path(), codegen);
     assert_eq!(m["target"], "object");
     assert_eq!(m["sizes"], serde_json::json!(["B", "T", "H", "K", "V", "L", "NT", "C", "M", "MS", "LC", "t"]));
     let programs = m["programs"].as_array().unwrap();
@@ -131,7 +163,16 @@ fn manifest_and_header_describe_the_object() {
         for helper in ["sizes", "buffer_len", "buffer_name", "buffer_kind", "must_zero", "alloc", "free", "run"] {
             assert!(header.contains(&format!("{prog}_{helper}(")), "{prog}_{helper} missing from {h}");
         }
-        assert!(header.contains("Symbols it imports: none."), "the object imports nothing");
+        // Cranelift's code calls nothing; LLVM's calls libm (`expf`) and libc, which `-lm` links.
+        let imports: Vec<&str> = m["imports"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+        if codegen == "cranelift" {
+            assert!(header.contains("Symbols it imports: none."), "the object imports nothing");
+            assert!(imports.is_empty());
+        } else {
+            assert!(imports.iter().all(|s| ["expf", "logf", "log1pf", "memset", "memcpy"].contains(s)), "{imports:?}");
+            assert!(header.contains(&format!("Symbols it imports: {}.", imports.join(", "))), "{header}");
+        }
+        assert!(header.contains(&format!("code by {codegen}")));
     }
 }
 
@@ -140,10 +181,16 @@ fn c_program_runs_the_forward_program_then_decode_steps() {
     if !have("cc") {
         return;
     }
+    for codegen in codegens() {
+        c_program_with(codegen);
+    }
+}
+
+fn c_program_with(codegen: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (t0, t) = (37, 41);
-    let m = emit_object("loglinear_mamba2", "1,37,2,8,4", "8", d);
+    let m = emit_object("loglinear_mamba2", "1,37,2,8,4", "8", d, codegen);
     let programs = m["programs"].as_array().unwrap();
     let (fwd_o, fwd_h) = object_and_header(&programs[0]);
     let (dec_o, dec_h) = object_and_header(&programs[1]);
@@ -166,10 +213,10 @@ fn c_program_runs_the_forward_program_then_decode_steps() {
         let row = 2 * 4;
         for s in 0..b {
             let fwd = s * t * row..(s * t + t0) * row;
-            check_close(&format!("C forward, B={b}, sequence {s}"), &o[fwd.clone()], &reference.data[fwd]);
+            check_close(&format!("C forward ({codegen}), B={b}, sequence {s}"), &o[fwd.clone()], &reference.data[fwd]);
             for p in t0..t {
                 let r = (s * t + p) * row..(s * t + p + 1) * row;
-                let what = format!("C decode step, B={b}, sequence {s}, position {p}");
+                let what = format!("C decode step ({codegen}), B={b}, sequence {s}, position {p}");
                 check_close(&what, &o[r.clone()], &reference.data[r]);
             }
         }
@@ -193,21 +240,27 @@ fn python_script_runs_the_forward_program_through_ctypes() {
         ("loglinear_gated_deltanet", "2,45,2,8,8", (2, 45, 2, 8, 8)),
         ("gla", "1,29,3,8,4", (1, 29, 3, 8, 4)),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let m = emit_object(variant, shape, "8", d);
-        let (obj, _) = object_and_header(&m["programs"][0]);
-        let (inputs, reference) = inputs_and_reference(variant, dims);
-        write_inputs(d, &inputs);
-        run(Command::new("cc").current_dir(d).args(["-shared", "-o", "lib.so", &obj, "-lm"]));
-        let (b, t, h, _, _) = dims;
-        run(Command::new(python).arg(fixture("forward.py")).arg(d).arg(d.join("lib.so")).args([
-            b.to_string(),
-            t.to_string(),
-            h.to_string(),
-            levels(&inputs).to_string(),
-        ]));
-        check_close(&format!("Python forward, {variant}"), &read_f32(&d.join("o.f32")), &reference.data);
+        for codegen in codegens() {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let m = emit_object(variant, shape, "8", d, codegen);
+            let (obj, _) = object_and_header(&m["programs"][0]);
+            let (inputs, reference) = inputs_and_reference(variant, dims);
+            write_inputs(d, &inputs);
+            run(Command::new("cc").current_dir(d).args(["-shared", "-o", "lib.so", &obj, "-lm"]));
+            let (b, t, h, _, _) = dims;
+            run(Command::new(python).arg(fixture("forward.py")).arg(d).arg(d.join("lib.so")).args([
+                b.to_string(),
+                t.to_string(),
+                h.to_string(),
+                levels(&inputs).to_string(),
+            ]));
+            check_close(
+                &format!("Python forward, {variant} ({codegen})"),
+                &read_f32(&d.join("o.f32")),
+                &reference.data,
+            );
+        }
     }
 }
 
@@ -222,8 +275,17 @@ fn refusals_exit_with_2_and_write_nothing() {
         &["--variant", "loglinear_mamba2", "--target", "object", "--out", d, "--shape", "1,2,3"],
         &["--variant", "loglinear_mamba2", "--target", "object", "--out", d, "--chunk-size", "3"],
         &["--variant", "loglinear_mamba2", "--target", "object", "--out", d, "--config", "storage=f64"],
+        &["--variant", "loglinear_mamba2", "--target", "wgsl", "--codegen", "mlir", "--out", d],
+        &["--variant", "loglinear_mamba2", "--target", "object", "--codegen", "llvm", "--out", d],
     ] {
         assert_eq!(emit(args), EXIT_USAGE, "{args:?}");
+    }
+    if !cfg!(feature = "mlir") {
+        // A build without MLIR refuses its code generator.
+        assert_eq!(
+            emit(&["--variant", "loglinear_mamba2", "--target", "object", "--codegen", "mlir", "--out", d]),
+            EXIT_USAGE
+        );
     }
     assert!(!missing.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written on refusal");

@@ -6,9 +6,9 @@
 mod common;
 
 use common::cranelift_runtime;
-use loglinear_cranelift::object::kernel_symbol;
 use loglinear_cranelift::{compile_object, JitOptions};
 use loglinear_ir::builtins;
+use loglinear_kernel::host::object_symbol as kernel_symbol;
 use loglinear_runtime::{RunOptions, ScanForm, ScheduleConfig};
 
 fn contains(haystack: &[u8], needle: &str) -> bool {

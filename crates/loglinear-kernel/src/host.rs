@@ -108,3 +108,58 @@ pub unsafe fn run_grid(
         }
     });
 }
+
+/// One kernel of an [`ObjectCode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectKernel {
+    /// The kernel's name in the program.
+    pub name: String,
+    /// Its exported symbol, [`object_symbol`]`(prefix, i, name)`.
+    pub symbol: String,
+    /// Floats of scratch one call needs (per calling thread).
+    pub scratch_floats: usize,
+    /// Size of its machine code in bytes (0 where the code generator does not say).
+    pub code_size: u32,
+}
+
+/// A specialised program compiled ahead of time into one relocatable, position-independent object file for the
+/// host CPU (`loglinear emit --target object`), whichever code generator made it (Cranelift, or MLIR/LLVM). The
+/// contract every generator keeps, for a symbol prefix `P` (a C identifier):
+/// * per kernel `i`, `P_k<i>_<kernel name>` ([`object_symbol`]) with the [`KernelEntry`] ABI — `void f(float
+///   *const *bufs, const int64_t *sizes, int64_t lo, int64_t hi, float *scratch)`: grid programs `lo..hi`
+///   (linearised, last grid variable fastest), one `float*` per program buffer in `bufs`, the twelve sizes of
+///   [`crate::SizeEnv::ORDER`] in `sizes`, and `scratch` at least [`ObjectKernel::scratch_floats`] floats of tile
+///   memory private to the calling thread;
+/// * `P_sizes`: `void f(int64_t sizes[12], int64_t B, int64_t T, int64_t H, int64_t L, int64_t step)` fills `sizes`
+///   exactly as [`crate::SizeEnv::new`] does for this program (K, V and C compiled in, NT = ⌈T/C⌉, M = bitlen(NT − 1),
+///   MS = M + 1 and LC = max(L, 1) for a log-linear program, else 1; `step` the decode position).
+#[derive(Clone, Debug)]
+pub struct ObjectCode {
+    /// The relocatable object file (ELF on Linux).
+    pub bytes: Vec<u8>,
+    /// The kernels, in execution order.
+    pub kernels: Vec<ObjectKernel>,
+    /// The exported size helper, `P_sizes`.
+    pub sizes_symbol: String,
+    /// Symbols the code imports (libm's `expf`, libc's `memset`, ...), sorted; a C program links them with `-lm`.
+    pub imports: Vec<String>,
+    /// The target triple, e.g. `x86_64-unknown-linux-gnu`.
+    pub triple: String,
+    /// The CPU features the code uses beyond the triple's baseline (`fma`, `avx2`, ...): run it on a CPU with them.
+    pub cpu_features: Vec<String>,
+    /// The code generator (`cranelift`, `mlir`).
+    pub generator: &'static str,
+}
+
+/// The symbol of kernel `i` named `name` under `prefix`: `<prefix>_k<i>_<name>`, with every character of the
+/// kernel name that is not an ASCII letter, digit or `_` replaced by `_`.
+pub fn object_symbol(prefix: &str, i: usize, name: &str) -> String {
+    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    format!("{prefix}_k{i}_{name}")
+}
+
+/// Whether `prefix` is a C identifier (what [`ObjectCode`] symbols are made from).
+pub fn is_c_identifier(prefix: &str) -> bool {
+    prefix.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

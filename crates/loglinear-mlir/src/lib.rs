@@ -11,14 +11,17 @@
 //! * [`cpu`]: specialised, decomposed kernel IR (the WGSL backend's input) → one MLIR function per kernel;
 //!   [`CpuProgram`] lowers and JIT-compiles them and runs the grids on all cores; [`MlirCpuTarget`] is the
 //!   `mlir-cpu` backend (registered by the facade's `mlir` feature).
-//! * Next: register-blocked matmul micro-kernels and explicit vectors; then PTX for NVIDIA from the same
-//!   translation under `gpu.module`.
+//! * [`gpu`]: the same translation under `gpu.module` for NVIDIA (`sm_90` PTX, the contract of
+//!   `loglinear_kernel::device`), loaded by the `cuda` backend.
+//! * [`object`]: ahead-of-time object files for the host CPU through LLVM's back end (`emit --target object
+//!   --codegen mlir`), with the contract of `loglinear_kernel::host::ObjectCode`.
 
 mod context;
 pub mod exec;
 pub mod gpu;
 pub mod jit;
 pub mod lower;
+pub mod object;
 mod target;
 pub mod translate;
 
@@ -26,6 +29,7 @@ pub use context::MlirContext;
 pub use exec::CpuProgram;
 pub use gpu::{compile_ptx, dump_stages, MlirPtx, PtxModule};
 pub use jit::{Jit, MemRef1};
+pub use object::compile_object;
 pub use target::{MlirCpuTarget, NAME};
 
 /// Why MLIR could not build, lower or run a module.

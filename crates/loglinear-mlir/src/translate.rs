@@ -151,6 +151,71 @@ pub fn translate_kernel(
     Ok(CpuKernel { symbol: symbol.to_string(), scratch_floats })
 }
 
+/// Appends `symbol(sizes: ptr, B: i64, T: i64, H: i64, L: i64, step: i64)`, which stores the twelve sizes of `p`
+/// in [`SIZE_ORDER`] exactly as [`loglinear_kernel::SizeEnv::new`] computes them (K, V and C compiled in; NT =
+/// ⌈T/C⌉; M = bitlen(NT − 1), MS = M + 1, LC = max(L, 1) for a log-linear program, else 1; L = max(L, 1)): the
+/// `_sizes` helper of [`loglinear_kernel::host::ObjectCode`].
+///
+/// # Errors
+/// [`MlirError::Codegen`] for a program that is not specialised.
+pub fn sizes_function(ctx: &MlirContext, module: &Module<'_>, p: &Program, symbol: &str) -> Result<(), MlirError> {
+    let spec = p.specialised.ok_or_else(|| MlirError::Codegen(format!("program `{}` is not specialised", p.name)))?;
+    let c = ctx.get();
+    let loc = Location::unknown(c);
+    let ptr = llvm::r#type::pointer(c, 0);
+    let i64t: Type = IntegerType::new(c, 64).into();
+    let entry = Block::new(&[(ptr, loc), (i64t, loc), (i64t, loc), (i64t, loc), (i64t, loc), (i64t, loc)]);
+    let arg = |i: usize| entry.argument(i).expect("parameter").to_raw();
+    let one = |op: melior::ir::Operation<'_>| -> MlirValue {
+        entry.append_operation(op).result(0).expect("one result").to_raw()
+    };
+    let konst = |n: i64| one(arith::constant(c, IntegerAttribute::new(i64t, n).into(), loc));
+    let op2 = |name: &str, x: MlirValue, y: MlirValue| {
+        one(OperationBuilder::new(name, loc)
+            .add_operands(&[val(x), val(y)])
+            .enable_result_type_inference()
+            .build()
+            .expect("valid operation"))
+    };
+    let (b, t, h, l, step) = (arg(1), arg(2), arg(3), arg(4), arg(5));
+    let chunk = spec.c.max(1) as i64;
+    let (zero, one_) = (konst(0), konst(1));
+    // NT = ⌈T / C⌉ for T ≥ 0.
+    let nt = op2("arith.divui", op2("arith.addi", t, konst(chunk - 1)), konst(chunk));
+    let l1 = op2("arith.maxsi", l, one_);
+    let (m, ms, lc) = if p.hierarchical {
+        // M = bitlen(NT − 1) = 64 − ctlz(NT − 1), NT − 1 clamped at 0.
+        let n1 = op2("arith.maxsi", op2("arith.subi", nt, one_), zero);
+        let lz = one(OperationBuilder::new("math.ctlz", loc)
+            .add_operands(&[val(n1)])
+            .enable_result_type_inference()
+            .build()
+            .expect("valid math.ctlz"));
+        let m = op2("arith.subi", konst(64), lz);
+        (m, op2("arith.addi", m, one_), l1)
+    } else {
+        (one_, one_, one_)
+    };
+    let values = [b, t, h, konst(spec.k as i64), konst(spec.v as i64), l1, nt, konst(chunk), m, ms, lc, step];
+    for (s, v) in SIZE_ORDER.iter().zip(values) {
+        let idx = konst(slot(*s) as i64);
+        let a = one(llvm::get_element_ptr_dynamic(c, val(arg(0)), &[val(idx)], i64t, ptr, loc));
+        entry.append_operation(llvm::store(c, val(v), val(a), loc, Default::default()));
+    }
+    entry.append_operation(func::r#return(&[], loc));
+    let region = Region::new();
+    region.append_block(entry);
+    module.body().append_operation(func::func(
+        c,
+        StringAttribute::new(c, symbol),
+        TypeAttribute::new(FunctionType::new(c, &[ptr, i64t, i64t, i64t, i64t, i64t], &[]).into()),
+        region,
+        &[],
+        loc,
+    ));
+    Ok(())
+}
+
 /// Translates kernel `index` of `p` into a `gpu.func` kernel appended to `gpu_body` (the body of a
 /// `gpu.module`), with the parameters and layout of [`loglinear_kernel::device`]: tiles in shared memory
 /// (one `addr_space = 3` global per kernel) or in the block's region of the scratch buffer, element loops

@@ -88,6 +88,21 @@ pub fn mlir_stages(
     }
 }
 
+/// The specialised, decomposed program compiled into a host object file through MLIR and LLVM (the contract of
+/// [`loglinear_kernel::host::ObjectCode`], symbols under `prefix`); `None` in a build without the `mlir` feature.
+pub fn mlir_object(
+    program: &loglinear_kernel::kernel::Program,
+    prefix: &str,
+) -> Option<Result<loglinear_kernel::host::ObjectCode, String>> {
+    #[cfg(feature = "mlir")]
+    return Some(loglinear_mlir::compile_object(program, prefix).map_err(|e| e.to_string()));
+    #[cfg(not(feature = "mlir"))]
+    {
+        let _ = (program, prefix);
+        None
+    }
+}
+
 /// The `cuda` backend as [`backends`] registers it: [`CudaTarget::from_env`] (kernels directory from
 /// `LOGLINEAR_CUDA_KERNELS`, device from `LOGLINEAR_DEVICE`, code-generation mode from `LOGLINEAR_CUDA_PREPARE=1`)
 /// with this build's PTX compiler ([`ptx_compiler`]) when it has one.

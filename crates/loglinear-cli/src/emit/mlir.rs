@@ -44,7 +44,7 @@ pub(crate) fn emit(p: &Program, name: &str) -> Result<Emitted, RuntimeError> {
             serde_json::json!({ "entry": format!("k{i}_{}", k.name), "grid": grid })
         })
         .collect();
-    Ok(Emitted { files, kernels })
+    Ok(Emitted { files, kernels, fields: Default::default() })
 }
 
 /// Target-wide manifest fields.

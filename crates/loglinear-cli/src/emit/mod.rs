@@ -10,6 +10,8 @@
 
 mod mlir;
 mod object;
+
+pub use object::ObjectCodegen;
 mod ptx;
 mod shader;
 
@@ -58,6 +60,9 @@ pub struct EmitArgs {
     /// Problem shape B,T,H,K,V: K and V are compiled in; B, T and H pick the schedule as a run would
     #[arg(long, value_name = "B,T,H,K,V", default_value = "1,1024,4,64,64")]
     pub shape: String,
+    /// Code generator of `--target object`: Cranelift, or MLIR and LLVM (a build with the `mlir` feature)
+    #[arg(long, value_enum, default_value = "cranelift")]
+    pub codegen: object::ObjectCodegen,
     /// Sequences of the decode step (its V split depends on them, as in a run)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub decode_batch: usize,
@@ -106,14 +111,21 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     let backend_name = match args.target {
         EmitTarget::Ptx => ptx::BACKEND,
         EmitTarget::Mlir => mlir::BACKEND,
-        EmitTarget::Object => object::BACKEND,
+        EmitTarget::Object => object::backend(args.codegen),
         EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => shader::BACKEND,
     };
+    if args.codegen != object::ObjectCodegen::Cranelift && args.target != EmitTarget::Object {
+        return Err(RuntimeError::InvalidArgument {
+            argument: "--codegen".into(),
+            value: "mlir".into(),
+            expected: "--target object (the other targets have one code generator each)".into(),
+        });
+    }
     // Refuse a target this build cannot emit before any work.
     match args.target {
         EmitTarget::Ptx => ptx::check()?,
         EmitTarget::Mlir => mlir::check()?,
-        EmitTarget::Object => object::check()?,
+        EmitTarget::Object => object::check(args.codegen)?,
         EmitTarget::Wgsl | EmitTarget::Spirv | EmitTarget::Msl | EmitTarget::Hlsl => {}
     }
     let backend = backends.get(backend_name)?;
@@ -133,6 +145,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     // Every file is made before any is written: a failure leaves the directory as it was.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut entries = Vec::new();
+    let mut target_fields = serde_json::Map::new();
     let mut programs = vec![("forward", forward, false), ("decode_step", decode, true)];
     if args.tune_candidates {
         let no_tune = RunOptions { no_tune: true, ..opts.clone() };
@@ -166,7 +179,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
         let emitted = match args.target {
             EmitTarget::Ptx => ptx::emit(&p, &name)?,
             EmitTarget::Mlir => mlir::emit(&p, &name)?,
-            EmitTarget::Object => object::emit(&p, &name)?,
+            EmitTarget::Object => object::emit(&p, &name, args.codegen)?,
             EmitTarget::Wgsl => shader::emit(&p, &name, None, config.threads)?,
             EmitTarget::Spirv => shader::emit(&p, &name, Some(ShaderLang::Spirv), config.threads)?,
             EmitTarget::Msl => shader::emit(&p, &name, Some(ShaderLang::Msl), config.threads)?,
@@ -197,6 +210,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             p.name,
             emitted.files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", ")
         );
+        target_fields.extend(emitted.fields);
         files.extend(emitted.files);
         files.push((kir, p.to_string().into_bytes()));
         entries.push(entry);
@@ -227,6 +241,7 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             EmitTarget::Hlsl => shader::manifest_fields(Some(ShaderLang::Hlsl)),
         };
         m.extend(extra);
+        m.extend(target_fields);
     }
     files.push(("README.md".into(), readme(args.target, variant.name.as_str(), &args.shape).into_bytes()));
     for (file, bytes) in &files {
@@ -243,6 +258,9 @@ pub(crate) struct Emitted {
     pub files: Vec<(String, Vec<u8>)>,
     /// Per kernel: entry point and launch parameters.
     pub kernels: Vec<serde_json::Value>,
+    /// Target-wide manifest fields learnt from the code (the object's triple and CPU features); equal for every
+    /// program of one emit.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl EmitTarget {

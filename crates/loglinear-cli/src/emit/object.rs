@@ -1,5 +1,6 @@
-//! `emit --target object`: a program compiled ahead of time by Cranelift into a native object file for this CPU
-//! (x86-64 SysV, position-independent), with a plain C99 header declaring its entry points and generating the
+//! `emit --target object`: a program compiled ahead of time into a native object file for this CPU (x86-64 SysV,
+//! position-independent) by Cranelift or, with `--codegen mlir` in a build with MLIR, by MLIR and LLVM's back end
+//! (the schedule of the `mlir-cpu` backend), with a plain C99 header declaring its entry points and generating the
 //! helpers a host needs: the sizes, buffer order and element counts, which buffers start at zero, allocation and
 //! a single-threaded run of every kernel (`docs/EMIT.md`).
 //!
@@ -18,11 +19,39 @@ use loglinear_cranelift::{compile_object, JitError, JitModule, JitOptions, Objec
 
 use super::Emitted;
 
-/// The backend whose schedule the object follows.
-pub(crate) const BACKEND: &str = "cranelift";
+/// Which code generator makes the object.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq, Default)]
+pub enum ObjectCodegen {
+    /// Cranelift (every build; the `cranelift` backend's schedule)
+    #[default]
+    Cranelift,
+    /// MLIR and LLVM's back end at -O3 (builds with the `mlir` feature; the `mlir-cpu` backend's schedule)
+    Mlir,
+}
 
-/// Whether this machine can emit an object file: an x86-64 host Cranelift can target.
-pub(crate) fn check() -> Result<(), RuntimeError> {
+/// The backend whose schedule the object follows.
+pub(crate) fn backend(codegen: ObjectCodegen) -> &'static str {
+    match codegen {
+        ObjectCodegen::Cranelift => "cranelift",
+        ObjectCodegen::Mlir => "mlir-cpu",
+    }
+}
+
+/// Whether this machine and build can emit an object file with `codegen`: an x86-64 host (and MLIR for `mlir`).
+pub(crate) fn check(codegen: ObjectCodegen) -> Result<(), RuntimeError> {
+    if codegen == ObjectCodegen::Mlir && !loglinear::HAS_MLIR {
+        return Err(RuntimeError::Unsupported {
+            backend: backend(codegen).into(),
+            what: "object files through MLIR in this build: rebuild the CLI with `--features mlir` (MLIR/LLVM 22)"
+                .into(),
+        });
+    }
+    check_host()
+}
+
+/// Whether this host is one the object targets serve (x86-64).
+fn check_host() -> Result<(), RuntimeError> {
+    const BACKEND: &str = "cranelift";
     let info = JitModule::new()
         .map_err(|e| RuntimeError::Unsupported { backend: BACKEND.into(), what: format!("this CPU: {e}") })?
         .isa_info()
@@ -37,13 +66,20 @@ pub(crate) fn check() -> Result<(), RuntimeError> {
 }
 
 /// `<name>.o` and `<name>.h`, and each kernel's entry point, scratch and grid.
-pub(crate) fn emit(p: &Program, name: &str) -> Result<Emitted, RuntimeError> {
-    check()?;
+pub(crate) fn emit(p: &Program, name: &str, codegen: ObjectCodegen) -> Result<Emitted, RuntimeError> {
+    check(codegen)?;
     let prefix = format!("ll_{name}");
-    let code = compile_object(p, &prefix, &JitOptions::default()).map_err(|e| match e {
-        JitError::Unsupported { .. } => RuntimeError::Unsupported { backend: BACKEND.into(), what: e.to_string() },
-        e => RuntimeError::Backend { backend: "emit".into(), message: e.to_string() },
-    })?;
+    let code = match codegen {
+        ObjectCodegen::Cranelift => compile_object(p, &prefix, &JitOptions::default()).map_err(|e| match e {
+            JitError::Unsupported { .. } => {
+                RuntimeError::Unsupported { backend: backend(codegen).into(), what: e.to_string() }
+            }
+            e => RuntimeError::Backend { backend: "emit".into(), message: e.to_string() },
+        })?,
+        ObjectCodegen::Mlir => loglinear::mlir_object(p, &prefix)
+            .ok_or_else(|| RuntimeError::Internal("no MLIR in this build".into()))?
+            .map_err(|message| RuntimeError::Backend { backend: "emit".into(), message })?,
+    };
     let kernels = p
         .kernels
         .iter()
@@ -59,24 +95,21 @@ pub(crate) fn emit(p: &Program, name: &str) -> Result<Emitted, RuntimeError> {
         })
         .collect();
     let header = header(p, name, &code);
-    Ok(Emitted { files: vec![(format!("{name}.o"), code.bytes), (format!("{name}.h"), header.into_bytes())], kernels })
+    let mut fields = serde_json::Map::new();
+    fields.insert("arch".into(), code.triple.clone().into());
+    fields.insert("cpu_features".into(), code.cpu_features.clone().into());
+    fields.insert("codegen".into(), code.generator.into());
+    fields.insert("imports".into(), code.imports.clone().into());
+    Ok(Emitted {
+        files: vec![(format!("{name}.o"), code.bytes), (format!("{name}.h"), header.into_bytes())],
+        kernels,
+        fields,
+    })
 }
 
 /// Target-wide manifest fields.
 pub(crate) fn manifest_fields() -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
-    if let Ok(j) = JitModule::new() {
-        let i = j.isa_info();
-        let features: Vec<&str> =
-            [("fma", i.has_fma), ("sse4.1", i.has_sse41), ("avx", i.has_avx), ("avx2", i.has_avx2)]
-                .iter()
-                .filter(|f| f.1)
-                .map(|f| f.0)
-                .collect();
-        m.insert("arch".into(), i.triple.clone().into());
-        m.insert("cpu_features".into(), features.into());
-    }
-    m.insert("sizes".into(), SizeEnv::ORDER.iter().map(|s| s.name()).collect::<Vec<_>>().into());
     m.insert(
         "parameters".into(),
         "per kernel (symbol `entry` in <fingerprint>.o, also declared in <fingerprint>.h): void entry(float *const \
@@ -138,19 +171,14 @@ fn header(p: &Program, name: &str, code: &ObjectCode) -> String {
     let guard = format!("LL_{}_H", name.to_uppercase());
     let spec = p.specialised.expect("emitted programs are specialised");
     let zero = needs_zeroing(p);
-    let i = &code.isa;
-    let features: Vec<&str> = [("FMA", i.has_fma), ("SSE4.1", i.has_sse41), ("AVX", i.has_avx), ("AVX2", i.has_avx2)]
-        .iter()
-        .filter(|f| f.1)
-        .map(|f| f.0)
-        .collect();
+    let features: Vec<String> = code.cpu_features.iter().map(|f| f.to_uppercase()).collect();
     let imports = if code.imports.is_empty() { "none".to_string() } else { code.imports.join(", ") };
     let mut h = String::new();
     let w = &mut h;
     let _ = writeln!(
         w,
         "/* {prog}: {n} kernel{s} compiled ahead of time by loglinear {ver}\n \
-         * (`loglinear emit --target object`).\n \
+         * (`loglinear emit --target object`, code by {generator}).\n \
          *\n \
          * Code: {name}.o, position-independent machine code for {triple}\n \
          * with {feat} (the CPU it was emitted on). Link it into a program\n \
@@ -163,7 +191,8 @@ fn header(p: &Program, name: &str, code: &ObjectCode) -> String {
         n = p.kernels.len(),
         s = if p.kernels.len() == 1 { "" } else { "s" },
         ver = env!("CARGO_PKG_VERSION"),
-        triple = i.triple,
+        triple = code.triple,
+        generator = code.generator,
         feat = if features.is_empty() { "baseline features".to_string() } else { features.join(", ") },
         k = spec.k,
         v = spec.v,

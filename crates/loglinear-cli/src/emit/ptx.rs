@@ -37,7 +37,7 @@ pub(crate) fn emit(p: &Program, name: &str) -> Result<Emitted, RuntimeError> {
             })
         })
         .collect();
-    Ok(Emitted { files: vec![(format!("{name}.ptx"), code.into_bytes())], kernels })
+    Ok(Emitted { files: vec![(format!("{name}.ptx"), code.into_bytes())], kernels, fields: Default::default() })
 }
 
 /// Target-wide manifest fields.

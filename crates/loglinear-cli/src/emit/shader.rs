@@ -86,7 +86,7 @@ pub(crate) fn emit(
         }));
         files.push((file, bytes));
     }
-    Ok(Emitted { files, kernels: entries })
+    Ok(Emitted { files, kernels: entries, fields: Default::default() })
 }
 
 /// Target-wide manifest fields.
