@@ -7,6 +7,7 @@
 #          cargo build --release -p loglinear-cli && strip -o gpu-bin/loglinear target/release/loglinear
 #   there: device tool, carry gpu-bin .gl .whl, command `bash scripts/gpu/cuda.sh PHASE`
 # PHASE: check (conformance at T = 16384), bench, decode, profile, anchors (fla 0.6.0), perf (the last four),
+# tuned (the shipped tuned table against the default, and fla, same run),
 # sweep (schedule knobs; PTX from scripts/gpu/cuda-sweep-prep.sh).
 # Every figure goes to $OUT/*.jsonl|txt and stdout.
 set -uo pipefail
@@ -141,6 +142,21 @@ sweep() {
         2>&1 | grep "cuda kernel" | grep decode | tail -6 | tee -a "$OUT/profile.txt"
 }
 
+# The shipped tuned table in use (issue 13): bench picks it up on its own; --no-tune times the default, same run.
+# PTX of both configurations: gpu-bin/ptx-tune.tar.xz (scripts/gpu/tune-h200.sh's header says how it is made).
+tuned() {
+    tar -C /tmp -xJf gpu-bin/ptx-tune.tar.xz
+    export LOGLINEAR_CACHE=/tmp/empty-cache
+    for spec in "loglinear_mamba2 2,16384,16,128,64" "loglinear_gated_deltanet 8,4096,16,128,128"; do
+        set -- $spec
+        for mode in "" --no-tune; do
+            echo "== $1 $2 bf16 ${mode:-tuned (shipped table)}"
+            LOGLINEAR_CUDA_KERNELS=/tmp/ptx-tune timeout 120 $LL bench --backend cuda --variant "$1" --shape "$2" \
+                --input-dtype bf16 --resident --reps 10 $mode 2>&1 | tail -4
+        done
+    done 2>&1 | tee "$OUT/tuned.txt"
+}
+
 anchors() {
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     timeout 300 python3 .whl/anchors_fla.py "$OUT/anchors.json" 2>&1 | tail -40
@@ -153,5 +169,6 @@ decode) decode ;;
 profile) profile ;;
 sweep) sweep ;;
 anchors) anchors ;;
+tuned) tuned; anchors ;;
 perf) anchors; bench; decode; profile ;;
 esac

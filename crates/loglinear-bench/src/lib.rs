@@ -222,7 +222,8 @@ impl Workload {
     pub fn upload(&self, backend: &Backend<'_>, opts: &RunOptions) -> Result<ResidentInputs, RuntimeError> {
         let (config, _) = self.main_config(backend, opts)?;
         let converted = self.converted(config.storage, !reads_resident_in_storage(backend));
-        backend.upload(&self.variant, &self.views(&converted))
+        let held = loglinear_runtime::tune::input_dtype(&self.variant, |n| self.typed.get(n).map(|t| t.dtype()));
+        Ok(backend.upload(&self.variant, &self.views(&converted))?.held_as(held))
     }
 
     /// The configuration the main row runs with `opts` on `backend` (as [`Workload::run_backend_with`] binds the
@@ -652,7 +653,7 @@ fn run_resident_lean(
         .filter(|(n, _)| spec.variant.input_by_name(n).is_some())
         .map(|(n, t)| (n.clone(), t.view()))
         .collect();
-    let resident = backend.upload(&spec.variant, &views)?;
+    let resident = backend.upload(&spec.variant, &views)?.held_as(spec.input_dtype);
     drop(views);
     drop(typed);
     let label = format!("{} (resident)", backend.name());
@@ -663,8 +664,7 @@ fn run_resident_lean(
             o
         })
     })?;
-    let held_dtype = if matches!(storage, DType::F32 | DType::F64) { spec.input_dtype } else { storage };
-    let tuned = backend.tuned_config(&spec.variant, &resident.dims(), held_dtype, &opts).is_some();
+    let tuned = backend.tuned_config(&spec.variant, &resident.dims(), spec.input_dtype, &opts).is_some();
     let chunk = used.map_or(spec.chunk(), |c| c.chunk);
     let flops = loglinear_schedule::cost(&spec.variant, spec.shape, chunk).map(|c| c.flops).unwrap_or(0.0);
     let rows = vec![Row {

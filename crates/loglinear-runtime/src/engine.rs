@@ -114,12 +114,27 @@ pub struct ResidentInputs {
     backend: &'static str,
     dims: Dims,
     tensors: BTreeMap<String, DeviceTensor>,
+    held_as: Option<DType>,
 }
 
 impl ResidentInputs {
     /// The problem sizes.
     pub fn dims(&self) -> Dims {
         self.dims
+    }
+
+    /// Records the dtype the caller holds these inputs in when they were converted before the upload (a GPU
+    /// target reads resident inputs only in its storage type): runs look up tuned configurations for that dtype,
+    /// as a run on the caller's own tensors would, rather than for the converted copy's.
+    #[must_use]
+    pub fn held_as(mut self, dtype: DType) -> Self {
+        self.held_as = Some(dtype);
+        self
+    }
+
+    /// The dtype tuned configurations are looked up for: [`ResidentInputs::held_as`]'s, else the tensors' own.
+    pub fn input_dtype(&self, variant: &VariantIr) -> DType {
+        self.held_as.unwrap_or_else(|| crate::tune::input_dtype(variant, |n| self.tensors.get(n).map(|t| t.dtype())))
     }
 
     /// The tensors by input name.
@@ -496,7 +511,7 @@ impl<'a> Backend<'a> {
             };
             tensors.insert(n.clone(), d);
         }
-        Ok(ResidentInputs { variant: variant.to_string(), backend: self.name(), dims, tensors })
+        Ok(ResidentInputs { variant: variant.to_string(), backend: self.name(), dims, tensors, held_as: None })
     }
 
     /// Runs `variant` on inputs already in the backend's memory ([`Backend::upload`]) and leaves `o` there:
@@ -519,7 +534,7 @@ impl<'a> Backend<'a> {
             });
         }
         let dims = inputs.dims;
-        let dtype = crate::tune::input_dtype(variant, |n| inputs.tensors.get(n).map(|t| t.dtype()));
+        let dtype = inputs.input_dtype(variant);
         let (config, _) = self.run_config(variant, &dims, dtype, opts)?;
         match self.kind {
             BackendKind::Reference => {

@@ -137,6 +137,14 @@ fn runs_use_a_tuned_configuration_unless_told_not_to() {
     // Resident runs too.
     let up = b.upload(&v, &views(&x)).unwrap();
     assert_eq!(b.run_resident(&v, &up, &RunOptions::default()).unwrap().1, tuned);
+    // Resident inputs converted before the upload (a GPU target reads them only in its storage type) are looked
+    // up for the dtype the caller holds them in: f32 copies of bf16 data find the bf16 entry, not the f32 one.
+    let half_key = TuneKey::new(&b, &v, (1, 64, 2, 8, 4), DType::BF16);
+    let half_tuned = ScheduleConfig { chunk: 32, ..default };
+    r.tune_cache().unwrap().insert(&half_key, entry(&half_tuned.to_string())).unwrap();
+    let up = b.upload(&v, &views(&x)).unwrap().held_as(DType::BF16);
+    assert_eq!(up.input_dtype(&v), DType::BF16);
+    assert_eq!(b.run_resident(&v, &up, &RunOptions::default()).unwrap().1, half_tuned);
     // Prefills (with the state after the last token) too, with the same output and state as the default's.
     let (pre, state) = b.prefill(&v, &views(&x), &RunOptions::default()).unwrap();
     assert_eq!(pre.config, tuned);
@@ -156,7 +164,7 @@ fn runs_use_a_tuned_configuration_unless_told_not_to() {
     // Another bucket, another input dtype, another backend: no entry, the default at once.
     let long = stored((1, 65, 2, 8, 4), DType::F32);
     assert_eq!(b.run(&v, &views(&long), &RunOptions::default()).unwrap().config, default);
-    let half = stored((1, 50, 2, 8, 4), DType::BF16);
+    let half = stored((1, 50, 2, 8, 4), DType::F16);
     assert_eq!(b.run(&v, &views(&half), &RunOptions::default()).unwrap().config, default);
     let f64_backend = r.get("interpreter").unwrap();
     assert_eq!(f64_backend.run(&v, &views(&x), &RunOptions::default()).unwrap().config.chunk, default.chunk);
