@@ -16,7 +16,7 @@ use crate::kernel::*;
 use crate::verify::dim_value;
 use crate::SizeEnv;
 
-/// Bytes per element assumed by the cost model (f32).
+/// Bytes per element of an f32 buffer (the cost model counts each buffer at its own element size).
 pub const ELEM_BYTES: f64 = 4.0;
 
 /// The cost of one kernel (stage).
@@ -68,6 +68,7 @@ fn cond_uses(body: &[Stmt], v: VarId) -> bool {
 }
 
 struct Counter<'a> {
+    p: &'a Program,
     k: &'a Kernel,
     env: &'a SizeEnv,
 }
@@ -78,11 +79,16 @@ impl Counter<'_> {
         (dim_value(s[0], self.env) as f64, dim_value(s[1], self.env) as f64)
     }
 
+    /// Bytes per element of buffer `b`.
+    fn elem_bytes(&self, b: BufId) -> f64 {
+        self.p.buffers.get(b.0 as usize).map_or(ELEM_BYTES, |x| x.elem.size() as f64)
+    }
+
     fn op(&self, dst: TileId, op: &Op) -> (f64, f64) {
         let (r, c) = self.shape(dst);
         let n = r * c;
         match op {
-            Op::Load { .. } => (0.0, n * ELEM_BYTES),
+            Op::Load { buf, .. } => (0.0, n * self.elem_bytes(*buf)),
             Op::Zeros(_) | Op::Eye(_) | Op::Const(_) | Op::Row(..) | Op::Col(..) | Op::Transpose(_) => (0.0, 0.0),
             Op::Broadcast(..) | Op::Mask { .. } => (0.0, 0.0),
             // One comparison (or add) per element produced (`select`) or read (row and column sums).
@@ -121,9 +127,9 @@ impl Counter<'_> {
         for s in body {
             let x = match s {
                 Stmt::Assign { dst, op } => self.op(*dst, op),
-                Stmt::Store { src, .. } => {
+                Stmt::Store { src, buf, .. } => {
                     let (r, c) = self.shape(*src);
-                    (0.0, r * c * ELEM_BYTES)
+                    (0.0, r * c * self.elem_bytes(*buf))
                 }
                 Stmt::For { var, body } => {
                     let ext = dim_value(self.k.vars[var.0 as usize].extent, self.env);
@@ -189,13 +195,13 @@ impl Counter<'_> {
 pub fn cost_program(p: &Program, env: &SizeEnv) -> Cost {
     let mut stages = Vec::new();
     for k in &p.kernels {
-        let (flops, bytes) = Counter { k, env }.kernel();
+        let (flops, bytes) = Counter { p, k, env }.kernel();
         stages.push(StageCost { name: k.name.clone(), flops, bytes });
     }
     let sizes: Vec<f64> = p
         .buffers
         .iter()
-        .map(|b| b.shape.iter().map(|d| dim_value(*d, env) as f64).product::<f64>() * ELEM_BYTES)
+        .map(|b| b.shape.iter().map(|d| dim_value(*d, env) as f64).product::<f64>() * b.elem.size() as f64)
         .collect();
     let lt = p.lifetimes();
     let mut peak: f64 = 0.0;

@@ -365,6 +365,17 @@ fn candidates_are_pruned_and_ranked() {
     let all_plan = tune::plan(&b, &v, &dims, DType::F32, &default, usize::MAX, u128::MAX);
     assert_eq!(all_plan.ranked_out, 0);
     assert!(plan.measure.iter().all(|c| all_plan.measure.iter().any(|a| a.config == c.config)));
+    // The cost model counts each buffer at its element size: 16-bit storage moves fewer bytes than its f32 twin.
+    let half_plan = tune::plan(&b, &v, &dims, DType::BF16, &default, usize::MAX, u128::MAX);
+    let mut pairs = 0;
+    for c in half_plan.measure.iter().filter(|c| c.config.storage == DType::BF16) {
+        let twin = ScheduleConfig { storage: DType::F32, ..c.config };
+        if let Some(f) = half_plan.measure.iter().find(|x| x.config == twin) {
+            assert!(c.score < f.score, "{}: {} vs {}", c.config, c.score, f.score);
+            pairs += 1;
+        }
+    }
+    assert!(pairs > 0);
     let tight = tune::plan(&b, &v, &dims, DType::F32, &default, usize::MAX, 1);
     assert_eq!(tight.measure.len(), 1, "only the default is kept when nothing fits");
     assert!(tight.pruned > 0);
