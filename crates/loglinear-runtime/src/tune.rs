@@ -615,8 +615,8 @@ pub fn plan(
         all.iter().filter_map(|c| score(c).map(|s| Candidate { config: *c, score: s })).collect();
     let pruned = all.len() - valid.len();
     valid.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.config.cmp(&b.config)));
-    // The best of every (form, storage) pair (the cost model sees no parallelism, and a GPU holding every buffer in f32 gains nothing from 16-bit storage), then
-    // the best overall up to `keep`.
+    // The best of every (form, storage) pair (the cost model sees no parallelism, and a GPU holding every buffer
+    // in f32 gains nothing from 16-bit storage), then the best overall up to `keep`.
     let mut chosen = vec![false; valid.len()];
     let mut groups = Vec::new();
     for (i, c) in valid.iter().enumerate() {
