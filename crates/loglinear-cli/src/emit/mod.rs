@@ -374,9 +374,9 @@ fn readme(target: EmitTarget, variant: &str, shape: &str) -> String {
             example."
         }
         EmitTarget::Object => {
-            "Link `<fingerprint>.o` (x86-64 SysV ELF, position-independent, no imported symbols) \
-            and include `<fingerprint>.h`: it declares the entry points and `_sizes`, `_alloc`, `_run` helpers. \
-            `cc -shared` turns the object into a library for ctypes."
+            "Link `<fingerprint>.o` (x86-64 SysV ELF, position-independent; the symbols it imports, if any, are \
+            the manifest's `imports`: link with `-lm`) and include `<fingerprint>.h`: it declares the entry points \
+            and `_sizes`, `_alloc`, `_run` helpers. `cc -shared` turns the object into a library for ctypes."
         }
         EmitTarget::Mlir => {
             "`<fingerprint>.mlir` is the CPU module as translated, `<fingerprint>.llvm.mlir` in the \
