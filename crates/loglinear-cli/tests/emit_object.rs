@@ -189,34 +189,48 @@ fn c_program_runs_the_forward_program_then_decode_steps() {
 fn c_program_with(codegen: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (t0, t) = (37, 41);
     let m = emit_object("loglinear_mamba2", "1,37,2,8,4", "8", d, codegen);
     let programs = m["programs"].as_array().unwrap();
     let (fwd_o, fwd_h) = object_and_header(&programs[0]);
     let (dec_o, dec_h) = object_and_header(&programs[1]);
     std::fs::copy(fixture("mamba2.c"), d.join("mamba2.c")).unwrap();
-    run(Command::new("cc")
-        .current_dir(d)
-        .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-DFORWARD_H=\"{fwd_h}\""))
-        .arg(format!("-DDECODE_H=\"{dec_h}\""))
-        .args(["mamba2.c", &fwd_o, &dec_o, "-lm", "-o", "mamba2"]));
+    // Single-threaded, and with the forward program on 3 POSIX threads (`_run_threads`).
+    for (exe, threads) in [("mamba2", false), ("mamba2_threads", true)] {
+        let mut cc = Command::new("cc");
+        cc.current_dir(d)
+            .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .arg(format!("-DFORWARD_H=\"{fwd_h}\""))
+            .arg(format!("-DDECODE_H=\"{dec_h}\""));
+        if threads {
+            cc.args(["-DLOGLINEAR_THREADS", "-pthread"]);
+        }
+        run(cc.args(["mamba2.c", &fwd_o, &dec_o, "-lm", "-o", exe]));
+        c_program_runs(d, exe, codegen);
+    }
+}
+
+fn c_program_runs(d: &Path, exe: &str, codegen: &str) {
+    let (t0, t) = (37, 41);
     // One sequence (the emitted shape) and two: the programs serve any B, T, H and λ depth.
     for b in [1, 2] {
         // Inputs for all T tokens: the forward program takes the first T0, decode steps the rest.
         let (inputs, reference) = inputs_and_reference("loglinear_mamba2", (b, t, 2, 8, 4));
         write_inputs(d, &inputs);
         let l = levels(&inputs).to_string();
-        run(Command::new(d.join("mamba2")).args([&b.to_string(), &t.to_string(), "2", &l, &t0.to_string()]).arg(d));
+        run(Command::new(d.join(exe)).args([&b.to_string(), &t.to_string(), "2", &l, &t0.to_string()]).arg(d));
         let o = read_f32(&d.join("o.f32"));
         assert_eq!(o.len(), reference.data.len());
         let row = 2 * 4;
         for s in 0..b {
             let fwd = s * t * row..(s * t + t0) * row;
-            check_close(&format!("C forward ({codegen}), B={b}, sequence {s}"), &o[fwd.clone()], &reference.data[fwd]);
+            check_close(
+                &format!("C forward ({codegen}, {exe}), B={b}, sequence {s}"),
+                &o[fwd.clone()],
+                &reference.data[fwd],
+            );
             for p in t0..t {
                 let r = (s * t + p) * row..(s * t + p + 1) * row;
-                let what = format!("C decode step ({codegen}), B={b}, sequence {s}, position {p}");
+                let what = format!("C decode step ({codegen}, {exe}), B={b}, sequence {s}, position {p}");
                 check_close(&what, &o[r.clone()], &reference.data[r]);
             }
         }

@@ -367,6 +367,94 @@ fn header(p: &Program, name: &str, code: &ObjectCode) -> String {
         w,
         "#if defined(__x86_64__) || defined(_M_X64)\n    _mm_setcsr(csr);\n#endif\n    free(scratch);\n    return 0;\n}}\n"
     );
+    threaded_run(w, p, code, &pre, max_scratch);
     let _ = writeln!(w, "#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */");
     h
+}
+
+/// `<pre>_run_threads(bufs, sizes, nthreads)`, compiled when the host defines `LOGLINEAR_THREADS` (POSIX threads;
+/// link with `-pthread`): each kernel's grid programs split into `nthreads` contiguous ranges run at once (the
+/// programs of one kernel write disjoint regions: kernel-IR invariant 4), kernels one after another.
+fn threaded_run(w: &mut String, p: &Program, code: &ObjectCode, pre: &str, max_scratch: usize) {
+    let _ = writeln!(
+        w,
+        "#ifdef LOGLINEAR_THREADS\n\
+         #include <pthread.h>\n\n\
+         /* One thread's share of a kernel's grid (internal to {pre}_run_threads). */\n\
+         struct {pre}_job {{\n    \
+             void (*entry)(float *const *, const int64_t *, int64_t, int64_t, float *);\n    \
+             float *const *bufs;\n    \
+             const int64_t *sizes;\n    \
+             int64_t lo, hi;\n    \
+             float *scratch;\n\
+         }};\n\n\
+         static inline void *{pre}_worker(void *arg)\n{{\n    \
+             struct {pre}_job *j = (struct {pre}_job *)arg;\n\
+         #if defined(__x86_64__) || defined(_M_X64)\n    \
+             unsigned int csr = _mm_getcsr();\n    \
+             _mm_setcsr(csr | 0x8040u);\n\
+         #endif\n    \
+             j->entry(j->bufs, j->sizes, j->lo, j->hi, j->scratch);\n\
+         #if defined(__x86_64__) || defined(_M_X64)\n    \
+             _mm_setcsr(csr);\n\
+         #endif\n    \
+             return 0;\n\
+         }}\n\n\
+         /* As {pre}_run, with each kernel's grid programs shared among nthreads POSIX threads (contiguous\n \
+          * ranges; the kernels one after another). Define LOGLINEAR_THREADS before including this header and\n \
+          * link with -pthread. Returns 0, or -1 when memory cannot be had (a thread that cannot be started\n \
+          * runs its range on the calling thread). */\n\
+         static inline int {pre}_run_threads(float *const *bufs, const int64_t *sizes, int nthreads)\n{{\n    \
+             int64_t n, per;\n    \
+             int t, used;\n    \
+             pthread_t *tid;\n    \
+             int *started;\n    \
+             struct {pre}_job *jobs;\n    \
+             float *scratch;\n    \
+             if (nthreads < 1)\n        \
+                 nthreads = 1;\n    \
+             tid = (pthread_t *)calloc((size_t)nthreads, sizeof(pthread_t));\n    \
+             started = (int *)calloc((size_t)nthreads, sizeof(int));\n    \
+             jobs = (struct {pre}_job *)calloc((size_t)nthreads, sizeof(struct {pre}_job));\n    \
+             scratch = (float *)calloc((size_t)nthreads * {max_scratch}, sizeof(float));\n    \
+             if (!tid || !started || !jobs || !scratch) {{\n        \
+                 free(tid);\n        \
+                 free(started);\n        \
+                 free(jobs);\n        \
+                 free(scratch);\n        \
+                 return -1;\n    \
+             }}"
+    );
+    for (k, o) in p.kernels.iter().zip(&code.kernels) {
+        let grid: Vec<Dim> = k.grid.iter().map(|g| k.vars[g.0 as usize].extent).collect();
+        let _ = writeln!(
+            w,
+            "    n = {n};\n    \
+                 per = (n + nthreads - 1) / nthreads;\n    \
+                 used = 0;\n    \
+                 for (t = 0; t < nthreads && (int64_t)t * per < n; t++) {{\n        \
+                     struct {pre}_job job;\n        \
+                     job.entry = {sym};\n        \
+                     job.bufs = bufs;\n        \
+                     job.sizes = sizes;\n        \
+                     job.lo = (int64_t)t * per;\n        \
+                     job.hi = job.lo + per < n ? job.lo + per : n;\n        \
+                     job.scratch = scratch + (size_t)t * {max_scratch};\n        \
+                     jobs[t] = job;\n        \
+                     started[t] = pthread_create(&tid[t], 0, {pre}_worker, &jobs[t]) == 0;\n        \
+                     if (!started[t])\n            \
+                         {pre}_worker(&jobs[t]);\n        \
+                     used = t + 1;\n    \
+                 }}\n    \
+                 for (t = 0; t < used; t++)\n        \
+                     if (started[t])\n            \
+                         pthread_join(tid[t], 0);",
+            n = c_product(&grid),
+            sym = o.symbol,
+        );
+    }
+    let _ = writeln!(
+        w,
+        "    free(tid);\n    free(started);\n    free(jobs);\n    free(scratch);\n    return 0;\n}}\n#endif /* LOGLINEAR_THREADS */\n"
+    );
 }

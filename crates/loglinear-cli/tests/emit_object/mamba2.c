@@ -5,6 +5,8 @@
  *   cc -O2 -DFORWARD_H='"<forward>.h"' -DDECODE_H='"<decode>.h"' mamba2.c <forward>.o <decode>.o -lm
  *   ./a.out B T H L T0 DIR
  *
+ * With -DLOGLINEAR_THREADS -pthread the forward program runs on 3 threads (the header's _run_threads).
+ *
  * DIR/<input>.f32 hold the inputs (q, k, v, g, lam: [B, T, H, ...], f32 little-endian); DIR/o.f32 gets o
  * [B, T, H, V]: tokens < T0 from the forward program, the others from the decode steps. */
 #include <stdint.h>
@@ -69,8 +71,13 @@ int main(int argc, char **argv)
             in[i] = read_f32(dir, name, loglinear_mamba2_forward_buffer_len(i, all));
             tokens(in[i], fb[i], B, T, loglinear_mamba2_forward_buffer_len(i, fs) / (B * T0), 0, T0, 0);
         }
+#ifdef LOGLINEAR_THREADS
+    if (loglinear_mamba2_forward_run_threads(fb, fs, 3) != 0)
+        return 1;
+#else
     if (loglinear_mamba2_forward_run(fb, fs) != 0)
         return 1;
+#endif
     o = malloc((size_t)loglinear_mamba2_forward_buffer_len(LOGLINEAR_MAMBA2_FORWARD_OUTPUT, all) * sizeof(float));
     if (!o)
         return 1;
