@@ -43,7 +43,9 @@ impl CpuProgram {
     /// # Errors
     /// [`MlirError`] from translation, lowering or the JIT.
     pub fn compile(p: &Program) -> Result<Self, MlirError> {
+        let t0 = Instant::now();
         let ctx = MlirContext::new();
+        let ctx_time = t0.elapsed();
         let loc = melior::ir::Location::unknown(ctx.get());
         let mut module = melior::ir::Module::new(loc);
         let mut kernels = Vec::with_capacity(p.kernels.len());
@@ -53,10 +55,16 @@ impl CpuProgram {
             kernels.push(crate::translate::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?);
             translate_times.push(t.elapsed());
         }
+        let tp = Instant::now();
         let mlir_text = module.as_operation().to_string();
+        let mut print_time = tp.elapsed();
         let t = Instant::now();
         run_pipeline(&ctx, &mut module, CPU_TO_LLVM)?;
+        let lowered = t.elapsed();
+        let tp = Instant::now();
         let llvm_text = module.as_operation().to_string();
+        print_time += tp.elapsed();
+        let t = Instant::now();
         let jit = Jit::new(&module, 3);
         let mut entries = Vec::with_capacity(kernels.len());
         for k in kernels {
@@ -66,6 +74,17 @@ impl CpuProgram {
             entries.push((k, f));
         }
         let jit_time = t.elapsed();
+        // Where a first call's compile goes (LLVM's -O3 optimisation and code generation, which ORC runs at the
+        // first lookup, dominate: BENCHMARKS.md "Autotuning" U4).
+        tracing::debug!(
+            program = %p.name,
+            context_ms = ctx_time.as_secs_f64() * 1e3,
+            translate_ms = translate_times.iter().map(|d| d.as_secs_f64()).sum::<f64>() * 1e3,
+            print_ms = print_time.as_secs_f64() * 1e3,
+            lower_ms = lowered.as_secs_f64() * 1e3,
+            llvm_ms = jit_time.as_secs_f64() * 1e3,
+            "mlir-cpu compile"
+        );
         Ok(CpuProgram {
             program: p.clone(),
             zero: needs_zeroing(p),

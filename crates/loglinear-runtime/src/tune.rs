@@ -468,7 +468,7 @@ impl TuneStore {
 /// the device identity and the compiler version, so an entry serves only the CPU type or GPU it was measured on,
 /// and only this version of the code generators.
 pub const SHIPPED_TABLES: [(&str, &str); 2] = [
-    ("x86-64 with FMA and AVX2 (cranelift)", include_str!("../tuned/x86_64-avx2.json")),
+    ("x86-64 with FMA and AVX2 (cranelift, mlir-cpu)", include_str!("../tuned/x86_64-avx2.json")),
     ("NVIDIA H200", include_str!("../tuned/h200.json")),
 ];
 
