@@ -10,10 +10,10 @@
 
 mod mlir;
 mod object;
-
-pub use object::ObjectCodegen;
 mod ptx;
 mod shader;
+
+pub use object::ObjectCodegen;
 
 use std::path::{Path, PathBuf};
 
@@ -224,7 +224,8 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
         "variant_ir_text": variant.to_string(),
         "target": args.target.name(),
         "shape": { "B": b, "T": t, "H": h, "K": k, "V": v, "decode_batch": args.decode_batch },
-        "layout": "every buffer row-major (C order), contiguous, in the dtype it names; tensors [B, T, H, D] as fla",
+        "layout": "every buffer row-major (C order) and contiguous, tensors [B, T, H, D] as fla; the element type the \
+                   code takes is the target's (`parameters` or `dispatch`: f32 everywhere except 16-bit shader inputs)",
         "sizes": SizeEnv::ORDER.iter().map(|s| s.name()).collect::<Vec<_>>(),
         "size_inputs": size_inputs(),
         "state": state_description(variant.is_log_linear()),
