@@ -25,77 +25,173 @@ pub struct CpuProgram {
     /// Buffers of the last run, reused by the next run of the same sizes.
     pool: Mutex<Option<(Vec<Vec<usize>>, Vec<Vec<f32>>)>>,
     kernels: Vec<(CpuKernel, KernelFn)>,
-    /// The module as translated, before lowering (for dumps).
+    /// The module as translated, before lowering (for dumps; [`CpuProgram::compile_whole`] only, else empty).
     pub mlir_text: String,
-    /// The LLVM-dialect module as text (for dumps).
+    /// The LLVM-dialect module as text (for dumps; [`CpuProgram::compile_whole`] only, else empty).
     pub llvm_text: String,
     /// Time to translate each kernel.
     pub translate_times: Vec<Duration>,
-    /// Time to lower the module and JIT-compile it.
+    /// Time LLVM took to optimise and generate the code (the longest part's, when compiled in parts at once).
     pub jit_time: Duration,
-    _jit: Jit,
-    _ctx: MlirContext,
+    /// Each part's JIT and context, kept alive while the kernels may run (the JIT dropped first).
+    _parts: Vec<(Jit, MlirContext)>,
+}
+
+/// Some kernels of a program compiled on their own: an MLIR context, the module's JIT and the kernels' entries.
+struct Part {
+    entries: Vec<(usize, CpuKernel, KernelFn)>,
+    translate_times: Vec<(usize, Duration)>,
+    /// The module as translated and in the LLVM dialect (when asked for).
+    texts: Option<(String, String)>,
+    llvm_time: Duration,
+    // Dropped in this order: the JIT (and its code) before the context its module lived in.
+    jit: Jit,
+    ctx: MlirContext,
+}
+
+// SAFETY: an MLIR context and an ExecutionEngine have no thread affinity; a part is built on one thread and then
+// only moved (never shared) until `CpuProgram` owns it, whose kernels only call the compiled code.
+unsafe impl Send for Part {}
+
+/// Translates kernels `indices` of `p` into one module, lowers it and JIT-compiles it at `-O3` (LLVM generates the
+/// code at the lookups, on this thread).
+fn compile_part(p: &Program, indices: &[usize], texts: bool) -> Result<Part, MlirError> {
+    let t0 = Instant::now();
+    let ctx = MlirContext::new();
+    let ctx_time = t0.elapsed();
+    let mut module = melior::ir::Module::new(melior::ir::Location::unknown(ctx.get()));
+    let mut kernels = Vec::with_capacity(indices.len());
+    let mut translate_times = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let k = &p.kernels[i];
+        let t = Instant::now();
+        kernels.push((i, crate::translate::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?));
+        translate_times.push((i, t.elapsed()));
+    }
+    let mlir_text = texts.then(|| module.as_operation().to_string());
+    let t = Instant::now();
+    run_pipeline(&ctx, &mut module, CPU_TO_LLVM)?;
+    let lowered = t.elapsed();
+    let llvm_text = texts.then(|| module.as_operation().to_string());
+    let t = Instant::now();
+    let jit = Jit::new(&module, 3);
+    let mut entries = Vec::with_capacity(kernels.len());
+    for (i, k) in kernels {
+        let f = jit.lookup(&k.symbol)?;
+        // SAFETY: `f` is the JIT-compiled function of `k`, whose signature is `KernelFn` (see `cpu`).
+        let f: KernelFn = unsafe { std::mem::transmute::<*mut (), KernelFn>(f) };
+        entries.push((i, k, f));
+    }
+    let llvm_time = t.elapsed();
+    // Where a first call's compile goes (LLVM's -O3 optimisation and code generation, which ORC runs at the first
+    // lookup, dominate: BENCHMARKS.md "Autotuning" U4).
+    tracing::debug!(
+        program = %p.name,
+        kernels = ?indices,
+        context_ms = ctx_time.as_secs_f64() * 1e3,
+        translate_ms = translate_times.iter().map(|d| d.1.as_secs_f64()).sum::<f64>() * 1e3,
+        lower_ms = lowered.as_secs_f64() * 1e3,
+        llvm_ms = llvm_time.as_secs_f64() * 1e3,
+        "mlir-cpu compile"
+    );
+    Ok(Part { entries, translate_times, texts: mlir_text.zip(llvm_text), llvm_time, jit, ctx })
+}
+
+/// Splits kernels `0..weights.len()` into at most `parts` groups of similar total weight (longest first, each to
+/// the lightest group), every group non-empty.
+fn partition(weights: &[usize], parts: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(weights[i]));
+    let mut groups: Vec<(usize, Vec<usize>)> = vec![(0, Vec::new()); parts.clamp(1, weights.len().max(1))];
+    for i in order {
+        let g = groups.iter_mut().min_by_key(|g| g.0).expect("at least one group");
+        g.0 += weights[i];
+        g.1.push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups.into_iter().map(|g| g.1).filter(|g| !g.is_empty()).collect();
+    for g in &mut out {
+        g.sort_unstable();
+    }
+    out
 }
 
 impl CpuProgram {
-    /// Translates, lowers and JIT-compiles `p` at `-O3`.
+    /// Translates, lowers and JIT-compiles `p` at `-O3`: its kernels in up to one module per core, compiled on
+    /// as many threads (LLVM's optimisation and code generation dominate a first call: BENCHMARKS.md U4). The
+    /// texts ([`CpuProgram::mlir_text`], [`CpuProgram::llvm_text`]) stay empty; [`CpuProgram::compile_whole`] keeps them.
     ///
     /// # Errors
     /// [`MlirError`] from translation, lowering or the JIT.
     pub fn compile(p: &Program) -> Result<Self, MlirError> {
-        let t0 = Instant::now();
-        let ctx = MlirContext::new();
-        let ctx_time = t0.elapsed();
-        let loc = melior::ir::Location::unknown(ctx.get());
-        let mut module = melior::ir::Module::new(loc);
-        let mut kernels = Vec::with_capacity(p.kernels.len());
-        let mut translate_times = Vec::with_capacity(p.kernels.len());
-        for (i, k) in p.kernels.iter().enumerate() {
-            let t = Instant::now();
-            kernels.push(crate::translate::translate_kernel(&ctx, &module, p, k, &format!("k{i}_{}", k.name))?);
-            translate_times.push(t.elapsed());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parallel = cfg!(target_arch = "x86_64") && cores > 1 && p.kernels.len() > 1;
+        if !parallel {
+            return Self::assemble(p, vec![compile_part(p, &(0..p.kernels.len()).collect::<Vec<_>>(), false)?]);
         }
-        let tp = Instant::now();
-        let mlir_text = module.as_operation().to_string();
-        let mut print_time = tp.elapsed();
-        let t = Instant::now();
-        run_pipeline(&ctx, &mut module, CPU_TO_LLVM)?;
-        let lowered = t.elapsed();
-        let tp = Instant::now();
-        let llvm_text = module.as_operation().to_string();
-        print_time += tp.elapsed();
-        let t = Instant::now();
-        let jit = Jit::new(&module, 3);
-        let mut entries = Vec::with_capacity(kernels.len());
-        for k in kernels {
-            let f = jit.lookup(&k.symbol)?;
-            // SAFETY: `f` is the JIT-compiled function of `k`, whose signature is `KernelFn` (see `cpu`).
-            let f: KernelFn = unsafe { std::mem::transmute::<*mut (), KernelFn>(f) };
-            entries.push((k, f));
+        crate::object::init_native_target();
+        // Weight of a kernel's compile: its statements, loops and branches included.
+        let weights: Vec<usize> = p
+            .kernels
+            .iter()
+            .map(|k| {
+                let mut n = 0;
+                loglinear_kernel::kernel::visit(&k.body, &mut |_| n += 1);
+                n
+            })
+            .collect();
+        let groups = partition(&weights, cores);
+        let results: Vec<Result<Part, MlirError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = groups[1..].iter().map(|g| scope.spawn(move || compile_part(p, g, false))).collect();
+            let mut results = vec![compile_part(p, &groups[0], false)];
+            for h in handles {
+                results.push(h.join().unwrap_or_else(|_| Err(MlirError::Jit("a compile thread panicked".into()))));
+            }
+            results
+        });
+        Self::assemble(p, results.into_iter().collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// [`CpuProgram::compile`] as one module on this thread, keeping the module's texts (for dumps).
+    ///
+    /// # Errors
+    /// As [`CpuProgram::compile`].
+    pub fn compile_whole(p: &Program) -> Result<Self, MlirError> {
+        Self::assemble(p, vec![compile_part(p, &(0..p.kernels.len()).collect::<Vec<_>>(), true)?])
+    }
+
+    fn assemble(p: &Program, parts: Vec<Part>) -> Result<Self, MlirError> {
+        let mut entries: Vec<(usize, CpuKernel, KernelFn)> = Vec::with_capacity(p.kernels.len());
+        let mut translate_times = vec![Duration::ZERO; p.kernels.len()];
+        let mut jit_time = Duration::ZERO;
+        let mut texts = (String::new(), String::new());
+        let mut held = Vec::with_capacity(parts.len());
+        for part in parts {
+            let Part { entries: e, translate_times: t, texts: x, llvm_time, jit, ctx } = part;
+            entries.extend(e);
+            for (i, d) in t {
+                translate_times[i] = d;
+            }
+            jit_time = jit_time.max(llvm_time);
+            if let Some((m, l)) = x {
+                texts.0.push_str(&m);
+                texts.1.push_str(&l);
+            }
+            held.push((jit, ctx));
         }
-        let jit_time = t.elapsed();
-        // Where a first call's compile goes (LLVM's -O3 optimisation and code generation, which ORC runs at the
-        // first lookup, dominate: BENCHMARKS.md "Autotuning" U4).
-        tracing::debug!(
-            program = %p.name,
-            context_ms = ctx_time.as_secs_f64() * 1e3,
-            translate_ms = translate_times.iter().map(|d| d.as_secs_f64()).sum::<f64>() * 1e3,
-            print_ms = print_time.as_secs_f64() * 1e3,
-            lower_ms = lowered.as_secs_f64() * 1e3,
-            llvm_ms = jit_time.as_secs_f64() * 1e3,
-            "mlir-cpu compile"
-        );
+        entries.sort_by_key(|e| e.0);
+        if entries.len() != p.kernels.len() {
+            return Err(MlirError::Jit(format!("{} of {} kernels compiled", entries.len(), p.kernels.len())));
+        }
         Ok(CpuProgram {
             program: p.clone(),
             zero: needs_zeroing(p),
             pool: Mutex::new(None),
-            kernels: entries,
-            mlir_text,
-            llvm_text,
+            kernels: entries.into_iter().map(|(_, k, f)| (k, f)).collect(),
+            mlir_text: texts.0,
+            llvm_text: texts.1,
             translate_times,
             jit_time,
-            _jit: jit,
-            _ctx: ctx,
+            _parts: held,
         })
     }
 
@@ -209,5 +305,21 @@ impl Drop for KernelTimer<'_> {
             ms = self.start.elapsed().as_secs_f64() * 1e3,
             "mlir-cpu kernel"
         );
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::partition;
+
+    #[test]
+    fn kernels_are_split_into_balanced_non_empty_groups() {
+        // The heavy chunk kernel alone, the three light ones together (what LL-GDN's four kernels look like).
+        assert_eq!(partition(&[90, 10, 20, 30], 2), vec![vec![0], vec![1, 2, 3]]);
+        assert_eq!(partition(&[5, 5, 5, 5], 2), vec![vec![0, 2], vec![1, 3]]);
+        // More cores than kernels: one kernel each; one core: all together; every kernel exactly once.
+        assert_eq!(partition(&[1, 2, 3], 8), vec![vec![2], vec![1], vec![0]]);
+        assert_eq!(partition(&[1, 2, 3], 1), vec![vec![0, 1, 2]]);
+        assert_eq!(partition(&[], 4), Vec::<Vec<usize>>::new());
     }
 }

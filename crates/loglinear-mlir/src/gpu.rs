@@ -83,7 +83,7 @@ pub fn dump_stages(p: &Program, gpu: bool) -> Result<Vec<(&'static str, String)>
         let m = compile_ptx(p)?;
         Ok(vec![("mlir", m.mlir), ("nvvm", m.nvvm), ("ptx", m.ptx)])
     } else {
-        let c = crate::CpuProgram::compile(p)?;
+        let c = crate::CpuProgram::compile_whole(p)?;
         Ok(vec![("mlir", c.mlir_text.clone()), ("llvm", c.llvm_text.clone())])
     }
 }

@@ -26,6 +26,7 @@ unsafe extern "C" {
     fn LLVMInitializeX86Target();
     fn LLVMInitializeX86TargetMC();
     fn LLVMInitializeX86AsmPrinter();
+    fn LLVMInitializeX86AsmParser();
     fn LLVMGetDefaultTargetTriple() -> *mut c_char;
     fn LLVMGetHostCPUName() -> *mut c_char;
     fn LLVMGetHostCPUFeatures() -> *mut c_char;
@@ -60,6 +61,23 @@ unsafe extern "C" {
         error: *mut *mut c_char,
         out: *mut LLVMMemoryBufferRef,
     ) -> i32;
+}
+
+/// Registers LLVM's x86-64 target once per process, before threads compile modules at once (what each
+/// ExecutionEngine and [`compile_object`] would otherwise do on first use, from several threads).
+pub(crate) fn init_native_target() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: LLVM's target registration functions take no arguments and may be called at any time.
+        unsafe {
+            LLVMInitializeX86TargetInfo();
+            LLVMInitializeX86Target();
+            LLVMInitializeX86TargetMC();
+            LLVMInitializeX86AsmPrinter();
+            LLVMInitializeX86AsmParser();
+        }
+    });
 }
 
 /// `LLVMCodeGenLevelAggressive`, `LLVMRelocPIC`, `LLVMCodeModelDefault`, `LLVMObjectFile`.
@@ -125,13 +143,7 @@ fn llvm_object(module: &melior::ir::Module<'_>) -> Result<(Vec<u8>, String, Vec<
     // SAFETY: LLVM-C calls in the documented order; every object created here is disposed of before returning,
     // and the module's operation outlives the translation.
     unsafe {
-        #[cfg(target_arch = "x86_64")]
-        {
-            LLVMInitializeX86TargetInfo();
-            LLVMInitializeX86Target();
-            LLVMInitializeX86TargetMC();
-            LLVMInitializeX86AsmPrinter();
-        }
+        init_native_target();
         let llvm_ctx = LLVMContextCreate();
         let m = mlirTranslateModuleToLLVMIR(module.as_operation().to_raw(), llvm_ctx);
         if m.is_null() {

@@ -45,8 +45,8 @@ impl Target for MlirCpuTarget {
         let start = Instant::now();
         let inner = CpuProgram::compile(program).map_err(failed)?;
         let n = inner.translate_times.len().max(1) as u32;
-        // The module is lowered and JIT-compiled as a whole: each kernel is charged its translation and an equal
-        // share of the rest.
+        // Modules of several kernels are lowered and JIT-compiled as a whole: each kernel is charged its
+        // translation and an equal share of the rest.
         let kernels = program
             .kernels
             .iter()
