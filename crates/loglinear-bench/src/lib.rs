@@ -330,20 +330,9 @@ impl Row {
         }
     }
 
-    fn sorted(&self) -> Vec<Duration> {
-        let mut s = self.samples.clone();
-        s.sort();
-        s
-    }
-
     /// Median of the samples (mean of the middle two for an even count); zero without samples.
     pub fn median(&self) -> Duration {
-        let s = self.sorted();
-        match s.len() {
-            0 => Duration::ZERO,
-            n if n % 2 == 1 => s[n / 2],
-            n => (s[n / 2 - 1] + s[n / 2]) / 2,
-        }
+        loglinear_runtime::tune::median(&self.samples).unwrap_or_default()
     }
 
     /// Fastest sample.
@@ -753,40 +742,8 @@ pub fn format_report(r: &BenchReport) -> String {
             row.diff_vs_main.map_or("-".into(), |d| format!("{d:.1e}")),
         ]);
     }
-    let mut widths = header.map(|h| h.chars().count());
-    for c in &cells {
-        for (i, s) in c.iter().enumerate() {
-            // A skip reason spans the remaining columns: do not widen the median column for it.
-            if !(i == 2 && s.starts_with("skipped")) {
-                widths[i] = widths[i].max(s.chars().count());
-            }
-        }
-    }
-    let line = |cols: &[String]| {
-        let mut l = String::new();
-        for (i, s) in cols.iter().enumerate() {
-            let pad = widths[i].saturating_sub(s.chars().count());
-            if i < 2 {
-                l.push_str(s);
-                l.push_str(&" ".repeat(pad));
-            } else {
-                l.push_str(&" ".repeat(pad));
-                l.push_str(s);
-            }
-            l.push_str("  ");
-        }
-        l.trim_end().to_string() + "\n"
-    };
-    out.push_str(&line(&header.map(String::from)));
-    for c in &cells {
-        if c[2].starts_with("skipped") {
-            let mut l = format!("{:<w0$}  {:<w1$}  {}", c[0], c[1], c[2], w0 = widths[0], w1 = widths[1]);
-            l.push('\n');
-            out.push_str(&l);
-        } else {
-            out.push_str(&line(c));
-        }
-    }
+    // A skip reason spans the remaining columns.
+    out.push_str(&loglinear_runtime::tune::text_table(header, &cells, "skipped"));
     let main = r.row(RowKind::Main).map(|m| m.median().as_secs_f64()).unwrap_or(0.0);
     let mut ratios = String::new();
     for (kind, what) in [

@@ -742,20 +742,7 @@ fn run_continues_from_an_initial_state() {
     let v = reg.get("loglinear_gated_deltanet").unwrap();
     let (t1, t2) = (37usize, 30usize);
     let x = random_inputs(v, (2, t1 + t2, 2, 4, 3), 0, 9);
-    let part = |a: usize, z: usize| -> TensorMap {
-        x.iter()
-            .map(|(n, t)| {
-                let (bb, tl, row) = (t.shape[0], t.shape[1], t.shape[2..].iter().product::<usize>());
-                let mut data = Vec::new();
-                for b in 0..bb {
-                    data.extend_from_slice(&t.data[(b * tl + a) * row..(b * tl + z) * row]);
-                }
-                let mut sh = t.shape.clone();
-                sh[1] = z - a;
-                (n.clone(), HostTensor::new(sh, data))
-            })
-            .collect()
-    };
+    let part = |a: usize, z: usize| loglinear_testkit::time_rows(&x, a, z);
     write_map(&p("a.safetensors"), &part(0, t1), Dtype::F32);
     write_map(&p("b.safetensors"), &part(t1, t1 + t2), Dtype::F32);
     let s = |x: &str| p(x).to_str().unwrap().to_string();

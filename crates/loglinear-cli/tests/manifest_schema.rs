@@ -137,6 +137,16 @@ fn eval(text: &str, env: &std::collections::BTreeMap<String, i64>) -> i64 {
     x
 }
 
+/// Runs `loglinear emit --variant loglinear_mamba2 --out DIR ARGS` (which must succeed) and returns the manifest.
+fn emit_manifest(dir: &std::path::Path, args: &[&str]) -> Value {
+    let d = dir.to_str().unwrap();
+    let head = ["loglinear", "emit", "--variant", "loglinear_mamba2", "--out", d];
+    let argv = head.iter().chain(args).map(|s| s.to_string());
+    let code = main_with_args(Registry::builtin(), loglinear::backends(), argv);
+    assert_eq!(code, EXIT_OK, "emit {args:?}");
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
 fn schema() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/manifest.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -160,23 +170,7 @@ fn every_target_writes_a_valid_manifest() {
     }
     for target in targets {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let argv = [
-            "loglinear",
-            "emit",
-            "--variant",
-            "loglinear_mamba2",
-            "--target",
-            target,
-            "--out",
-            d,
-            "--shape",
-            "2,50,2,8,4",
-        ];
-        let code = main_with_args(Registry::builtin(), loglinear::backends(), argv.iter().map(|s| s.to_string()));
-        assert_eq!(code, EXIT_OK, "{target}");
-        let m: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
+        let m = emit_manifest(dir.path(), &["--target", target, "--shape", "2,50,2,8,4"]);
         let mut errors = Vec::new();
         validate(&m, &schema(), "$", &mut errors);
         assert!(errors.is_empty(), "{target}: {errors:#?}");
@@ -214,25 +208,8 @@ fn every_target_writes_a_valid_manifest() {
 #[test]
 fn tune_candidates_are_emitted_for_a_machine_without_a_compiler() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    let argv = [
-        "loglinear",
-        "emit",
-        "--variant",
-        "loglinear_mamba2",
-        "--target",
-        "wgsl",
-        "--out",
-        d,
-        "--shape",
-        "1,100,2,8,4",
-        "--tune-candidates",
-        "--keep",
-        "3",
-    ];
-    let code = main_with_args(Registry::builtin(), loglinear::backends(), argv.iter().map(|s| s.to_string()));
-    assert_eq!(code, EXIT_OK);
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let m =
+        emit_manifest(dir.path(), &["--target", "wgsl", "--shape", "1,100,2,8,4", "--tune-candidates", "--keep", "3"]);
     let mut errors = Vec::new();
     validate(&m, &schema(), "$", &mut errors);
     assert!(errors.is_empty(), "{errors:#?}");

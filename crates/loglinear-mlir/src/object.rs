@@ -210,40 +210,21 @@ fn llvm_object(module: &melior::ir::Module<'_>) -> Result<(Vec<u8>, String, Vec<
     }
 }
 
-/// The undefined symbols of an ELF64 little-endian object (sorted) and the sizes of its defined functions.
+/// The undefined symbols of an object file (sorted) and the sizes of its defined functions; nothing for bytes that
+/// are not an object file.
 fn elf_symbols(bytes: &[u8]) -> (Vec<String>, Vec<(String, u32)>) {
-    let u16_at = |o: usize| bytes.get(o..o + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]])) as usize;
-    let u32_at = |o: usize| bytes.get(o..o + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) as usize;
-    let u64_at =
-        |o: usize| bytes.get(o..o + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) as usize;
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let Ok(file) = object::File::parse(bytes) else { return (Vec::new(), Vec::new()) };
     let (mut imports, mut sizes) = (Vec::new(), Vec::new());
-    if bytes.get(..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) {
-        return (imports, sizes);
-    }
-    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
-    for i in 0..shnum {
-        let sh = shoff + i * shentsize;
-        if u32_at(sh + 4) != 2 {
-            continue; // not SHT_SYMTAB
+    for sym in file.symbols() {
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() {
+            continue;
         }
-        let (off, size, link, entsize) = (u64_at(sh + 0x18), u64_at(sh + 0x20), u32_at(sh + 0x28), u64_at(sh + 0x38));
-        let strtab = u64_at(shoff + link * shentsize + 0x18);
-        for s in (0..size / entsize.max(1)).map(|j| off + j * entsize) {
-            let name_off = strtab + u32_at(s);
-            let name = bytes
-                .get(name_off..)
-                .and_then(|b| b.split(|c| *c == 0).next())
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            let (info, shndx, sym_size) = (bytes.get(s + 4).copied().unwrap_or(0), u16_at(s + 6), u64_at(s + 16));
-            if name.is_empty() {
-                continue;
-            }
-            if shndx == 0 && info >> 4 != 0 {
-                imports.push(name); // undefined, global or weak
-            } else if info & 0xf == 2 {
-                sizes.push((name, sym_size as u32)); // STT_FUNC
-            }
+        if sym.is_undefined() && sym.is_global() {
+            imports.push(name.to_string());
+        } else if sym.kind() == SymbolKind::Text && sym.is_definition() {
+            sizes.push((name.to_string(), sym.size() as u32));
         }
     }
     imports.sort();

@@ -663,13 +663,10 @@ pub struct TuneRow {
 impl TuneRow {
     /// Median of the samples (mean of the middle two for an even count); `None` when it failed or has none.
     pub fn median(&self) -> Option<Duration> {
-        if self.failed.is_some() || self.samples.is_empty() {
+        if self.failed.is_some() {
             return None;
         }
-        let mut s = self.samples.clone();
-        s.sort();
-        let n = s.len();
-        Some(if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2 })
+        median(&self.samples)
     }
 }
 
@@ -1004,6 +1001,52 @@ pub fn tune(
     Ok(report)
 }
 
+/// Median of `samples` (the mean of the middle two for an even count); `None` for no samples.
+pub fn median(samples: &[Duration]) -> Option<Duration> {
+    let mut s = samples.to_vec();
+    s.sort();
+    let n = s.len();
+    match n {
+        0 => None,
+        n if n % 2 == 1 => Some(s[n / 2]),
+        n => Some((s[n / 2 - 1] + s[n / 2]) / 2),
+    }
+}
+
+/// A text table (`tune`'s and `bench`'s): every column as wide as its widest cell, two spaces between columns, the
+/// first two columns left-aligned and the others right-aligned, except a cell that starts with `note` (a row's
+/// "failed: …" or "skipped: …"), which is left-aligned, spans the cells after it and widens no column.
+pub fn text_table<const N: usize>(header: [&str; N], rows: &[[String; N]], note: &str) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for r in rows {
+        for (i, s) in r.iter().enumerate() {
+            if !s.starts_with(note) {
+                widths[i] = widths[i].max(s.chars().count());
+            }
+        }
+    }
+    let line = |cols: &[String]| {
+        let mut l = String::new();
+        for (i, s) in cols.iter().enumerate() {
+            let pad = " ".repeat(widths[i].saturating_sub(s.chars().count()));
+            if i < 2 || s.starts_with(note) {
+                l.push_str(s);
+                l.push_str(&pad);
+            } else {
+                l.push_str(&pad);
+                l.push_str(s);
+            }
+            l.push_str("  ");
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&header.map(String::from));
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
 /// Seconds with a unit that keeps 3–4 significant digits.
 pub fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -1075,33 +1118,7 @@ pub fn format_report(r: &TuneReport) -> String {
             ]),
         }
     }
-    let mut widths = header.map(|h| h.chars().count());
-    for c in &cells {
-        for (i, s) in c.iter().enumerate() {
-            if !s.starts_with("failed") {
-                widths[i] = widths[i].max(s.chars().count());
-            }
-        }
-    }
-    let line = |cols: &[String]| {
-        let mut l = String::new();
-        for (i, s) in cols.iter().enumerate() {
-            let pad = widths[i].saturating_sub(s.chars().count());
-            if i < 2 || s.starts_with("failed") {
-                l.push_str(s);
-                l.push_str(&" ".repeat(pad));
-            } else {
-                l.push_str(&" ".repeat(pad));
-                l.push_str(s);
-            }
-            l.push_str("  ");
-        }
-        l.trim_end().to_string() + "\n"
-    };
-    out.push_str(&line(&header.map(String::from)));
-    for c in &cells {
-        out.push_str(&line(c));
-    }
+    out.push_str(&text_table(header, &cells, "failed"));
     out.push_str(&format!(
         "\nwinner:  {}  {} ({:.2}× the default's speed)\ndefault: {}  {}\n",
         r.winner,

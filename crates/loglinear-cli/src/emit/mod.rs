@@ -133,7 +133,8 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
     if let Some(text) = &args.config {
         opts.overrides = text.parse::<loglinear::ConfigOverrides>()?;
     }
-    let l = if variant.is_log_linear() { loglinear::ir::level::num_levels(t) } else { 0 };
+    let levels = |tokens: usize| if variant.is_log_linear() { loglinear::ir::level::num_levels(tokens) } else { 0 };
+    let l = levels(t);
     let dims = loglinear::Dims { b, t, h, k, v, l };
     // The configuration a run would use: the tuned one for this shape and input dtype if `loglinear tune` left
     // one (the tuning cache), else the runtime's pick.
@@ -162,7 +163,6 @@ pub fn cmd_emit(registry: &Registry, backends: &Runtime, args: &EmitArgs) -> Res
             }
         }
     }
-    let levels = |tokens: usize| if variant.is_log_linear() { loglinear::ir::level::num_levels(tokens) } else { 0 };
     for (role, config, is_decode) in programs {
         let p = backend.program(variant, k, v, &config, is_decode)?;
         // The sizes at the emitted shape: the forward pass over T tokens; a decode step of `decode_batch`
